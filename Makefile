@@ -1,0 +1,59 @@
+# slabkit: thin wrapper over the CMake presets (release, debug, asan, tsan).
+#   make demo      build, then run the demo on built-in defaults
+#   make test      install test dependencies (as root), build, run every test
+#   make bench     the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
+#   make install PREFIX=/usr/local [DESTDIR=...]
+PRESET  ?= release
+PREFIX  ?= /usr/local
+BUILD    = build/$(PRESET)
+JOBS    ?= $(shell nproc)
+export DESTDIR
+
+.PHONY: all build configure demo test test-asan test-tsan test-all deps \
+	install bench valgrind format clean
+
+all: build
+
+configure:
+	@[ -f $(BUILD)/build.ninja ] || cmake --preset $(PRESET) >/dev/null
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo:
+	@[ -f build/release/build.ninja ] || cmake --preset release >/dev/null
+	cmake --build build/release -j $(JOBS)
+	./build/release/demo
+
+deps:
+	./tools/install-deps.sh test
+
+test: deps build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-asan:
+	$(MAKE) PRESET=asan build
+	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/asan --output-on-failure \
+		-j $(JOBS) -LE programs
+
+test-tsan:
+	$(MAKE) PRESET=tsan build
+	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/tsan --output-on-failure \
+		-j $(JOBS) -LE 'programs|misuse|man|install'
+
+valgrind: build
+	./tools/valgrind-unit.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+bench:
+	./tools/install-deps.sh bench
+	$(MAKE) PRESET=release build
+	./bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,5 @@
+/* Kernel include path compatibility: <sys/malloc.h> -> slabkit/kmalloc.h. */
+#ifndef SLABKIT_COMPAT_SYS_MALLOC_H
+#define SLABKIT_COMPAT_SYS_MALLOC_H
+#include <slabkit/kmalloc.h>
+#endif

@@ -1,0 +1,179 @@
+/*
+ * slabkit/kmalloc.h: DragonFly BSD's kmalloc(9) slab allocator in userspace.
+ *
+ * Every allocation names a malloc type, which carries statistics, a byte
+ * limit and a magic number.  Define a type once at file scope with
+ * MALLOC_DEFINE(M_FOO, "foo", "long description"), declare it elsewhere with
+ * MALLOC_DECLARE(M_FOO), and use M_FOO as a pointer.  Types made at run time
+ * come from kmalloc_create() and go with kmalloc_destroy().
+ *
+ * Names, flag values and semantics are DragonFly's (kern_slaballoc.c,
+ * 2019-2021), so kernel code compiles unchanged; see kmalloc(3) and the
+ * README's list of deviations.
+ *
+ * Thread safety: every function may be called from any thread.  kmalloc
+ * with M_WAITOK may block (page shortage: retry with back-off); M_RNOWAIT
+ * never blocks.  None of these calls is async-signal-safe.
+ */
+#ifndef SLABKIT_KMALLOC_H
+#define SLABKIT_KMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef SLABKIT_API
+#define SLABKIT_API __attribute__((visibility("default")))
+#endif
+
+/* Flags (sys/malloc.h values, bit for bit). */
+#define M_RNOWAIT		0x0001	/* do not block */
+#define M_WAITOK		0x0002	/* may block for pages */
+#define M_ZERO			0x0100	/* zero the returned memory */
+#define M_USE_RESERVE		0x0200	/* may dig into the reserve */
+#define M_NULLOK		0x0400	/* NULL instead of a panic at the limit */
+#define M_PASSIVE_ZERO		0x0800	/* internal: memory known to be zero */
+#define M_USE_INTERRUPT_RESERVE	0x1000	/* may exhaust the free list */
+#define M_POWEROF2		0x2000	/* round the size up to a power of 2 */
+#define M_CACHEALIGN		0x4000	/* cache-line (64 byte) alignment */
+
+#define M_NOWAIT	(M_RNOWAIT | M_NULLOK | M_USE_RESERVE)
+#define M_INTNOWAIT	(M_RNOWAIT | M_NULLOK | M_USE_RESERVE | \
+			 M_USE_INTERRUPT_RESERVE)
+#define M_SYSNOWAIT	(M_RNOWAIT | M_NULLOK | M_USE_RESERVE)
+#define M_INTWAIT	(M_WAITOK | M_USE_RESERVE | M_USE_INTERRUPT_RESERVE)
+#define M_SYSWAIT	(M_WAITOK | M_USE_RESERVE)
+#define M_SYSALLOC	M_SYSWAIT
+
+#define M_MAGIC		877983977	/* ks_magic of a valid type */
+#define MINALLOCSIZE	sizeof(void *)
+#define KSF_OBJSIZE	0x00000001	/* kmalloc_obj type (not provided) */
+#define KSF_POLLING	0x00000002	/* internal */
+
+/* kmalloc(0) returns this; never dereference it. */
+#define ZERO_LENGTH_PTR	((void *)-8)
+
+/*
+ * Per-slot statistics.  A slot belongs to one thread ("CPU"); a free on
+ * another thread decrements that thread's slot, so slots are meaningful only
+ * as a sum (which may be read while it changes).  Cache-line sized.
+ */
+struct kmalloc_use {
+	size_t	memuse;		/* bytes (rounded sizes) */
+	size_t	inuse;		/* allocations */
+	int64_t	calls;		/* kmalloc calls, failures included */
+	size_t	loosememuse;	/* not yet folded into ks_loosememuse */
+	size_t	reserved[4];
+};
+
+/*
+ * A malloc type (sys/_malloc.h, newest layout, plus slabkit's high-water
+ * mark).  Statically defined types are initialised by MALLOC_DEFINE; treat
+ * every field as read-only.
+ */
+struct malloc_type {
+	struct malloc_type *ks_next;	/* registry link (vmstat -m walks it) */
+	size_t	ks_loosememuse;		/* up-only estimate of bytes in use */
+	size_t	ks_limit;		/* byte limit; 0: not initialised */
+	uint64_t ks_unused0;
+	uint32_t ks_flags;
+	uint32_t ks_magic;		/* M_MAGIC */
+	const char *ks_shortdesc;	/* name shown by vmstat -m */
+	size_t	ks_objsize;
+	struct kmalloc_use *ks_use;	/* per-slot counters */
+	struct kmalloc_use ks_use0;	/* the slot used before malloc_init */
+	size_t	ks_maxused;		/* high-water mark of memuse (bytes) */
+	uint32_t ks_state;		/* internal registration state */
+	uint32_t ks_reserved0;
+	void	*ks_reserved[2];
+};
+
+typedef struct malloc_type *malloc_type_t;
+
+SLABKIT_API void malloc_init(void *type);
+SLABKIT_API void malloc_uninit(void *type);
+
+#define MALLOC_DECLARE(type) extern struct malloc_type type[1]
+
+/*
+ * MALLOC_DEFINE registers the type from a constructor before main (and
+ * lazily on first use if another constructor allocates earlier), and
+ * unregisters it from a destructor, so a type inside a dlopen'ed object
+ * leaves the registry when that object is unloaded.  `static MALLOC_DEFINE'
+ * works as in the kernel.
+ */
+#define MALLOC_DEFINE(type, shortdesc, longdesc)                             \
+	struct malloc_type type[1] = {{                                      \
+		.ks_magic = M_MAGIC, .ks_shortdesc = (shortdesc),           \
+		.ks_use = &type[0].ks_use0}};                               \
+	__attribute__((constructor)) static void                            \
+	slabkit_malloc_init_##type(void)                                    \
+	{                                                                    \
+		malloc_init(type);                                           \
+	}                                                                    \
+	__attribute__((destructor)) static void                             \
+	slabkit_malloc_uninit_##type(void)                                  \
+	{                                                                    \
+		malloc_uninit(type);                                         \
+	}                                                                    \
+	static void slabkit_malloc_uninit_##type(void)
+
+/* Predefined types. */
+MALLOC_DECLARE(M_CACHE);
+MALLOC_DECLARE(M_DEVBUF);
+MALLOC_DECLARE(M_TEMP);
+
+/*
+ * kmalloc: allocate size bytes of the given type.  Returns NULL only when
+ * the flags allow it: M_NULLOK (or M_NOWAIT) at the type's limit, M_RNOWAIT
+ * when no memory can be had at once.  size 0 returns ZERO_LENGTH_PTR.
+ * Without M_NULLOK, exceeding the limit panics ("<type>: malloc limit
+ * exceeded"); the limit never blocks.  Exactly one of M_WAITOK and
+ * M_RNOWAIT must be set ("bad flags" otherwise).
+ */
+SLABKIT_API void *kmalloc(unsigned long size, struct malloc_type *type,
+    int flags) __attribute__((malloc));
+
+/* kfree: NULL panics (as in DragonFly); ZERO_LENGTH_PTR is a no-op. */
+SLABKIT_API void kfree(void *ptr, struct malloc_type *type);
+
+/*
+ * krealloc: M_ZERO is rejected.  NULL or ZERO_LENGTH_PTR acts as kmalloc;
+ * size 0 frees and returns NULL; the same pointer comes back when the
+ * chunk size (or page count) is unchanged; on failure NULL is returned and
+ * the old block stays valid.
+ */
+SLABKIT_API void *krealloc(void *ptr, unsigned long size,
+    struct malloc_type *type, int flags);
+SLABKIT_API char *kstrdup(const char *s, struct malloc_type *type);
+SLABKIT_API char *kstrndup(const char *s, size_t maxlen,
+    struct malloc_type *type);
+SLABKIT_API size_t kmalloc_usable_size(const void *ptr);
+SLABKIT_API void *kmalloc_cachealign(unsigned long size,
+    struct malloc_type *type, int flags);
+
+SLABKIT_API long kmalloc_limit(struct malloc_type *type);
+SLABKIT_API void kmalloc_raise_limit(struct malloc_type *type, size_t bytes);
+SLABKIT_API void kmalloc_set_unlimited(struct malloc_type *type);
+SLABKIT_API void kmalloc_create(struct malloc_type **typep,
+    const char *descr);
+SLABKIT_API void kmalloc_destroy(struct malloc_type **typep);
+
+/* Usable memory in MiB: min(RAM, cgroup memory.max, RLIMIT_AS). */
+SLABKIT_API size_t kmem_lim_size(void);
+
+/*
+ * slab_cleanup: the kernel's 10-second housekeeping, on demand: drains the
+ * calling thread's remote-free lists, moves wholly free zones to its free
+ * list and does the same for the shards of exited threads.
+ */
+SLABKIT_API void slab_cleanup(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLABKIT_KMALLOC_H */

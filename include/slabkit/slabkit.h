@@ -1,0 +1,12 @@
+/*
+ * slabkit.h: the umbrella header.  Includes every public header and
+ * nothing else.  See slabkit(3) for which allocator to pick when.
+ */
+#ifndef SLABKIT_SLABKIT_H
+#define SLABKIT_SLABKIT_H
+
+#include <slabkit/control.h>
+#include <slabkit/kmalloc.h>
+#include <slabkit/stats.h>
+
+#endif /* SLABKIT_SLABKIT_H */

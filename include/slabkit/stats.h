@@ -1,0 +1,70 @@
+/*
+ * slabkit/stats.h: statistics snapshots and the vmstat-style printers.
+ *
+ * Counters are kept per thread slot and merged when read, so a snapshot
+ * taken while other threads allocate is a consistent-enough sum, never a
+ * torn value (negative sums read as 0, as in vmstat).
+ *
+ * Thread safety: any thread; the printers take the registry lock, so a
+ * callback given to kmalloc_type_foreach must not create or destroy types.
+ */
+#ifndef SLABKIT_STATS_H
+#define SLABKIT_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <slabkit/kmalloc.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLABKIT_STATS_VERSION 1
+
+/* One malloc type's merged statistics (vmstat -m row). */
+struct kmalloc_type_stats {
+	uint32_t size;		/* sizeof(struct kmalloc_type_stats) */
+	uint32_t version;	/* SLABKIT_STATS_VERSION */
+	const char *shortdesc;	/* the type's name */
+	size_t	inuse;		/* live allocations */
+	size_t	memuse;		/* bytes in live allocations (rounded) */
+	size_t	maxused;	/* high-water mark of memuse */
+	uint64_t calls;		/* kmalloc calls, failures and size 0 too */
+	size_t	limit;		/* byte limit (ks_limit) */
+	uint64_t reserved[4];
+};
+
+/* Fill *st for one type; returns 0, or EINVAL for a type without magic. */
+SLABKIT_API int kmalloc_type_stats(struct malloc_type *type,
+    struct kmalloc_type_stats *st);
+
+/*
+ * Call fn for every registered type, in registration order, until it
+ * returns non-zero (which is then returned).  Returns 0 after the last type.
+ */
+SLABKIT_API int kmalloc_type_foreach(
+    int (*fn)(struct malloc_type *type, const struct kmalloc_type_stats *st,
+	void *arg),
+    void *arg);
+
+/* The `vmstat -m' table of every type with calls. */
+SLABKIT_API void slabkit_print_vmstat_m(FILE *fp);
+
+/* Printer flags. */
+#define SLABKIT_STATS_TEXT	0x0000
+#define SLABKIT_STATS_JSON	0x0001
+
+/*
+ * Every allocator's tables: kmalloc (vmstat -m), objcache, mpipe and zone
+ * (vm.zone and vmstat -z).  With SLABKIT_STATS_JSON, one JSON object.
+ * SLABKIT_OPTIONS=stats prints this to stderr at exit.
+ */
+SLABKIT_API void slabkit_stats_print(FILE *fp, int flags);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLABKIT_STATS_H */

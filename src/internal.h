@@ -1,0 +1,313 @@
+/*
+ * slabkit internal declarations, grouped under the file that defines them.
+ *
+ * Everything here has hidden visibility (the library is built with
+ * -fvisibility=hidden); public symbols carry SLABKIT_API in include/.
+ * Layers, from the bottom: os <- panic/options <- pagemap <- shard <-
+ * kmalloc <- objcache/mpipe <- malloc; zone sits on os and shard.
+ */
+#ifndef SK_INTERNAL_H
+#define SK_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <slabkit/control.h>
+#include <slabkit/kmalloc.h>
+#include <slabkit/stats.h>
+
+#include "os/os.h"
+#include "sizeclass.h"
+
+#define SK_LIKELY(x)	__builtin_expect(!!(x), 1)
+#define SK_UNLIKELY(x)	__builtin_expect(!!(x), 0)
+#define SK_CACHELINE	64
+#define SK_ALIGNED(n)	__attribute__((aligned(n)))
+
+/* Relaxed accessors for fields racing between threads (atomic tag). */
+#define SK_LOAD(p)		__atomic_load_n((p), __ATOMIC_RELAXED)
+#define SK_STORE(p, v)		__atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define SK_LOAD_ACQ(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define SK_STORE_REL(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+/* Owner-only counter update: a load and a store, no read-modify-write. */
+#define SK_OWNER_ADD(p, v)	SK_STORE((p), SK_LOAD(p) + (v))
+
+/* ------------------------------------------------------------------ */
+/* panic.c: diagnostics that never allocate */
+
+/*
+ * Panic: "slabkit: <func>: <formatted what>\n" through the panic handler
+ * (default: write(2) to stderr), then abort().  The formatter understands
+ * %s %d %u %ld %lu %zu %zd %x %lx %p %c and %%.
+ */
+_Noreturn void sk_panic(const char *func, const char *fmt, ...);
+void sk_vpanic(const char *func, const char *fmt, va_list ap)
+    __attribute__((noreturn));
+/* Warning with the same prefix; never aborts. */
+void sk_warn(const char *func, const char *fmt, ...);
+/* A printf-like formatter that does not allocate; returns the length. */
+size_t sk_vfmt(char *buf, size_t len, const char *fmt, va_list ap);
+size_t sk_fmt(char *buf, size_t len, const char *fmt, ...);
+
+/* ------------------------------------------------------------------ */
+/* options.c: SLABKIT_OPTIONS */
+
+struct sk_options {
+	size_t	memlimit_mb;	/* 0: measured (sk_os_usable_memory_mb) */
+	int	zone_cache;	/* ZoneRelsThresh override; -1: derived */
+	int	zone_burst;	/* zalloc per-shard refill (default 32) */
+	bool	invariants;	/* INVARIANTS checks */
+	bool	pattern;	/* debug.use_malloc_pattern */
+	bool	weird;		/* debug.use_weird_array */
+	int	stats;		/* print at exit: 0 no, 1 text, 2 json */
+	char	stats_file[256];	/* "" = stderr */
+	long	waitok_timeout_ms;	/* M_WAITOK page-shortage wait bound */
+	bool	hardened;	/* hardened mode (issue 8) */
+	int	track;		/* 0 none, 1 valgrind, 2 asan */
+	bool	stats_shm;	/* live statistics segment for `slabkit stat` */
+	bool	verbose;
+};
+extern struct sk_options sk_opt;
+
+/* Read SLABKIT_OPTIONS (not in setuid programs); called once by sk_init. */
+void sk_options_init(void);
+
+/* ------------------------------------------------------------------ */
+/* init.c: one-time initialisation */
+
+extern atomic_int sk_initialized; /* atomic: 0 no, 1 running, 2 done */
+void sk_init_slow(void);
+static inline void
+sk_init(void)
+{
+	if (SK_UNLIKELY(atomic_load_explicit(&sk_initialized,
+			    memory_order_acquire) != 2))
+		sk_init_slow();
+}
+
+/* ------------------------------------------------------------------ */
+/* pagemap.c: page tags (the kernel's ku_pagecnt) */
+
+/*
+ * A tag per page: > 0 first page of a large block of that many pages,
+ * < 0 first page of a slab zone owned by shard (-tag - 1), 0 nothing.
+ * Reads are lock-free and never fault, for any address.
+ */
+int32_t sk_pagemap_get(uintptr_t addr);
+/* Set the tag of addr's page; -1 when the table could not grow. */
+int sk_pagemap_set(uintptr_t addr, int32_t tag);
+
+/* ------------------------------------------------------------------ */
+/* kmalloc zones (the kernel's SLZone), kept in shards */
+
+#define SK_SLAB_MAGIC	0x736c6162u	/* ZALLOC_SLAB_MAGIC "slab" */
+#define SK_OVSZ_MAGIC	0x736c6163u	/* ZALLOC_OVSZ_MAGIC */
+#define SK_SLAB_SLIDE	20		/* ZALLOC_SLAB_SLIDE */
+#define SK_MAX_ZONE_SIZE (128 * 1024)	/* ZALLOC_MAX_ZONE_SIZE */
+#define SK_MIN_ZONE_SIZE (32 * 1024)	/* ZALLOC_MIN_ZONE_SIZE */
+#define SK_ZONE_RELS_THRESH 32		/* ZONE_RELS_THRESH */
+#define SLZF_UNOTZEROD	0x0001
+#define SK_SLAB_DEBUG_ENTRIES 32
+
+struct sk_chunk {
+	struct sk_chunk *c_next;
+};
+
+struct sk_shard;
+
+struct sk_slzone {
+	uint32_t z_magic;		/* SK_SLAB_MAGIC; -1 when free */
+	uint16_t z_zoneindex;
+	uint16_t z_flags;		/* SLZF_UNOTZEROD */
+	struct sk_shard *z_owner;	/* atomic: owning shard (z_CpuGd) */
+	struct sk_slzone *z_next;	/* ZoneAry / FreeZones links */
+	struct sk_slzone *z_prev;
+	int32_t	z_nfree;
+	int32_t	z_nmax;
+	char	*z_baseptr;
+	int32_t	z_uindex;
+	int32_t	z_uendindex;
+	uint32_t z_chunksize;
+	uint32_t z_chunkmul;		/* ceil(2^32 / chunksize): no division */
+	struct sk_chunk *z_lchunks;	/* local free list (LIFO head) */
+	struct sk_chunk **z_lchunksp;	/* its tail link */
+	uint32_t *z_abits;		/* atomic words: chunk handed out */
+	uint32_t *z_rbits;		/* atomic words: chunk on z_rchunks */
+	uint32_t z_bitwords;
+	uint32_t z_id;			/* debug: allocation-site table use */
+#ifdef SLABKIT_SLAB_DEBUG
+	struct {
+		const char *file;
+		int	line;
+		int	count;
+	} z_sources[SK_SLAB_DEBUG_ENTRIES];
+#endif
+	/* Written by other threads: keep off the owner's cache line. */
+	struct sk_chunk *z_rchunks SK_ALIGNED(SK_CACHELINE); /* atomic */
+	int32_t	z_rsignal;		/* atomic */
+	int32_t	z_rcount;		/* atomic */
+	struct sk_slzone *z_pend_next;	/* atomic: owner's doorbell list */
+};
+
+struct sk_zonelist {
+	struct sk_slzone *head;
+	struct sk_slzone *tail;
+};
+
+/* ------------------------------------------------------------------ */
+/* shard.c: the per-thread "CPU" */
+
+#define SK_NSLOTS	256		/* statistics slots; the last is shared */
+#define SK_SLOT_SHARED	(SK_NSLOTS - 1)
+#define SK_MAX_EXIT_HOOKS 8
+
+/*
+ * A shard is one thread's allocator state (SLGlobalData).  Only its owner
+ * thread touches the zone lists; other threads reach it only through the
+ * atomic doorbell list z_pend.  When the thread exits, the whole shard is
+ * parked on the orphan list and adopted by the next thread that starts.
+ */
+struct sk_shard {
+	struct sk_zonelist zoneary[SK_NZONES];	/* zones with free chunks */
+	struct sk_zonelist freezones;		/* wholly free zones */
+	int	nfreezones;
+	struct sk_slzone *freeovzones;		/* deferred large frees */
+	size_t	junkindex;			/* colouring */
+	int	id;				/* shard number, >= 0 */
+	int	slot;				/* statistics slot */
+	bool	empty;				/* the static empty shard */
+	bool	orphan;				/* owner thread gone */
+	bool	exiting;
+	struct sk_slzone *pend;			/* atomic: doorbell list */
+	struct sk_shard *all_next;		/* registry of every shard */
+	struct sk_shard *orphan_next;
+	/* kmalloc counters of the slab layer itself (stats only). */
+	uint64_t passive_zero;			/* chunks not bzero'd */
+	uint64_t zones_mapped;
+	uint64_t zones_released;
+	void	*hook_data[SK_MAX_EXIT_HOOKS];	/* per-layer per-shard state */
+};
+
+extern __thread struct sk_shard *sk_tls_shard;
+
+/* The calling thread's shard; the static empty one before first use. */
+static inline struct sk_shard *
+sk_shard_current(void)
+{
+	return sk_tls_shard;
+}
+
+/* The calling thread's real shard, created (or adopted) on first use. */
+struct sk_shard *sk_shard_get_slow(void);
+static inline struct sk_shard *
+sk_shard_get(void)
+{
+	struct sk_shard *sh = sk_tls_shard;
+
+	if (SK_UNLIKELY(sh->empty))
+		sh = sk_shard_get_slow();
+	return sh;
+}
+
+/*
+ * Register a hook run on the owner thread when a thread exits (before its
+ * shard is orphaned), in registration order.  Returns the hook's index,
+ * also the index of the shard's hook_data slot reserved for the caller.
+ */
+int sk_shard_register_exit_hook(void (*fn)(struct sk_shard *sh));
+
+/* Call fn for every shard ever made (live and orphaned), under a lock. */
+void sk_shard_foreach(void (*fn)(struct sk_shard *sh, void *arg), void *arg);
+
+/* Highest shard id + 1 ever handed out (bounds per-slot loops). */
+int sk_shard_count(void);
+
+/* Lock the orphan list; call fn on each orphaned shard. */
+void sk_shard_foreach_orphan(void (*fn)(struct sk_shard *sh, void *arg),
+    void *arg);
+
+/* Process set-up (thread-exit key, fork handlers); from sk_init. */
+void sk_shard_init(void);
+void sk_shard_init_late(void);
+
+/* ------------------------------------------------------------------ */
+/* kmalloc.c */
+
+/* Global slab sizing (kmeminit), fixed at initialisation. */
+struct sk_slab_config {
+	size_t	lim_mb;		/* kmem_lim_size() */
+	size_t	zone_size;	/* ZoneSize */
+	size_t	zone_limit;	/* ZoneLimit */
+	uintptr_t zone_mask;	/* ZoneMask */
+	int	zone_rels_thresh; /* ZoneRelsThresh (derived or zone_cache) */
+	size_t	page_size;
+	unsigned page_shift;
+};
+extern struct sk_slab_config sk_slab;
+
+/* Pure sizing rule of spec 1.5 (testable for any memory size). */
+void sk_kmalloc_sizing(size_t lim_mb, int ncpus, struct sk_slab_config *c);
+void sk_kmalloc_init(void);
+
+/*
+ * Internal flag: may block for hysteresis release and one reclaim pass,
+ * but a mapping failure returns NULL (the malloc(3) drop-in's contract).
+ */
+#define SK_M_NORETRY	0x00100000
+
+/*
+ * Entry points naming the API the caller used, so a message about a bad
+ * pointer says "free" or "kfree" as the user wrote it.
+ */
+void sk_kfree_api(void *ptr, struct malloc_type *type, const char *api);
+size_t sk_kmalloc_usable_size_api(const void *ptr, const char *api);
+void *sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type,
+    int flags, const char *api);
+/* size bytes aligned to align (power of two, any size). */
+void *sk_kmalloc_aligned(size_t size, size_t align, struct malloc_type *type,
+    int flags);
+/* Classify a pointer: 1 zone chunk, 2 large block, 0 not slabkit's. */
+int sk_kmalloc_owns(const void *ptr);
+
+/* The kmalloc fast paths without the public wrappers (direct calls). */
+void *sk_kmalloc(size_t size, struct malloc_type *type, int flags);
+void sk_kfree(void *ptr, struct malloc_type *type);
+
+/* Interrupt context (spec 1.6 step 2): large frees are deferred. */
+extern __thread int sk_tls_intr;
+
+/* Passive-zero and zone counters of the calling shard (tests). */
+uint64_t sk_kmalloc_passive_zero_count(void);
+
+/* A reclaim hook (objcache registers one) run on M_WAITOK shortage. */
+void sk_kmalloc_register_reclaim(int (*fn)(void));
+
+/* Shard exit: drain, release free zones, return deferred frees. */
+void sk_kmalloc_shard_exit(struct sk_shard *sh);
+/* slab_cleanup for one shard (owner thread, or an orphan under lock). */
+void sk_kmalloc_shard_cleanup(struct sk_shard *sh);
+
+/* Registry of types (stats.c walks it). */
+extern struct malloc_type *sk_type_list;
+void sk_types_lock(void);
+void sk_types_unlock(void);
+/* Merge the per-slot counters of one type. */
+void sk_type_sum(struct malloc_type *type, struct kmalloc_type_stats *st);
+
+/* The library's own type for internal metadata. */
+MALLOC_DECLARE(M_SLABKIT);
+
+/* ------------------------------------------------------------------ */
+/* Per-allocator statistics printers, called by stats.c. */
+void sk_objcache_stats_print(FILE *fp, int json);
+void sk_mpipe_stats_print(FILE *fp, int json);
+void sk_zone_stats_print(FILE *fp, int json);
+/* stats.c: print what SLABKIT_OPTIONS=stats asked for, at exit. */
+void sk_stats_at_exit(void);
+
+#endif /* SK_INTERNAL_H */

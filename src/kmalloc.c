@@ -1,0 +1,1378 @@
+/*
+ * kmalloc: DragonFly BSD's slab allocator (kern_slaballoc.c) in userspace.
+ *
+ * Model.  Memory comes in zones of ZoneSize bytes (128 KiB on any machine
+ * with more than 128 MB), each aligned to its size so that the header of
+ * any chunk is found by masking the chunk's address (ptr & ZoneMask).  A
+ * zone serves one of the 72 chunk sizes of sizeclass.h and belongs to one
+ * shard (the kernel's CPU: a thread here, see shard.c).  Requests of
+ * ZoneLimit bytes or more, and page multiples above two pages, are mapped
+ * directly as whole pages (the large path, spec 1.4 step 6).
+ *
+ * Per shard and size class, ZoneAry[zi] lists the zones that have free
+ * chunks.  kmalloc takes the zone at the tail of the list, pops the head
+ * of its local free list (LIFO, cache-hot) or carves a never-used chunk,
+ * and bumps the shard's counters: no lock, no atomic read-modify-write,
+ * no division.  kfree on the owner shard pushes the chunk back.  kfree on
+ * another shard pushes it on the zone's atomic remote list (one CAS); the
+ * owner pulls remote chunks in when a zone runs dry, in slab_cleanup(),
+ * and when a "doorbell" tells it that a zone which had left its list
+ * because it was exhausted has received remote frees (the kernel's passive
+ * IPI, spec 1.6 step 4, with the same RSignal/RCount protocol).
+ *
+ * A wholly free zone leaves its list for the shard's FreeZones (unless it
+ * is the last zone listed for its class), and zones beyond ZoneRelsThresh
+ * are unmapped by the next kmalloc that may block: hysteresis, exactly as
+ * spec 1.6 steps 6-7.  Large blocks are unmapped at kfree.
+ *
+ * Page tags (pagemap.c) replace the kernel's ku_pagecnt: > 0 on the first
+ * page of a large block, -(shard + 1) on the first page of a zone.  Every
+ * kfree looks the pointer up there before touching anything, so a pointer
+ * slabkit never returned is reported, never followed.
+ *
+ * Checks that are always on (cheap): type magic, kfree(NULL), foreign and
+ * interior pointers, double free.  Double frees are found out of band: a
+ * zone keeps two bitmaps after its header, one bit per chunk: `abits' (the
+ * chunk is handed out; written by the owner only, with plain loads and
+ * stores) and `rbits' (the chunk sits on the remote list; set with an
+ * atomic OR by the remote freer, cleared by the owner when it drains the
+ * list).  A chunk freed twice, locally, remotely or both, is caught
+ * whatever the program wrote into it.  SLABKIT_OPTIONS=invariants adds the
+ * kernel's allocation-side check ("already allocated") and the leak report
+ * of malloc_uninit; pattern and weird add the fill patterns of spec 1.8.
+ *
+ * Statistics follow the kernel: per type, one kmalloc_use slot per shard
+ * (owner-only updates; shards beyond SK_SLOT_SHARED share the last slot
+ * with atomic adds), meaningful only as a sum.  The lazy limit estimate
+ * ks_loosememuse grows by whole ZoneSize steps and the exact sum is taken
+ * only when it reaches the limit (spec 1.4 step 3).  ks_maxused is a real
+ * high-water mark, sampled at every fold of the estimate, every large
+ * allocation and every statistics read.
+ *
+ * Deviations from the kernel (README "Deviations"): shards are threads;
+ * remote frees ring a doorbell list instead of an IPI; M_WAITOK retries a
+ * failed mmap with back-off and a reclaim pass for at most waitok_timeout
+ * milliseconds, then panics; the double-free bitmaps are always present.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct sk_slab_config sk_slab;
+__thread int sk_tls_intr;
+
+MALLOC_DEFINE(M_CACHE, "cache", "Various Dynamically allocated caches");
+MALLOC_DEFINE(M_DEVBUF, "devbuf", "device driver memory");
+MALLOC_DEFINE(M_TEMP, "temp", "misc temporary data buffers");
+MALLOC_DEFINE(M_SLABKIT, "slabkit", "slabkit's own metadata");
+
+static pthread_mutex_t types_mtx = PTHREAD_MUTEX_INITIALIZER;
+struct malloc_type *sk_type_list;
+static struct malloc_type **type_tailp = &sk_type_list;
+
+static int (*reclaim_hooks[8])(void);
+static atomic_int reclaim_nhooks;
+
+#define TYPE_REGISTERED 0x1
+
+static void zone_drain_pending(struct sk_shard *sh);
+
+/* ------------------------------------------------------------------ */
+/* Sizing (spec 1.5) */
+
+void
+sk_kmalloc_sizing(size_t lim_mb, int ncpus, struct sk_slab_config *c)
+{
+	size_t usesize = lim_mb * 1024; /* KiB */
+	size_t zs = SK_MIN_ZONE_SIZE;
+	int thresh = SK_ZONE_RELS_THRESH;
+
+	while (zs < SK_MAX_ZONE_SIZE && (zs << 1) < usesize * 1024)
+		zs <<= 1;
+	c->lim_mb = lim_mb;
+	c->zone_size = zs;
+	c->zone_limit = zs / 4 < SK_ZONE_LIMIT ? zs / 4 : SK_ZONE_LIMIT;
+	c->zone_mask = ~(uintptr_t)(zs - 1);
+	/* spec 1.5: doubled at >= 7, 15, 31, 63 and 127 GB */
+	for (size_t gb = 7; gb <= 127; gb = gb * 2 + 1)
+		if (lim_mb >= gb * 1024)
+			thresh *= 2;
+	if (ncpus > 32)
+		thresh = thresh * 32 / ncpus;
+	c->zone_rels_thresh = thresh;
+	c->page_size = sk_os_page_size();
+	c->page_shift = sk_os_page_shift();
+}
+
+void
+sk_kmalloc_init(void)
+{
+	size_t mb = sk_opt.memlimit_mb;
+
+	if (mb == 0)
+		mb = sk_os_usable_memory_mb();
+	sk_kmalloc_sizing(mb, sk_os_ncpus(), &sk_slab);
+	if (sk_opt.zone_cache >= 0)
+		sk_slab.zone_rels_thresh = sk_opt.zone_cache;
+}
+
+size_t
+kmem_lim_size(void)
+{
+	sk_init();
+	return sk_slab.lim_mb;
+}
+
+/* ------------------------------------------------------------------ */
+/* Types */
+
+void
+sk_types_lock(void)
+{
+	pthread_mutex_lock(&types_mtx);
+}
+
+void
+sk_types_unlock(void)
+{
+	pthread_mutex_unlock(&types_mtx);
+}
+
+/* Slot arrays of destroyed types are kept for reuse, never unmapped: a
+ * late kfree naming a destroyed type must not write into unmapped memory. */
+static struct kmalloc_use *use_pool[64];
+static int use_pool_n;
+
+static struct kmalloc_use *
+use_array_get(void)
+{
+	size_t bytes = sizeof(struct kmalloc_use) * SK_NSLOTS;
+	struct kmalloc_use *u;
+	int why;
+
+	if (use_pool_n > 0) {
+		u = use_pool[--use_pool_n];
+		memset(u, 0, bytes);
+		return u;
+	}
+	u = sk_os_map(bytes, sk_os_page_size(), &why);
+	if (u == NULL)
+		sk_panic("malloc_init", "cannot map statistics slots");
+	return u;
+}
+
+static void
+type_check_magic(struct malloc_type *type, const char *api)
+{
+	if (type == NULL)
+		sk_panic(api, "NULL malloc type");
+	if (type->ks_magic != M_MAGIC)
+		sk_panic(api, "malloc type lacks magic (type %p)", (void *)type);
+}
+
+void
+malloc_init(void *arg)
+{
+	struct malloc_type *type = arg;
+	struct kmalloc_use *u;
+
+	sk_init();
+	type_check_magic(type, "malloc_init");
+	pthread_mutex_lock(&types_mtx);
+	if (SK_LOAD(&type->ks_limit) != 0) {
+		pthread_mutex_unlock(&types_mtx);
+		return;
+	}
+	if (type->ks_use == NULL || type->ks_use == &type->ks_use0) {
+		u = use_array_get();
+		/* Counts taken before registration move to the shared slot. */
+		u[SK_SLOT_SHARED] = type->ks_use0;
+		memset(&type->ks_use0, 0, sizeof(type->ks_use0));
+		SK_STORE_REL(&type->ks_use, u);
+	}
+	if (!(type->ks_state & TYPE_REGISTERED)) {
+		type->ks_next = NULL;
+		*type_tailp = type;
+		type_tailp = &type->ks_next;
+		type->ks_state |= TYPE_REGISTERED;
+	}
+	/* spec 1.5: default limit is 10% of usable memory */
+	SK_STORE_REL(&type->ks_limit, sk_slab.lim_mb * 1024 * 1024 / 10);
+	pthread_mutex_unlock(&types_mtx);
+}
+
+static void
+type_uninit(struct malloc_type *type, bool report)
+{
+	struct kmalloc_type_stats st;
+
+	type_check_magic(type, "malloc_uninit");
+	pthread_mutex_lock(&types_mtx);
+	if (type->ks_state & TYPE_REGISTERED) {
+		struct malloc_type **pp = &sk_type_list;
+
+		while (*pp != NULL && *pp != type)
+			pp = &(*pp)->ks_next;
+		if (*pp == type) {
+			*pp = type->ks_next;
+			if (type_tailp == &type->ks_next)
+				type_tailp = pp;
+		}
+		type->ks_next = NULL;
+		type->ks_state &= ~TYPE_REGISTERED;
+	}
+	pthread_mutex_unlock(&types_mtx);
+	if (report) {
+		sk_type_sum(type, &st);
+		if (st.memuse != 0)
+			sk_warn("malloc_uninit",
+			    "%zu bytes of '%s' still allocated on free",
+			    st.memuse, type->ks_shortdesc);
+	}
+	SK_STORE(&type->ks_limit, (size_t)0);
+}
+
+void
+malloc_uninit(void *arg)
+{
+	type_uninit(arg, sk_opt.invariants);
+}
+
+void
+kmalloc_create(struct malloc_type **typep, const char *descr)
+{
+	struct malloc_type *type;
+
+	if (*typep != NULL)
+		return;
+	type = sk_kmalloc(sizeof(*type), M_TEMP, M_WAITOK | M_ZERO);
+	type->ks_magic = M_MAGIC;
+	type->ks_shortdesc = descr;
+	type->ks_use = &type->ks_use0;
+	malloc_init(type);
+	*typep = type;
+}
+
+void
+kmalloc_destroy(struct malloc_type **typep)
+{
+	struct malloc_type *type = *typep;
+	struct kmalloc_use *u;
+
+	if (type == NULL)
+		return;
+	type_uninit(type, true);
+	u = type->ks_use;
+	if (u != NULL && u != &type->ks_use0) {
+		pthread_mutex_lock(&types_mtx);
+		if (use_pool_n < (int)(sizeof(use_pool) / sizeof(use_pool[0])))
+			use_pool[use_pool_n++] = u;
+		pthread_mutex_unlock(&types_mtx);
+	}
+	type->ks_magic = 0;
+	sk_kfree(type, M_TEMP);
+	*typep = NULL;
+}
+
+long
+kmalloc_limit(struct malloc_type *type)
+{
+	type_check_magic(type, "kmalloc_limit");
+	if (SK_LOAD_ACQ(&type->ks_limit) == 0)
+		malloc_init(type);
+	return (long)SK_LOAD(&type->ks_limit);
+}
+
+void
+kmalloc_raise_limit(struct malloc_type *type, size_t bytes)
+{
+	type_check_magic(type, "kmalloc_raise_limit");
+	if (SK_LOAD_ACQ(&type->ks_limit) == 0)
+		malloc_init(type);
+	if (bytes == 0)
+		bytes = (size_t)1 << 47; /* "KVA size": the whole address space */
+	if (bytes > SK_LOAD(&type->ks_limit))
+		SK_STORE(&type->ks_limit, bytes);
+}
+
+void
+kmalloc_set_unlimited(struct malloc_type *type)
+{
+	type_check_magic(type, "kmalloc_set_unlimited");
+	if (SK_LOAD_ACQ(&type->ks_limit) == 0)
+		malloc_init(type);
+	SK_STORE(&type->ks_limit, sk_slab.lim_mb * 1024 * 1024);
+}
+
+void
+sk_type_sum(struct malloc_type *type, struct kmalloc_type_stats *st)
+{
+	struct kmalloc_use *u = SK_LOAD_ACQ(&type->ks_use);
+	long long memuse = 0, inuse = 0, calls = 0;
+	int n = sk_shard_count();
+
+	memset(st, 0, sizeof(*st));
+	st->size = sizeof(*st);
+	st->version = SLABKIT_STATS_VERSION;
+	st->shortdesc = type->ks_shortdesc;
+	if (u != NULL && u != &type->ks_use0) {
+		if (n > SK_SLOT_SHARED)
+			n = SK_SLOT_SHARED;
+		for (int i = 0; i < n; i++) {
+			memuse += (long long)SK_LOAD(&u[i].memuse);
+			inuse += (long long)SK_LOAD(&u[i].inuse);
+			calls += SK_LOAD(&u[i].calls);
+		}
+		memuse += (long long)SK_LOAD(&u[SK_SLOT_SHARED].memuse);
+		inuse += (long long)SK_LOAD(&u[SK_SLOT_SHARED].inuse);
+		calls += SK_LOAD(&u[SK_SLOT_SHARED].calls);
+	}
+	memuse += (long long)SK_LOAD(&type->ks_use0.memuse);
+	inuse += (long long)SK_LOAD(&type->ks_use0.inuse);
+	calls += SK_LOAD(&type->ks_use0.calls);
+	/* Slots are meaningful only as a sum; a negative sum reads as 0. */
+	st->memuse = memuse > 0 ? (size_t)memuse : 0;
+	st->inuse = inuse > 0 ? (size_t)inuse : 0;
+	st->calls = calls > 0 ? (uint64_t)calls : 0;
+	st->limit = SK_LOAD(&type->ks_limit);
+	/* Keep the high-water mark true at every read. */
+	{
+		size_t old = SK_LOAD(&type->ks_maxused);
+
+		while (st->memuse > old &&
+		    !__atomic_compare_exchange_n(&type->ks_maxused, &old,
+			st->memuse, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+	}
+	st->maxused = SK_LOAD(&type->ks_maxused);
+	if (st->maxused < st->memuse)
+		st->maxused = st->memuse;
+}
+
+/* ------------------------------------------------------------------ */
+/* Statistics updates */
+
+/* The counters of `type' for the calling shard (NULL: shared, atomic). */
+static inline struct kmalloc_use *
+use_slot(struct malloc_type *type, struct sk_shard *sh)
+{
+	struct kmalloc_use *u = type->ks_use;
+
+	if (SK_UNLIKELY(u == NULL || u == &type->ks_use0))
+		return NULL;
+	if (SK_UNLIKELY(sh->slot == SK_SLOT_SHARED))
+		return NULL;
+	return &u[sh->slot];
+}
+
+static struct kmalloc_use *
+use_shared(struct malloc_type *type)
+{
+	struct kmalloc_use *u = SK_LOAD_ACQ(&type->ks_use);
+
+	if (u == NULL)
+		return &type->ks_use0;
+	if (u == &type->ks_use0)
+		return u;
+	return &u[SK_SLOT_SHARED];
+}
+
+static void
+fold_loose(struct malloc_type *type, size_t bytes)
+{
+	struct kmalloc_type_stats st;
+
+	__atomic_fetch_add(&type->ks_loosememuse, bytes, __ATOMIC_RELAXED);
+	sk_type_sum(type, &st); /* also advances ks_maxused */
+}
+
+/* Count an allocation of `bytes' (spec 1.4 step 9). */
+static inline void
+stats_alloc(struct malloc_type *type, struct sk_shard *sh, size_t bytes)
+{
+	struct kmalloc_use *u = use_slot(type, sh);
+
+	if (SK_LIKELY(u != NULL)) {
+		size_t loose = SK_LOAD(&u->loosememuse) + bytes;
+
+		SK_OWNER_ADD(&u->inuse, 1);
+		SK_OWNER_ADD(&u->memuse, bytes);
+		if (SK_UNLIKELY(loose >= sk_slab.zone_size)) {
+			SK_STORE(&u->loosememuse, (size_t)0);
+			fold_loose(type, loose);
+		} else {
+			SK_STORE(&u->loosememuse, loose);
+		}
+		return;
+	}
+	u = use_shared(type);
+	__atomic_fetch_add(&u->inuse, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&u->memuse, bytes, __ATOMIC_RELAXED);
+	if (__atomic_add_fetch(&u->loosememuse, bytes, __ATOMIC_RELAXED) >=
+	    sk_slab.zone_size) {
+		size_t loose = __atomic_exchange_n(&u->loosememuse, (size_t)0,
+		    __ATOMIC_RELAXED);
+		fold_loose(type, loose);
+	}
+}
+
+static inline void
+stats_calls(struct malloc_type *type, struct sk_shard *sh)
+{
+	struct kmalloc_use *u = use_slot(type, sh);
+
+	if (SK_LIKELY(u != NULL))
+		SK_OWNER_ADD(&u->calls, 1);
+	else
+		__atomic_fetch_add(&use_shared(type)->calls, 1,
+		    __ATOMIC_RELAXED);
+}
+
+/* A free decrements the freeing shard's slot (spec 1.2). */
+static inline void
+stats_free(struct malloc_type *type, struct sk_shard *sh, size_t bytes)
+{
+	struct kmalloc_use *u = use_slot(type, sh);
+
+	if (SK_LIKELY(u != NULL)) {
+		SK_OWNER_ADD(&u->inuse, (size_t)-1);
+		SK_OWNER_ADD(&u->memuse, -bytes);
+		return;
+	}
+	u = use_shared(type);
+	__atomic_fetch_sub(&u->inuse, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&u->memuse, bytes, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* Zone lists */
+
+static inline void
+zl_insert_head(struct sk_zonelist *l, struct sk_slzone *z)
+{
+	z->z_prev = NULL;
+	z->z_next = l->head;
+	if (l->head != NULL)
+		l->head->z_prev = z;
+	else
+		l->tail = z;
+	l->head = z;
+}
+
+static inline void
+zl_remove(struct sk_zonelist *l, struct sk_slzone *z)
+{
+	if (z->z_prev != NULL)
+		z->z_prev->z_next = z->z_next;
+	else
+		l->head = z->z_next;
+	if (z->z_next != NULL)
+		z->z_next->z_prev = z->z_prev;
+	else
+		l->tail = z->z_prev;
+	z->z_next = z->z_prev = NULL;
+}
+
+#define ZF_ONLIST 0x8000 /* z_flags: listed in ZoneAry */
+
+/* Chunk index of p in z, or -1 when p is not a chunk boundary of z. */
+static inline long
+zone_chunk_index(struct sk_slzone *z, const void *p)
+{
+	uintptr_t off = (uintptr_t)p - (uintptr_t)z->z_baseptr;
+	uintptr_t idx;
+
+	if (SK_UNLIKELY((uintptr_t)p < (uintptr_t)z->z_baseptr))
+		return -1;
+	idx = (uintptr_t)(((uint64_t)off * z->z_chunkmul) >> 32);
+	if (SK_UNLIKELY(idx >= (uintptr_t)z->z_nmax ||
+		idx * z->z_chunksize != off))
+		return -1;
+	return (long)idx;
+}
+
+/* Move the remote list to the local tail; returns the number moved. */
+static int
+zone_drain_remote(struct sk_slzone *z)
+{
+	struct sk_chunk *c, *next;
+	int n = 0;
+
+	c = __atomic_exchange_n(&z->z_rchunks, NULL, __ATOMIC_ACQ_REL);
+	for (; c != NULL; c = next) {
+		long idx = zone_chunk_index(z, c);
+		uint32_t bit, w;
+
+		next = c->c_next;
+		if (idx < 0)
+			sk_panic("kfree", "remote free list of zone %p corrupted "
+					  "(ptr %p)", (void *)z, (void *)c);
+		bit = 1u << (idx & 31);
+		__atomic_fetch_and(&z->z_rbits[idx >> 5], ~bit,
+		    __ATOMIC_RELAXED);
+		w = SK_LOAD(&z->z_abits[idx >> 5]);
+		if (!(w & bit))
+			sk_panic("kfree", "memory chunk %p is already free!",
+			    (void *)c);
+		SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
+		c->c_next = NULL;
+		*z->z_lchunksp = c;
+		z->z_lchunksp = &c->c_next;
+		n++;
+	}
+	z->z_nfree += n;
+	return n;
+}
+
+/* spec 1.6 step 6 */
+static void
+check_zone_free(struct sk_shard *sh, struct sk_slzone *z)
+{
+	struct sk_zonelist *l = &sh->zoneary[z->z_zoneindex];
+
+	if (z->z_nfree != z->z_nmax || SK_LOAD_ACQ(&z->z_rcount) != 0)
+		return;
+	if (!(z->z_flags & ZF_ONLIST))
+		return;
+	if (l->head == z && z->z_next == NULL)
+		return; /* at least one zone per class stays listed */
+	zl_remove(l, z);
+	z->z_flags &= ~ZF_ONLIST;
+	z->z_magic = (uint32_t)-1;
+	sk_pagemap_set((uintptr_t)z, 0);
+	zl_insert_head(&sh->freezones, z);
+	sh->nfreezones++;
+}
+
+/* Unmap free zones beyond ZoneRelsThresh and deferred large blocks. */
+static void
+release_free_zones(struct sk_shard *sh, int keep)
+{
+	while (sh->nfreezones > keep) {
+		struct sk_slzone *z = sh->freezones.tail;
+
+		zl_remove(&sh->freezones, z);
+		sh->nfreezones--;
+		sh->zones_released++;
+		sk_os_unmap(z, sk_slab.zone_size);
+	}
+	while (sh->freeovzones != NULL) {
+		struct sk_slzone *z = sh->freeovzones;
+		size_t bytes = (size_t)z->z_nmax << sk_slab.page_shift;
+
+		sh->freeovzones = z->z_next;
+		sk_os_unmap(z, bytes);
+	}
+}
+
+/* Harvest remote frees of a zone whose NFree reached 0 (spec 1.4 step 7). */
+static void
+zone_exhausted(struct sk_shard *sh, struct sk_slzone *z)
+{
+	if (SK_LOAD(&z->z_rchunks) == NULL)
+		__atomic_store_n(&z->z_rsignal, 1, __ATOMIC_SEQ_CST);
+	zone_drain_remote(z);
+	if (z->z_nfree == 0) {
+		zl_remove(&sh->zoneary[z->z_zoneindex], z);
+		z->z_flags &= ~ZF_ONLIST;
+	} else {
+		__atomic_store_n(&z->z_rsignal, 0, __ATOMIC_RELAXED);
+	}
+}
+
+/* The doorbell: zones that left their list and got remote frees. */
+static void
+zone_drain_pending(struct sk_shard *sh)
+{
+	struct sk_slzone *z, *next;
+
+	z = __atomic_exchange_n(&sh->pend, NULL, __ATOMIC_ACQ_REL);
+	for (; z != NULL; z = next) {
+		next = SK_LOAD(&z->z_pend_next);
+		zone_drain_remote(z);
+		if (z->z_nfree > 0 && !(z->z_flags & ZF_ONLIST)) {
+			zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
+			z->z_flags |= ZF_ONLIST;
+		}
+		__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
+		check_zone_free(sh, z);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The backend (kmem_slab_alloc) */
+
+static void
+run_reclaim(struct sk_shard *sh)
+{
+	int n = atomic_load(&reclaim_nhooks);
+
+	release_free_zones(sh, 0);
+	for (int i = 0; i < n; i++)
+		reclaim_hooks[i]();
+}
+
+void
+sk_kmalloc_register_reclaim(int (*fn)(void))
+{
+	int i = atomic_load(&reclaim_nhooks);
+
+	for (int j = 0; j < i; j++)
+		if (reclaim_hooks[j] == fn)
+			return;
+	if (i < 8) {
+		reclaim_hooks[i] = fn;
+		atomic_store(&reclaim_nhooks, i + 1);
+	}
+}
+
+/*
+ * Map size bytes aligned to align for kmalloc, with the blocking rules of
+ * spec 1.7: M_RNOWAIT returns NULL at once; M_WAITOK retries a shortage
+ * after a reclaim pass, with back-off, for up to waitok_timeout; exhausted
+ * address space panics unless M_NULLOK.
+ */
+static void *
+slab_backend(struct sk_shard *sh, size_t size, size_t align, int flags)
+{
+	uint64_t start = 0;
+	long backoff_ns = 100000;
+	void *p;
+	int why;
+
+	if (SK_UNLIKELY((flags & (M_RNOWAIT | M_WAITOK)) == 0))
+		sk_panic("kmem_slab_alloc", "bad flags %x", (unsigned)flags);
+	for (;;) {
+		p = sk_os_map(size, align, &why);
+		if (SK_LIKELY(p != NULL))
+			return p;
+		if (why == SK_OS_EXHAUSTED) {
+			if (flags & M_NULLOK)
+				return NULL;
+			sk_panic("kmem_slab_alloc",
+			    "address space ran out of space! (%zu bytes)", size);
+		}
+		if (flags & M_RNOWAIT)
+			return NULL;
+		if (flags & SK_M_NORETRY) {
+			if (start != 0)
+				return NULL;
+			start = 1;
+			run_reclaim(sh);
+			continue;
+		}
+		if (start == 0)
+			start = sk_os_now_ns();
+		run_reclaim(sh);
+		if (sk_opt.waitok_timeout_ms > 0 &&
+		    sk_os_now_ns() - start >
+			(uint64_t)sk_opt.waitok_timeout_ms * 1000000ULL) {
+			if (flags & M_NULLOK)
+				return NULL;
+			sk_panic("kmalloc",
+			    "out of memory: M_WAITOK waited %ld ms for %zu bytes",
+			    sk_opt.waitok_timeout_ms, size);
+		}
+		sk_os_sleep_ns(backoff_ns);
+		if (backoff_ns < 50000000)
+			backoff_ns *= 2;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* kmalloc */
+
+static inline size_t
+round_pow2(size_t n)
+{
+	if (n <= 1)
+		return n;
+	return (size_t)1 << (64 - __builtin_clzl(n - 1));
+}
+
+/* spec 1.4 step 2 */
+static inline size_t
+apply_round_flags(size_t size, int *flags)
+{
+	if (*flags & M_CACHEALIGN) {
+		if (size < SK_CACHELINE)
+			size = SK_CACHELINE;
+		else if (size < 512)
+			*flags |= M_POWEROF2;
+	}
+	if (*flags & M_POWEROF2)
+		size = round_pow2(size);
+	return size;
+}
+
+/* spec 1.4 step 3: the lazy limit check; false means "fail". */
+static bool
+limit_check(struct malloc_type *type, int flags)
+{
+	while (SK_LOAD(&type->ks_loosememuse) >= SK_LOAD(&type->ks_limit)) {
+		struct kmalloc_type_stats st;
+
+		sk_type_sum(type, &st);
+		SK_STORE(&type->ks_loosememuse, st.memuse);
+		if (st.memuse >= SK_LOAD(&type->ks_limit)) {
+			if (flags & M_NULLOK)
+				return false;
+			sk_panic("kmalloc", "%s: malloc limit exceeded",
+			    type->ks_shortdesc);
+		}
+	}
+	return true;
+}
+
+static void *
+kmalloc_large(struct sk_shard *sh, size_t size, size_t align,
+    struct malloc_type *type, int flags)
+{
+	size_t ps = sk_slab.page_size;
+	size_t bytes = (size + ps - 1) & ~(ps - 1);
+	size_t npages = bytes >> sk_slab.page_shift;
+	void *p;
+
+	if (bytes < size || npages > INT32_MAX) {
+		if (flags & M_NULLOK)
+			return NULL;
+		sk_panic("kmalloc", "%s: size %zu too large", type->ks_shortdesc,
+		    size);
+	}
+	p = slab_backend(sh, bytes, align > ps ? align : ps, flags);
+	if (p == NULL)
+		return NULL;
+	if (sk_pagemap_set((uintptr_t)p, (int32_t)npages) != 0) {
+		sk_os_unmap(p, bytes);
+		return NULL;
+	}
+	stats_alloc(type, sh, bytes);
+	{
+		struct kmalloc_type_stats st;
+
+		sk_type_sum(type, &st); /* high-water mark */
+	}
+	/* Fresh pages are zero: M_ZERO needs no bzero (spec 1.4 step 6). */
+	if (SK_UNLIKELY(sk_opt.pattern) && !(flags & M_ZERO))
+		memset(p, 0xff, bytes);
+	return p;
+}
+
+/* Set up a zone for class zi at z (fresh or reused), spec 1.4 step 8. */
+static void
+zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
+{
+	size_t size = sk_class_size[zi];
+	size_t align = sk_class_align[zi];
+	size_t words = (sk_slab.zone_size / size + 31) / 32;
+	size_t hdr = sizeof(*z) + 2 * words * sizeof(uint32_t);
+	size_t off;
+
+	if ((size & (size - 1)) == 0)
+		align = size; /* power-of-two chunks are size-aligned */
+	if (align < 16)
+		align = 16; /* malloc(3)'s 16 bytes for every multiple of 16 */
+	off = (hdr + align - 1) & ~(align - 1);
+	memset(z, 0, sizeof(*z));
+	z->z_abits = (uint32_t *)(z + 1);
+	z->z_rbits = z->z_abits + words;
+	if (!fresh)
+		memset(z->z_abits, 0, 2 * words * sizeof(uint32_t));
+	z->z_magic = SK_SLAB_MAGIC;
+	z->z_zoneindex = (uint16_t)zi;
+	z->z_flags = fresh ? 0 : SLZF_UNOTZEROD;
+	z->z_owner = sh;
+	z->z_baseptr = (char *)z + off;
+	z->z_chunksize = (uint32_t)size;
+	z->z_chunkmul = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
+	z->z_nmax = (int32_t)((sk_slab.zone_size - off) / size);
+	z->z_nfree = z->z_nmax;
+	z->z_bitwords = (uint32_t)words;
+	z->z_lchunks = NULL;
+	z->z_lchunksp = &z->z_lchunks;
+	/* colouring, spec 1.4 step 8 */
+	z->z_uindex = z->z_uendindex = (int32_t)(sh->junkindex %
+					  (size_t)z->z_nmax);
+	sh->junkindex = (sh->junkindex + SK_SLAB_SLIDE) &
+	    (SK_MAX_ZONE_SIZE - 1);
+}
+
+/* ZoneAry[zi] is empty: doorbell, reuse a free zone, or map a new one. */
+static struct sk_slzone *
+zone_new(struct sk_shard *sh, int zi, int flags)
+{
+	struct sk_slzone *z;
+	bool fresh = false;
+
+	zone_drain_pending(sh);
+	if (sh->zoneary[zi].tail != NULL)
+		return sh->zoneary[zi].tail;
+	if ((z = sh->freezones.head) != NULL) {
+		zl_remove(&sh->freezones, z);
+		sh->nfreezones--;
+	} else {
+		z = slab_backend(sh, sk_slab.zone_size, sk_slab.zone_size,
+		    flags | M_ZERO);
+		if (z == NULL)
+			return NULL;
+		fresh = true;
+		sh->zones_mapped++;
+	}
+	zone_setup(sh, z, zi, fresh);
+	if (sk_pagemap_set((uintptr_t)z, -(int32_t)sh->id - 1) != 0) {
+		sk_os_unmap(z, sk_slab.zone_size);
+		return NULL;
+	}
+	zl_insert_head(&sh->zoneary[zi], z);
+	z->z_flags |= ZF_ONLIST;
+	return z;
+}
+
+static void *
+kmalloc_slow(size_t size, struct malloc_type *type, int flags);
+
+void *
+sk_kmalloc(size_t size, struct malloc_type *type, int flags)
+{
+	struct sk_shard *sh = sk_tls_shard;
+	struct sk_slzone *z;
+	struct sk_chunk *c;
+	size_t align;
+	long idx;
+	uint32_t w, bit;
+	int zi;
+
+	/* Fast path: an initialised type, no rounding flags, a zone size,
+	 * a listed zone, nothing to release. */
+	if (SK_UNLIKELY(SK_LOAD(&type->ks_limit) == 0 ||
+		(flags & (M_CACHEALIGN | M_POWEROF2)) != 0 || size == 0 ||
+		size >= sk_slab.zone_limit ||
+		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD(&type->ks_limit) ||
+		(!(flags & M_RNOWAIT) &&
+		    (sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh) ||
+			sh->freeovzones != NULL)) ||
+		type->ks_magic != M_MAGIC))
+		return kmalloc_slow(size, type, flags);
+	if (SK_UNLIKELY((size & (sk_slab.page_size - 1)) == 0 &&
+		size > 2 * sk_slab.page_size))
+		return kmalloc_slow(size, type, flags);
+	zi = sk_zoneindex(&size, &align);
+	z = sh->zoneary[zi].tail;
+	if (SK_UNLIKELY(z == NULL))
+		return kmalloc_slow(size, type, flags);
+	stats_calls(type, sh);
+	if (SK_UNLIKELY(--z->z_nfree <= 0))
+		zone_exhausted(sh, z);
+	c = z->z_lchunks;
+	if (SK_LIKELY(c != NULL)) {
+		if ((z->z_lchunks = c->c_next) == NULL)
+			z->z_lchunksp = &z->z_lchunks;
+	} else {
+		c = (struct sk_chunk *)(z->z_baseptr +
+		    (size_t)z->z_uindex * z->z_chunksize);
+		if (++z->z_uindex == z->z_nmax)
+			z->z_uindex = 0;
+		if (z->z_uindex == z->z_uendindex && z->z_nfree != 0)
+			sk_panic("kmalloc", "slaballoc: corrupted zone %p",
+			    (void *)z);
+		if (!(z->z_flags & SLZF_UNOTZEROD)) {
+			flags &= ~M_ZERO; /* passive zero */
+			flags |= M_PASSIVE_ZERO;
+			sh->passive_zero++;
+		}
+	}
+	idx = zone_chunk_index(z, c);
+	if (SK_UNLIKELY(idx < 0))
+		sk_panic("kmalloc", "free list of zone %p corrupted (ptr %p)",
+		    (void *)z, (void *)c);
+	bit = 1u << (idx & 31);
+	w = SK_LOAD(&z->z_abits[idx >> 5]);
+	if (SK_UNLIKELY(w & bit))
+		sk_panic("kmalloc", "memory chunk %p is already allocated!",
+		    (void *)c);
+	SK_STORE(&z->z_abits[idx >> 5], w | bit);
+	stats_alloc(type, sh, size);
+	if (flags & M_ZERO) {
+		memset(c, 0, size);
+	} else if (SK_UNLIKELY(sk_opt.invariants) &&
+		   !(flags & M_PASSIVE_ZERO)) {
+		/* spec 1.4 step 10 */
+		if (sk_opt.pattern)
+			memset(c, 0xff, size);
+		c->c_next = (struct sk_chunk *)-1;
+	}
+	return c;
+}
+
+static void *
+kmalloc_slow(size_t size, struct malloc_type *type, int flags)
+{
+	struct sk_shard *sh;
+	struct sk_slzone *z;
+	size_t align;
+	int zi;
+
+	sk_init();
+	type_check_magic(type, "kmalloc");
+	if (SK_LOAD_ACQ(&type->ks_limit) == 0)
+		malloc_init(type); /* classic lazy initialisation */
+	if (sk_opt.invariants && (flags & (M_RNOWAIT | M_WAITOK)) == 0)
+		sk_panic("kmalloc", "bad flags %x", (unsigned)flags);
+	sh = sk_shard_get();
+	stats_calls(type, sh); /* spec 1.4 step 1: before any failure */
+	size = apply_round_flags(size, &flags);
+	if (!limit_check(type, flags))
+		return NULL;
+	if (size == 0)
+		return ZERO_LENGTH_PTR;
+	if (!(flags & M_RNOWAIT) &&
+	    (sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh) ||
+		sh->freeovzones != NULL))
+		release_free_zones(sh, SK_LOAD(&sk_slab.zone_rels_thresh));
+	if (sh->empty) {
+		/* no shard could be made: out of memory */
+		if (flags & M_NULLOK || flags & M_RNOWAIT)
+			return NULL;
+		sk_panic("kmalloc", "cannot create a shard");
+	}
+	if (size >= sk_slab.zone_limit ||
+	    ((size & (sk_slab.page_size - 1)) == 0 &&
+		size > 2 * sk_slab.page_size))
+		return kmalloc_large(sh, size, 0, type, flags);
+	zi = sk_zoneindex(&size, &align);
+	if (zi < 0)
+		sk_panic("kmalloc", "Unexpected byte count %zu", size);
+	z = sh->zoneary[zi].tail;
+	if (z == NULL && (z = zone_new(sh, zi, flags)) == NULL)
+		return NULL;
+	/* The zone is listed now: the fast path finishes the job without
+	 * counting the call a second time. */
+	{
+		struct kmalloc_use *u = use_slot(type, sh);
+
+		if (u != NULL)
+			SK_OWNER_ADD(&u->calls, (int64_t)-1);
+		else
+			__atomic_fetch_sub(&use_shared(type)->calls, 1,
+			    __ATOMIC_RELAXED);
+	}
+	return sk_kmalloc(size, type, flags & ~(M_CACHEALIGN | M_POWEROF2));
+}
+
+void *
+kmalloc(unsigned long size, struct malloc_type *type, int flags)
+{
+	return sk_kmalloc(size, type, flags);
+}
+
+void *
+kmalloc_cachealign(unsigned long size, struct malloc_type *type, int flags)
+{
+	return sk_kmalloc(size, type, flags | M_CACHEALIGN);
+}
+
+void *
+sk_kmalloc_aligned(size_t size, size_t align, struct malloc_type *type,
+    int flags)
+{
+	struct sk_shard *sh;
+	size_t s, a;
+
+	sk_init();
+	if (align <= 16)
+		return sk_kmalloc(size < 16 ? 16 : (size + 15) & ~(size_t)15,
+		    type, flags);
+	s = size > align ? size : align;
+	if (s < sk_slab.zone_limit) {
+		size_t t = s;
+
+		a = 0;
+		if (sk_zoneindex(&t, &a) >= 0 && ((t & (t - 1)) == 0 || a >= align))
+			return sk_kmalloc(t, type, flags);
+		if (round_pow2(s) < sk_slab.zone_limit)
+			return sk_kmalloc(s, type, flags | M_POWEROF2);
+	}
+	/* Large: whole pages at the asked alignment. */
+	sk_init();
+	type_check_magic(type, "kmalloc");
+	if (SK_LOAD_ACQ(&type->ks_limit) == 0)
+		malloc_init(type);
+	sh = sk_shard_get();
+	stats_calls(type, sh);
+	if (!limit_check(type, flags))
+		return NULL;
+	if (sh->empty)
+		return NULL;
+	return kmalloc_large(sh, size, align, type, flags);
+}
+
+/* ------------------------------------------------------------------ */
+/* kfree */
+
+static void
+kfree_large(struct sk_shard *sh, void *ptr, int32_t npages,
+    struct malloc_type *type)
+{
+	size_t bytes = (size_t)npages << sk_slab.page_shift;
+
+	sk_pagemap_set((uintptr_t)ptr, 0);
+	stats_free(type, sh, bytes);
+	if (SK_UNLIKELY(sk_opt.weird)) {
+		uint32_t *w = ptr;
+
+		for (int i = 0; i < 16; i++)
+			w[i] = 0xdeadc0de;
+	}
+	if (SK_UNLIKELY(sk_tls_intr > 0) && !sh->empty) {
+		/* spec 1.6 step 2: no unmapping in interrupt context */
+		struct sk_slzone *z = ptr;
+
+		z->z_magic = SK_OVSZ_MAGIC;
+		z->z_nmax = npages;
+		z->z_next = sh->freeovzones;
+		sh->freeovzones = z;
+		return;
+	}
+	sk_os_unmap(ptr, bytes);
+}
+
+/* Free a chunk of a zone owned by another shard (spec 1.6 step 4). */
+static void
+kfree_remote(struct sk_slzone *z, struct sk_chunk *c, long idx,
+    const char *api)
+{
+	struct sk_chunk *head;
+	struct sk_shard *owner;
+	uint32_t bit = 1u << (idx & 31);
+
+	__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
+	if (!(SK_LOAD(&z->z_abits[idx >> 5]) & bit) ||
+	    (__atomic_fetch_or(&z->z_rbits[idx >> 5], bit, __ATOMIC_ACQ_REL) &
+		bit)) {
+		__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
+		sk_panic(api, "memory chunk %p is already free! (double free, "
+			      "ptr %p)", (void *)c, (void *)c);
+	}
+	head = SK_LOAD(&z->z_rchunks);
+	do {
+		c->c_next = head;
+	} while (!__atomic_compare_exchange_n(&z->z_rchunks, &head, c, true,
+	    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	if (head == NULL &&
+	    __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST) != 0 &&
+	    __atomic_exchange_n(&z->z_rsignal, 0, __ATOMIC_ACQ_REL) != 0) {
+		/* Ring the owner's doorbell; our RCount reference goes with
+		 * the zone and is dropped by the owner. */
+		struct sk_slzone *old;
+
+		owner = SK_LOAD(&z->z_owner);
+		old = SK_LOAD(&owner->pend);
+		do {
+			SK_STORE(&z->z_pend_next, old);
+		} while (!__atomic_compare_exchange_n(&owner->pend, &old, z,
+		    true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+		return;
+	}
+	__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
+}
+
+static void
+kfree_bad(const void *ptr, const char *api)
+{
+	sk_panic(api, "pointer was not allocated by slabkit (ptr %p)", ptr);
+}
+
+void
+sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
+{
+	struct sk_shard *sh = sk_tls_shard;
+	struct sk_slzone *z;
+	struct sk_chunk *c = ptr;
+	uintptr_t p = (uintptr_t)ptr;
+	int32_t tag;
+	long idx;
+	uint32_t w, bit;
+
+	if (SK_UNLIKELY(ptr == NULL))
+		sk_panic(api, "trying to free NULL pointer");
+	if (SK_UNLIKELY(ptr == ZERO_LENGTH_PTR))
+		return;
+	if (SK_UNLIKELY(type == NULL || type->ks_magic != M_MAGIC))
+		sk_panic(api, "malloc type lacks magic (type %p, ptr %p)",
+		    (void *)type, ptr);
+	z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+	tag = sk_pagemap_get((uintptr_t)z);
+	if (SK_UNLIKELY(tag >= 0)) {
+		/* not a zone: a large block starts on a tagged page */
+		tag = sk_pagemap_get(p);
+		if (tag > 0 && (p & (sk_slab.page_size - 1)) == 0) {
+			kfree_large(sh, ptr, tag, type);
+			return;
+		}
+		if (sk_initialized != 2)
+			sk_init();
+		kfree_bad(ptr, api);
+	}
+	if (SK_UNLIKELY(z->z_magic != SK_SLAB_MAGIC))
+		sk_panic(api, "zone %p lacks magic (ptr %p)", (void *)z, ptr);
+	idx = zone_chunk_index(z, ptr);
+	if (SK_UNLIKELY(idx < 0))
+		sk_panic(api, "pointer %p is not the start of a chunk "
+			      "(interior or misaligned pointer, ptr %p)",
+		    ptr, ptr);
+	if (SK_UNLIKELY(SK_LOAD(&z->z_owner) != sh)) {
+		stats_free(type, sh, z->z_chunksize);
+		if (SK_UNLIKELY(sk_opt.weird))
+			memset(c, 0xde, z->z_chunksize < 64 ? z->z_chunksize
+							     : 64);
+		kfree_remote(z, c, idx, api);
+		return;
+	}
+	/* Local free (spec 1.6 step 5). */
+	bit = 1u << (idx & 31);
+	w = SK_LOAD(&z->z_abits[idx >> 5]);
+	if (SK_UNLIKELY(!(w & bit) ||
+		(SK_LOAD(&z->z_rbits[idx >> 5]) & bit)))
+		sk_panic(api, "memory chunk %p is already free! (double free, "
+			      "ptr %p)", ptr, ptr);
+	SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
+	if (SK_UNLIKELY(sk_opt.weird)) {
+		uint32_t *wp = ptr;
+		size_t n = z->z_chunksize < 64 ? z->z_chunksize : 64;
+
+		for (size_t i = 0; i < n / 4; i++)
+			wp[i] = 0xdeadc0de;
+	}
+	if ((c->c_next = z->z_lchunks) == NULL)
+		z->z_lchunksp = &c->c_next;
+	z->z_lchunks = c;
+	if (SK_UNLIKELY(z->z_nfree++ == 0 && !(z->z_flags & ZF_ONLIST))) {
+		zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
+		z->z_flags |= ZF_ONLIST;
+	}
+	stats_free(type, sh, z->z_chunksize);
+	if (SK_UNLIKELY(z->z_nfree == z->z_nmax))
+		check_zone_free(sh, z);
+}
+
+void
+sk_kfree(void *ptr, struct malloc_type *type)
+{
+	sk_kfree_api(ptr, type, "kfree");
+}
+
+void
+kfree(void *ptr, struct malloc_type *type)
+{
+	sk_kfree_api(ptr, type, "kfree");
+}
+
+/* ------------------------------------------------------------------ */
+/* Sizes, krealloc, strings */
+
+/* Size of a live block; panics on pointers that are not live blocks. */
+static size_t
+block_size(const void *ptr, const char *api, bool *large)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	struct sk_slzone *z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+	int32_t tag = sk_pagemap_get((uintptr_t)z);
+	long idx;
+
+	*large = false;
+	if (tag >= 0) {
+		tag = sk_pagemap_get(p);
+		if (tag > 0 && (p & (sk_slab.page_size - 1)) == 0) {
+			*large = true;
+			return (size_t)tag << sk_slab.page_shift;
+		}
+		kfree_bad(ptr, api);
+	}
+	if (z->z_magic != SK_SLAB_MAGIC)
+		sk_panic(api, "zone %p lacks magic (ptr %p)", (void *)z, ptr);
+	idx = zone_chunk_index(z, ptr);
+	if (idx < 0)
+		sk_panic(api, "pointer %p is not the start of a chunk "
+			      "(interior or misaligned pointer, ptr %p)",
+		    ptr, ptr);
+	if (!(SK_LOAD(&z->z_abits[idx >> 5]) & (1u << (idx & 31))) ||
+	    (SK_LOAD(&z->z_rbits[idx >> 5]) & (1u << (idx & 31))))
+		sk_panic(api, "memory chunk %p is free (use after free, ptr %p)",
+		    ptr, ptr);
+	return z->z_chunksize;
+}
+
+size_t
+sk_kmalloc_usable_size_api(const void *ptr, const char *api)
+{
+	bool large;
+
+	if (ptr == NULL || ptr == ZERO_LENGTH_PTR)
+		return 0;
+	sk_init();
+	return block_size(ptr, api, &large);
+}
+
+size_t
+kmalloc_usable_size(const void *ptr)
+{
+	return sk_kmalloc_usable_size_api(ptr, "kmalloc_usable_size");
+}
+
+int
+sk_kmalloc_owns(const void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	int32_t tag;
+
+	if (atomic_load(&sk_initialized) != 2)
+		return 0;
+	tag = sk_pagemap_get(p & sk_slab.zone_mask);
+	if (tag < 0)
+		return 1;
+	tag = sk_pagemap_get(p);
+	return tag > 0 && (p & (sk_slab.page_size - 1)) == 0 ? 2 : 0;
+}
+
+void *
+sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
+    const char *api)
+{
+	size_t osize, align, nsize;
+	bool large;
+	void *n;
+
+	if (flags & M_ZERO)
+		sk_panic(api, "M_ZERO not allowed");
+	if (ptr == NULL || ptr == ZERO_LENGTH_PTR)
+		return sk_kmalloc(size, type, flags);
+	if (size == 0) {
+		sk_kfree_api(ptr, type, api);
+		return NULL;
+	}
+	sk_init();
+	type_check_magic(type, api);
+	osize = block_size(ptr, api, &large);
+	if (large) {
+		size_t ps = sk_slab.page_size;
+
+		if (((size + ps - 1) & ~(ps - 1)) == osize && size + ps > size)
+			return ptr;
+	} else if (size < sk_slab.zone_limit &&
+		   !((size & (sk_slab.page_size - 1)) == 0 &&
+		       size > 2 * sk_slab.page_size)) {
+		nsize = size;
+		if (sk_zoneindex(&nsize, &align) >= 0 && nsize == osize)
+			return ptr;
+	}
+	n = sk_kmalloc(size, type, flags);
+	if (n == NULL)
+		return NULL;
+	memcpy(n, ptr, size < osize ? size : osize);
+	sk_kfree_api(ptr, type, api);
+	return n;
+}
+
+void *
+krealloc(void *ptr, unsigned long size, struct malloc_type *type, int flags)
+{
+	return sk_krealloc_api(ptr, size, type, flags, "krealloc");
+}
+
+char *
+kstrdup(const char *s, struct malloc_type *type)
+{
+	size_t len;
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	len = strlen(s) + 1;
+	d = sk_kmalloc(len, type, M_WAITOK);
+	memcpy(d, s, len);
+	return d;
+}
+
+char *
+kstrndup(const char *s, size_t maxlen, struct malloc_type *type)
+{
+	size_t len;
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	len = strnlen(s, maxlen);
+	d = sk_kmalloc(len + 1, type, M_WAITOK);
+	memcpy(d, s, len);
+	d[len] = '\0';
+	return d;
+}
+
+/* ------------------------------------------------------------------ */
+/* Housekeeping */
+
+uint64_t
+sk_kmalloc_passive_zero_count(void)
+{
+	return sk_tls_shard->passive_zero;
+}
+
+/* spec 1.6 step 8, for one shard whose lists the caller may touch. */
+void
+sk_kmalloc_shard_cleanup(struct sk_shard *sh)
+{
+	zone_drain_pending(sh);
+	for (int zi = 0; zi < SK_NZONES; zi++) {
+		struct sk_slzone *z, *next;
+
+		for (z = sh->zoneary[zi].head; z != NULL; z = next) {
+			next = z->z_next;
+			if (SK_LOAD(&z->z_rchunks) != NULL)
+				zone_drain_remote(z);
+			check_zone_free(sh, z);
+		}
+	}
+}
+
+void
+sk_kmalloc_shard_exit(struct sk_shard *sh)
+{
+	sk_kmalloc_shard_cleanup(sh);
+	release_free_zones(sh, 0);
+}
+
+static void
+cleanup_orphan(struct sk_shard *sh, void *arg)
+{
+	(void)arg;
+	sk_kmalloc_shard_cleanup(sh);
+	release_free_zones(sh, 0);
+}
+
+void
+slab_cleanup(void)
+{
+	struct sk_shard *sh;
+
+	sk_init();
+	sh = sk_tls_shard;
+	if (!sh->empty)
+		sk_kmalloc_shard_cleanup(sh);
+	sk_shard_foreach_orphan(cleanup_orphan, NULL);
+}
+
+void
+slabkit_intr_enter(void)
+{
+	sk_tls_intr++;
+}
+
+void
+slabkit_intr_exit(void)
+{
+	if (sk_tls_intr > 0)
+		sk_tls_intr--;
+}

@@ -1,0 +1,372 @@
+/*
+ * The os layer on Linux: mmap/munmap/madvise/mprotect, sysconf, cgroups,
+ * and the fault-injection counters.  The contract is in os.h.
+ *
+ * Aligned mappings over-map by the alignment and trim both ends, so the
+ * result is exactly the asked range (munmap of it later is exact too).
+ * Nothing here allocates or takes a lock: counters are atomics, and files
+ * (cgroup, meminfo) are read with open/read into stack buffers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../internal.h"
+
+static size_t os_page_size;
+static unsigned os_page_shift;
+
+/* Fault injection state (control.h), per kind 1..3. */
+struct os_fault {
+	atomic_long calls;	/* calls since arming (or since start) */
+	atomic_long total;	/* calls since start */
+	atomic_long nth;	/* first failing call (1-based); 0: off */
+	atomic_long count;	/* failing calls; < 0: all from nth on */
+	atomic_uint permille;	/* random mode */
+	atomic_ullong seed;
+};
+static struct os_fault os_faults[4];
+static atomic_long os_faults_injected;
+
+size_t
+sk_os_page_size(void)
+{
+	if (SK_UNLIKELY(os_page_size == 0)) {
+		long ps = sysconf(_SC_PAGESIZE);
+		size_t v = ps > 0 ? (size_t)ps : 4096;
+		unsigned shift = 0;
+
+		while (((size_t)1 << shift) < v)
+			shift++;
+		os_page_shift = shift;
+		os_page_size = v;
+	}
+	return os_page_size;
+}
+
+unsigned
+sk_os_page_shift(void)
+{
+	sk_os_page_size();
+	return os_page_shift;
+}
+
+int
+sk_os_fault_check(int kind)
+{
+	struct os_fault *f = &os_faults[kind];
+	long n, nth, count;
+	unsigned pm;
+
+	atomic_fetch_add_explicit(&f->total, 1, memory_order_relaxed);
+	n = atomic_fetch_add_explicit(&f->calls, 1, memory_order_relaxed) + 1;
+	nth = atomic_load_explicit(&f->nth, memory_order_relaxed);
+	if (nth > 0) {
+		count = atomic_load_explicit(&f->count, memory_order_relaxed);
+		if (n >= nth && (count < 0 || n < nth + count))
+			goto fail;
+	}
+	pm = atomic_load_explicit(&f->permille, memory_order_relaxed);
+	if (pm > 0) {
+		/* splitmix64 step on a shared seed: racy but fine for tests */
+		unsigned long long z = atomic_fetch_add_explicit(&f->seed,
+		    0x9E3779B97F4A7C15ULL, memory_order_relaxed);
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+		z ^= z >> 31;
+		if (z % 1000 < pm)
+			goto fail;
+	}
+	return 0;
+fail:
+	atomic_fetch_add_explicit(&os_faults_injected, 1, memory_order_relaxed);
+	return 1;
+}
+
+void
+slabkit_fault_inject(int kind, long nth, long count)
+{
+	struct os_fault *f;
+
+	if (kind < 1 || kind > 3)
+		return;
+	f = &os_faults[kind];
+	atomic_store(&f->nth, 0);
+	atomic_store(&f->calls, 0);
+	atomic_store(&f->count, count);
+	atomic_store(&f->nth, nth);
+}
+
+void
+slabkit_fault_random(int kind, unsigned permille, uint64_t seed)
+{
+	if (kind < 1 || kind > 3)
+		return;
+	atomic_store(&os_faults[kind].seed, seed);
+	atomic_store(&os_faults[kind].permille, permille > 1000 ? 1000 : permille);
+}
+
+long
+slabkit_fault_clear(void)
+{
+	for (int k = 1; k <= 3; k++) {
+		atomic_store(&os_faults[k].nth, 0);
+		atomic_store(&os_faults[k].permille, 0);
+		atomic_store(&os_faults[k].calls, 0);
+	}
+	return atomic_load(&os_faults_injected);
+}
+
+long
+slabkit_fault_calls(int kind)
+{
+	if (kind < 1 || kind > 3)
+		return 0;
+	return atomic_load(&os_faults[kind].total);
+}
+
+/* Map with PROT, aligned; shared by sk_os_map and sk_os_reserve. */
+static void *
+os_map_aligned(size_t size, size_t align, int prot, int extra, int *why)
+{
+	size_t ps = sk_os_page_size();
+	uintptr_t base, aligned;
+	void *p;
+
+	if (sk_os_fault_check(SLABKIT_FAULT_MAP)) {
+		*why = SK_OS_SHORTAGE;
+		return NULL;
+	}
+	if (sk_os_fault_check(SLABKIT_FAULT_MAP_EXHAUST)) {
+		*why = SK_OS_EXHAUSTED;
+		return NULL;
+	}
+	if (size == 0 || size > ((size_t)1 << 47)) {
+		*why = SK_OS_EXHAUSTED;
+		return NULL;
+	}
+	if (align <= ps) {
+		p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | extra,
+		    -1, 0);
+		if (p == MAP_FAILED) {
+			*why = errno == ENOMEM ? SK_OS_SHORTAGE : SK_OS_EXHAUSTED;
+			return NULL;
+		}
+		return p;
+	}
+	/* Try the exact size first: often the kernel hands out aligned space. */
+	p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
+	if (p == MAP_FAILED) {
+		*why = errno == ENOMEM ? SK_OS_SHORTAGE : SK_OS_EXHAUSTED;
+		return NULL;
+	}
+	if (((uintptr_t)p & (align - 1)) == 0)
+		return p;
+	munmap(p, size);
+	if (size + align < size) {
+		*why = SK_OS_EXHAUSTED;
+		return NULL;
+	}
+	p = mmap(NULL, size + align, prot, MAP_PRIVATE | MAP_ANONYMOUS | extra,
+	    -1, 0);
+	if (p == MAP_FAILED) {
+		*why = errno == ENOMEM ? SK_OS_SHORTAGE : SK_OS_EXHAUSTED;
+		return NULL;
+	}
+	base = (uintptr_t)p;
+	aligned = (base + align - 1) & ~(uintptr_t)(align - 1);
+	if (aligned > base)
+		munmap(p, aligned - base);
+	if (aligned + size < base + size + align)
+		munmap((void *)(aligned + size), base + align - aligned);
+	return (void *)aligned;
+}
+
+void *
+sk_os_map(size_t size, size_t align, int *why)
+{
+	return os_map_aligned(size, align, PROT_READ | PROT_WRITE, 0, why);
+}
+
+void *
+sk_os_reserve(size_t size, size_t align, int *why)
+{
+	return os_map_aligned(size, align, PROT_NONE, MAP_NORESERVE, why);
+}
+
+void
+sk_os_unmap(void *addr, size_t size)
+{
+	if (addr != NULL && size != 0)
+		munmap(addr, size);
+}
+
+int
+sk_os_decommit(void *addr, size_t size)
+{
+	if (sk_os_fault_check(SLABKIT_FAULT_ADVISE))
+		return -1;
+	return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : -1;
+}
+
+int
+sk_os_commit(void *addr, size_t size)
+{
+	if (sk_os_fault_check(SLABKIT_FAULT_ADVISE))
+		return -1;
+	return mprotect(addr, size, PROT_READ | PROT_WRITE) == 0 ? 0 : -1;
+}
+
+int
+sk_os_protect_none(void *addr, size_t size)
+{
+	return mprotect(addr, size, PROT_NONE) == 0 ? 0 : -1;
+}
+
+/* Read a small file into buf (NUL-terminated); returns length or -1. */
+static ssize_t
+os_read_file(const char *path, char *buf, size_t len)
+{
+	ssize_t n, total = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	while ((size_t)total < len - 1) {
+		n = read(fd, buf + total, len - 1 - (size_t)total);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		total += n;
+	}
+	close(fd);
+	buf[total] = '\0';
+	return total;
+}
+
+/* The cgroup v2 (or v1) memory limit of this process, or 0 for none. */
+static size_t
+os_cgroup_limit(void)
+{
+	char cg[512], path[700], val[64];
+	ssize_t n;
+	char *p;
+
+	n = os_read_file("/proc/self/cgroup", cg, sizeof(cg));
+	if (n > 0 && (p = strstr(cg, "0::")) != NULL) {
+		char *e;
+
+		p += 3;
+		e = strchr(p, '\n');
+		if (e != NULL)
+			*e = '\0';
+		sk_fmt(path, sizeof(path), "/sys/fs/cgroup%s/memory.max", p);
+		if (os_read_file(path, val, sizeof(val)) > 0 &&
+		    strncmp(val, "max", 3) != 0)
+			return strtoull(val, NULL, 10);
+	}
+	if (os_read_file("/sys/fs/cgroup/memory.max", val, sizeof(val)) > 0 &&
+	    strncmp(val, "max", 3) != 0)
+		return strtoull(val, NULL, 10);
+	if (os_read_file("/sys/fs/cgroup/memory/memory.limit_in_bytes", val,
+		sizeof(val)) > 0) {
+		unsigned long long v = strtoull(val, NULL, 10);
+
+		if (v < ((unsigned long long)1 << 60))
+			return v;
+	}
+	return 0;
+}
+
+size_t
+sk_os_usable_memory_mb(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	size_t bytes = pages > 0 ? (size_t)pages * sk_os_page_size()
+				 : (size_t)1 << 30;
+	size_t cg = os_cgroup_limit();
+	struct rlimit rl;
+
+	if (cg != 0 && cg < bytes)
+		bytes = cg;
+	if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < bytes)
+		bytes = rl.rlim_cur;
+	bytes >>= 20;
+	return bytes > 0 ? bytes : 1;
+}
+
+int
+sk_os_ncpus(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+		int c = CPU_COUNT(&set);
+
+		if (c > 0)
+			return c;
+	}
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+void
+sk_os_write(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+void
+sk_os_sleep_ns(long ns)
+{
+	struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+uint64_t
+sk_os_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+sk_os_random(void)
+{
+	uint64_t v = 0;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
+		v = sk_os_now_ns() ^ ((uint64_t)(uintptr_t)&v << 16);
+	return v;
+}
+
+const char *
+sk_os_getenv(const char *name)
+{
+	return secure_getenv(name);
+}

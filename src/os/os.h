@@ -1,0 +1,78 @@
+/*
+ * The os layer: the only code in slabkit that makes system calls for memory
+ * or asks the system about itself.  Porting slabkit means writing one file
+ * that implements this contract (linux.c is the Linux one).
+ *
+ * Contract, stated once:
+ * - Every function may be called from any thread, before main, and from a
+ *   forked child.  None allocates memory through malloc, none takes a lock
+ *   that an allocator path holds, and none writes through stdio.
+ * - Mapping functions return memory that reads as zero, readable and
+ *   writable, aligned as asked; on failure they return NULL and say why in
+ *   *why: SK_OS_SHORTAGE (the system is short of memory now: a caller that
+ *   may block can retry later) or SK_OS_EXHAUSTED (no address space or a
+ *   hard limit: retrying will not help).
+ * - Fault injection (slabkit_fault_inject) is applied here, and only here,
+ *   so every layer above sees injected failures exactly like real ones.
+ */
+#ifndef SK_OS_H
+#define SK_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SK_OS_SHORTAGE	1
+#define SK_OS_EXHAUSTED	2
+
+/* Page size in bytes (4096 on the platforms we know) and its shift. */
+size_t sk_os_page_size(void);
+unsigned sk_os_page_shift(void);
+
+/*
+ * Map size bytes (a multiple of the page size) aligned to align (a power of
+ * two, at least a page).  Zero-filled.  NULL and *why on failure.
+ */
+void *sk_os_map(size_t size, size_t align, int *why);
+
+/* Unmap a range returned by sk_os_map or sk_os_reserve (or a page-aligned
+ * part of one). */
+void sk_os_unmap(void *addr, size_t size);
+
+/* Give the pages back but keep the range mapped (reads as zero later).
+ * Returns 0, or -1 when the system refused. */
+int sk_os_decommit(void *addr, size_t size);
+
+/* Reserve address space without memory (PROT_NONE), aligned as sk_os_map. */
+void *sk_os_reserve(size_t size, size_t align, int *why);
+
+/* Make part of a reservation usable (zero-filled).  0 or -1. */
+int sk_os_commit(void *addr, size_t size);
+
+/* Make part of a mapping inaccessible (guard pages).  0 or -1. */
+int sk_os_protect_none(void *addr, size_t size);
+
+/* Usable memory in MiB: min(RAM, cgroup memory.max, RLIMIT_AS). */
+size_t sk_os_usable_memory_mb(void);
+
+/* Number of CPUs this process may run on (at least 1). */
+int sk_os_ncpus(void);
+
+/* Write all of buf to fd, retrying on EINTR; errors are ignored. */
+void sk_os_write(int fd, const char *buf, size_t len);
+
+/* Sleep for ns nanoseconds (EINTR restarts). */
+void sk_os_sleep_ns(long ns);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t sk_os_now_ns(void);
+
+/* An unpredictable 64-bit value (getrandom, else clock and address bits). */
+uint64_t sk_os_random(void);
+
+/* Value of an environment variable, ignored (NULL) in setuid programs. */
+const char *sk_os_getenv(const char *name);
+
+/* Injected-fault bookkeeping: counts calls of each kind. */
+int sk_os_fault_check(int kind);
+
+#endif /* SK_OS_H */

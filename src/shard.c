@@ -1,0 +1,205 @@
+/*
+ * Shards: the userspace "CPU" of the DragonFly allocators.
+ *
+ * In the kernel each CPU owns its slab zones (SLGlobalData), and a critical
+ * section is all the locking the fast path needs.  Here each thread owns a
+ * shard, reached through one initial-exec TLS pointer.  That pointer starts
+ * at a static empty shard whose zone lists are all empty, so the kmalloc
+ * fast path has no "initialised?" test: the first allocation falls into
+ * the slow path, which makes (or adopts) a real shard.
+ *
+ * Invariants:
+ * - Only the owner thread reads or writes a shard's lists.  Other threads
+ *   reach a shard only through the atomic doorbell list `pend' (zones that
+ *   got remote frees while off their list) and the zones' own atomic
+ *   remote-free lists.
+ * - A shard is never freed.  When its thread exits, the exit hooks of the
+ *   other layers run (objcache magazines and zone caches go back to their
+ *   depots), kmalloc drains and releases what it can, and the shard is
+ *   parked on the orphan list.  The next thread that starts adopts it
+ *   whole, zones, doorbell and statistics slot included: nothing leaks,
+ *   nothing is freed twice, and thread churn costs no zone churn.
+ * - Shard ids are dense and stable; ids below SK_SLOT_SHARED own the
+ *   statistics slot of the same number (owner-only updates, no atomic
+ *   read-modify-write); the rest share the last slot with atomic adds.
+ * - fork(): in the child only the forking thread survives, so every other
+ *   live shard becomes an orphan there, ready for the child's next thread.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <string.h>
+
+#include "internal.h"
+
+static struct sk_shard sk_shard_empty = {
+	.empty = true,
+	.id = -1,
+	.slot = SK_SLOT_SHARED,
+};
+
+__thread struct sk_shard *sk_tls_shard = &sk_shard_empty;
+
+static pthread_mutex_t shard_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sk_shard *shard_all;	/* every shard, newest first */
+static struct sk_shard *shard_orphans;	/* parked shards */
+static int shard_next_id;		/* atomic reads */
+static pthread_key_t shard_key;
+static bool shard_key_ok;
+
+static void (*exit_hooks[SK_MAX_EXIT_HOOKS])(struct sk_shard *);
+static atomic_int exit_nhooks;
+
+void sk_shard_init_late(void);
+
+int
+sk_shard_register_exit_hook(void (*fn)(struct sk_shard *sh))
+{
+	int i;
+
+	pthread_mutex_lock(&shard_lock);
+	i = atomic_load(&exit_nhooks);
+	for (int j = 0; j < i; j++) {
+		if (exit_hooks[j] == fn) {
+			pthread_mutex_unlock(&shard_lock);
+			return j;
+		}
+	}
+	if (i >= SK_MAX_EXIT_HOOKS) {
+		pthread_mutex_unlock(&shard_lock);
+		sk_panic("sk_shard_register_exit_hook", "too many hooks");
+	}
+	exit_hooks[i] = fn;
+	atomic_store(&exit_nhooks, i + 1);
+	pthread_mutex_unlock(&shard_lock);
+	return i;
+}
+
+static void
+shard_thread_exit(void *arg)
+{
+	struct sk_shard *sh = arg;
+	int n = atomic_load(&exit_nhooks);
+
+	if (sh == NULL || sh->empty || sh != sk_tls_shard)
+		return;
+	sh->exiting = true;
+	for (int i = 0; i < n; i++)
+		exit_hooks[i](sh);
+	sk_kmalloc_shard_exit(sh);
+	sh->exiting = false;
+	sk_tls_shard = &sk_shard_empty;
+	pthread_mutex_lock(&shard_lock);
+	sh->orphan = true;
+	sh->orphan_next = shard_orphans;
+	shard_orphans = sh;
+	pthread_mutex_unlock(&shard_lock);
+}
+
+struct sk_shard *
+sk_shard_get_slow(void)
+{
+	struct sk_shard *sh;
+	int why;
+
+	sk_init();
+	sh = sk_tls_shard;
+	if (!sh->empty)
+		return sh;
+	pthread_mutex_lock(&shard_lock);
+	sh = shard_orphans;
+	if (sh != NULL) {
+		shard_orphans = sh->orphan_next;
+		sh->orphan_next = NULL;
+		sh->orphan = false;
+		pthread_mutex_unlock(&shard_lock);
+	} else {
+		pthread_mutex_unlock(&shard_lock);
+		sh = sk_os_map((sizeof(*sh) + sk_os_page_size() - 1) &
+			~(sk_os_page_size() - 1),
+		    sk_os_page_size(), &why);
+		if (sh == NULL)
+			return &sk_shard_empty; /* callers fail the allocation */
+		pthread_mutex_lock(&shard_lock);
+		sh->id = shard_next_id;
+		SK_STORE(&shard_next_id, shard_next_id + 1);
+		sh->slot = sh->id < SK_SLOT_SHARED ? sh->id : SK_SLOT_SHARED;
+		sh->all_next = shard_all;
+		shard_all = sh;
+		pthread_mutex_unlock(&shard_lock);
+	}
+	sk_tls_shard = sh;
+	if (shard_key_ok)
+		pthread_setspecific(shard_key, sh);
+	return sh;
+}
+
+void
+sk_shard_foreach(void (*fn)(struct sk_shard *sh, void *arg), void *arg)
+{
+	pthread_mutex_lock(&shard_lock);
+	for (struct sk_shard *sh = shard_all; sh != NULL; sh = sh->all_next)
+		fn(sh, arg);
+	pthread_mutex_unlock(&shard_lock);
+}
+
+void
+sk_shard_foreach_orphan(void (*fn)(struct sk_shard *sh, void *arg), void *arg)
+{
+	pthread_mutex_lock(&shard_lock);
+	for (struct sk_shard *sh = shard_orphans; sh != NULL;
+	     sh = sh->orphan_next)
+		fn(sh, arg);
+	pthread_mutex_unlock(&shard_lock);
+}
+
+int
+sk_shard_count(void)
+{
+	return SK_LOAD(&shard_next_id);
+}
+
+static void
+shard_prefork(void)
+{
+	sk_types_lock();
+	pthread_mutex_lock(&shard_lock);
+}
+
+static void
+shard_postfork_parent(void)
+{
+	pthread_mutex_unlock(&shard_lock);
+	sk_types_unlock();
+}
+
+static void
+shard_postfork_child(void)
+{
+	struct sk_shard *me = sk_tls_shard;
+
+	pthread_mutex_init(&shard_lock, NULL);
+	sk_types_unlock();
+	/* Threads other than this one do not exist in the child. */
+	for (struct sk_shard *sh = shard_all; sh != NULL; sh = sh->all_next) {
+		if (sh == me || sh->orphan)
+			continue;
+		sh->orphan = true;
+		sh->orphan_next = shard_orphans;
+		shard_orphans = sh;
+	}
+}
+
+void
+sk_shard_init(void)
+{
+	shard_key_ok = pthread_key_create(&shard_key, shard_thread_exit) == 0;
+}
+
+void
+sk_shard_init_late(void)
+{
+	pthread_atfork(shard_prefork, shard_postfork_parent,
+	    shard_postfork_child);
+	if (shard_key_ok && !sk_tls_shard->empty)
+		pthread_setspecific(shard_key, sk_tls_shard);
+}

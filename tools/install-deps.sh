@@ -1,0 +1,33 @@
+#!/bin/sh
+# Install what slabkit's build, tests and benchmarks need, on Debian.
+# Usage: tools/install-deps.sh [test|bench|all]
+# As root, missing packages are installed with apt-get; otherwise the
+# script names them and exits 0 (tests that need them are skipped).
+set -eu
+what=${1:-test}
+base="cmake ninja-build gcc clang make pkg-config mandoc valgrind"
+programs="python3 sqlite3 lua5.4 redis-server redis-tools git"
+fuzz="libclang-rt-14-dev"
+bench="libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gnuplot-nox"
+case $what in
+test) pkgs="$base $programs $fuzz" ;;
+bench) pkgs="$base $programs $bench" ;;
+all) pkgs="$base $programs $fuzz $bench" ;;
+*) echo "usage: $0 [test|bench|all]" >&2; exit 2 ;;
+esac
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+else
+	echo "slabkit: please install:$missing (not root: skipping)" >&2
+fi
