@@ -86,11 +86,12 @@ static void zone_drain_pending(struct sk_shard *sh);
 void
 sk_kmalloc_sizing(size_t lim_mb, int ncpus, struct sk_slab_config *c)
 {
-	size_t usesize = lim_mb * 1024; /* KiB */
+	/* the kernel compares ZoneSize in bytes with usesize in KiB */
+	size_t usesize = lim_mb * 1024;
 	size_t zs = SK_MIN_ZONE_SIZE;
 	int thresh = SK_ZONE_RELS_THRESH;
 
-	while (zs < SK_MAX_ZONE_SIZE && (zs << 1) < usesize * 1024)
+	while (zs < SK_MAX_ZONE_SIZE && (zs << 1) < usesize)
 		zs <<= 1;
 	c->lim_mb = lim_mb;
 	c->zone_size = zs;
@@ -942,7 +943,11 @@ kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 	    ((size & (sk_slab.page_size - 1)) == 0 &&
 		size > 2 * sk_slab.page_size))
 		return kmalloc_large(sh, size, 0, type, flags);
-	zi = sk_zoneindex(&size, &align);
+	{
+		size_t chunk = size;
+
+		zi = sk_zoneindex(&chunk, &align);
+	}
 	if (zi < 0)
 		sk_panic("kmalloc", "Unexpected byte count %zu", size);
 	z = sh->zoneary[zi].tail;
