@@ -860,10 +860,14 @@ sk_kmalloc(size_t size, struct malloc_type *type, int flags)
 	if (SK_UNLIKELY((size & (sk_slab.page_size - 1)) == 0 &&
 		size > 2 * sk_slab.page_size))
 		return kmalloc_slow(size, type, flags);
-	zi = sk_zoneindex(&size, &align);
-	z = sh->zoneary[zi].tail;
-	if (SK_UNLIKELY(z == NULL))
-		return kmalloc_slow(size, type, flags);
+	{
+		size_t req = size;
+
+		zi = sk_zoneindex(&size, &align);
+		z = sh->zoneary[zi].tail;
+		if (SK_UNLIKELY(z == NULL))
+			return kmalloc_slow(req, type, flags);
+	}
 	stats_calls(type, sh);
 	if (SK_UNLIKELY(--z->z_nfree <= 0))
 		zone_exhausted(sh, z);
