@@ -1,0 +1,488 @@
+/*
+ * The malloc(3) drop-in: the C library's allocation interface on kmalloc,
+ * the way DragonFly's own libc (nmalloc.c) put its userland malloc on a
+ * port of the kernel slab allocator.
+ *
+ * Model.  Every block belongs to one library malloc type, "malloc"
+ * (M_LIBC), so `vmstat -m' style statistics show the whole program's heap
+ * as one row.  malloc(n) is kmalloc(n rounded up to 16, M_LIBC, flags); the
+ * rounding gives the 16-byte alignment glibc promises on x86-64 (kmalloc's
+ * zone chunk bases are 16-aligned and every multiple of 16 below 128 is a
+ * class of its own, so a multiple-of-16 request lands on a 16-aligned
+ * chunk; larger classes are coarser, large blocks are page aligned).  free
+ * is kfree; realloc is krealloc; the aligned family uses
+ * sk_kmalloc_aligned, which picks a power-of-two class or aligned pages.
+ *
+ * The fast paths are one rounding, one range test and a direct call to
+ * the hidden sk_ function: no lock, no atomic, no errno access.  Everything
+ * unusual (size 0, sizes beyond PTRDIFF_MAX, failure) is decided by a
+ * single unsigned compare and handled out of line.
+ *
+ * The contract is glibc's on x86-64 (see slabkit_malloc(3)):
+ * - malloc(0) returns a unique, freeable 16-byte block, never NULL
+ *   (kmalloc(0) would return ZERO_LENGTH_PTR, which free must not see);
+ * - failure returns NULL with errno = ENOMEM and never aborts: the flags
+ *   are M_WAITOK | M_NULLOK | SK_M_NORETRY, so a failed mapping gets one
+ *   reclaim pass and then NULL, and the type's limit is raised to the
+ *   whole address space so it never trips;
+ * - sizes above PTRDIFF_MAX and overflowing products (calloc,
+ *   reallocarray, pvalloc) fail with ENOMEM, bad alignments with EINVAL;
+ * - errno is not touched on success;
+ * - bad pointers given to free, realloc or malloc_usable_size (never
+ *   allocated, interior, already freed) are reported as
+ *   "slabkit: free: ... (ptr 0x...)" and abort, like glibc's
+ *   "free(): invalid pointer", because kmalloc's page tags and chunk
+ *   bitmaps see them before anything is written.
+ *
+ * Start-up order.  The dynamic loader and other libraries' constructors
+ * may call malloc before this library's constructor runs.  That is fine:
+ * the first kmalloc initialises the library and registers M_LIBC with the
+ * kernel's default limit (10% of memory), the constructor below raises it,
+ * and an allocation that fails while the limit is still the default
+ * raises it and retries.  M_LIBC is not made with MALLOC_DEFINE because
+ * that macro unregisters the type from a destructor: the heap of a
+ * process must stay registered (and listed by the at-exit statistics)
+ * until the very end, since other destructors still allocate.
+ *
+ * Threads, fork, dlopen.  Each thread allocates from its own shard (see
+ * shard.c); its zones are parked when it exits and adopted by the next
+ * thread.  fork() is handled by the shard layer's atfork handlers, which
+ * hold the only locks an allocation can take, so the child of a
+ * multithreaded parent can allocate at once.  Memory glibc allocates for
+ * itself (strdup, getline, stdio buffers, thread stacks' TLS, dlopen's
+ * link maps) comes through these same entry points, because glibc routes
+ * its internal calls through the interposable symbols; the __libc_*
+ * aliases below cover code that names glibc's internal entry points.
+ *
+ * Not async-signal-safe, like glibc's malloc: a signal handler that
+ * allocates while the interrupted code is inside malloc on the same
+ * thread may corrupt that thread's lists.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MALLOC_API	__attribute__((visibility("default")))
+#define MALLOC_FLAGS	(M_WAITOK | M_NULLOK | SK_M_NORETRY)
+#define MALLOC_ALIGN	16
+#define MALLOC_MAX	((size_t)PTRDIFF_MAX)
+#define LIMIT_RAISED	((size_t)1 << 47) /* kmalloc_raise_limit(type, 0) */
+
+/*
+ * The library's malloc type.  It is registered by the first allocation
+ * (kmalloc's lazy malloc_init) or by the constructor, whichever comes
+ * first, and never unregistered.
+ */
+struct malloc_type M_LIBC[1] = {{
+	.ks_magic = M_MAGIC,
+	.ks_shortdesc = "malloc",
+	.ks_use = &M_LIBC[0].ks_use0,
+}};
+
+/* Round a request up to 16 bytes.  Sizes 0 and > PTRDIFF_MAX come out as
+ * values whose predecessor is >= MALLOC_MAX: one compare catches both. */
+static inline size_t
+round16(size_t size)
+{
+	return (size + (MALLOC_ALIGN - 1)) & ~(size_t)(MALLOC_ALIGN - 1);
+}
+
+static inline bool
+size_unusual(size_t rounded)
+{
+	return rounded - 1 >= MALLOC_MAX;
+}
+
+static void
+libc_limit_raise(void)
+{
+	kmalloc_raise_limit(M_LIBC, 0);
+}
+
+static inline bool
+libc_limit_low(void)
+{
+	return SK_LOAD(&M_LIBC->ks_limit) < LIMIT_RAISED;
+}
+
+/* An allocation returned NULL: raise a default limit and retry once, or
+ * fail the way malloc(3) fails. */
+__attribute__((noinline, cold)) static void *
+alloc_failed(size_t rounded, size_t align, int flags)
+{
+	void *p = NULL;
+
+	if (libc_limit_low()) {
+		int saved = errno;
+
+		libc_limit_raise();
+		errno = saved;
+		p = align <= MALLOC_ALIGN
+		    ? sk_kmalloc(rounded, M_LIBC, flags)
+		    : sk_kmalloc_aligned(rounded, align, M_LIBC, flags);
+		if (p != NULL) {
+			errno = saved;
+			return p;
+		}
+	}
+	errno = ENOMEM;
+	return NULL;
+}
+
+/* Size 0 (a real 16-byte block) or a size beyond PTRDIFF_MAX (ENOMEM). */
+__attribute__((noinline)) static void *
+malloc_unusual(size_t size, int flags)
+{
+	void *p;
+
+	if (size != 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = sk_kmalloc(MALLOC_ALIGN, M_LIBC, flags);
+	if (SK_UNLIKELY(p == NULL))
+		return alloc_failed(MALLOC_ALIGN, 0, flags);
+	return p;
+}
+
+MALLOC_API void *
+malloc(size_t size)
+{
+	size_t n = round16(size);
+	void *p;
+
+	if (SK_UNLIKELY(size_unusual(n)))
+		return malloc_unusual(size, MALLOC_FLAGS);
+	p = sk_kmalloc(n, M_LIBC, MALLOC_FLAGS);
+	if (SK_UNLIKELY(p == NULL))
+		return alloc_failed(n, 0, MALLOC_FLAGS);
+	return p;
+}
+
+MALLOC_API void
+free(void *ptr)
+{
+	if (SK_LIKELY(ptr != NULL))
+		sk_kfree_api(ptr, M_LIBC, "free");
+}
+
+MALLOC_API void *
+calloc(size_t nmemb, size_t size)
+{
+	size_t bytes, n;
+	void *p;
+
+	if (SK_UNLIKELY(__builtin_mul_overflow(nmemb, size, &bytes))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	n = round16(bytes);
+	if (SK_UNLIKELY(size_unusual(n)))
+		return malloc_unusual(bytes, MALLOC_FLAGS | M_ZERO);
+	p = sk_kmalloc(n, M_LIBC, MALLOC_FLAGS | M_ZERO);
+	if (SK_UNLIKELY(p == NULL))
+		return alloc_failed(n, 0, MALLOC_FLAGS | M_ZERO);
+	return p;
+}
+
+/* realloc(ptr != NULL, size != 0): krealloc keeps the block when the
+ * class (or page count) is unchanged and leaves it valid on failure. */
+static void *
+realloc_block(void *ptr, size_t size, const char *api)
+{
+	size_t n = round16(size);
+	void *p;
+
+	if (SK_UNLIKELY(size_unusual(n))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = sk_krealloc_api(ptr, n, M_LIBC, MALLOC_FLAGS, api);
+	if (SK_UNLIKELY(p == NULL)) {
+		if (libc_limit_low()) {
+			libc_limit_raise();
+			p = sk_krealloc_api(ptr, n, M_LIBC, MALLOC_FLAGS, api);
+			if (p != NULL)
+				return p;
+		}
+		errno = ENOMEM;
+	}
+	return p;
+}
+
+MALLOC_API void *
+realloc(void *ptr, size_t size)
+{
+	if (ptr == NULL)
+		return malloc(size);
+	if (size == 0) {
+		/* glibc frees and returns NULL */
+		sk_kfree_api(ptr, M_LIBC, "realloc");
+		return NULL;
+	}
+	return realloc_block(ptr, size, "realloc");
+}
+
+MALLOC_API void *
+reallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	size_t bytes;
+
+	if (__builtin_mul_overflow(nmemb, size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (ptr == NULL)
+		return malloc(bytes);
+	if (bytes == 0) {
+		sk_kfree_api(ptr, M_LIBC, "reallocarray");
+		return NULL;
+	}
+	return realloc_block(ptr, bytes, "reallocarray");
+}
+
+/* align: a power of two.  Any size, 0 included (a real block). */
+static void *
+aligned_block(size_t align, size_t size)
+{
+	size_t n = round16(size);
+	void *p;
+
+	if (SK_UNLIKELY(size_unusual(n))) {
+		if (size != 0) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		n = MALLOC_ALIGN;
+	}
+	if (align <= MALLOC_ALIGN) {
+		p = sk_kmalloc(n, M_LIBC, MALLOC_FLAGS);
+	} else {
+		if (SK_UNLIKELY(align > MALLOC_MAX)) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		p = sk_kmalloc_aligned(n, align, M_LIBC, MALLOC_FLAGS);
+	}
+	if (SK_UNLIKELY(p == NULL))
+		return alloc_failed(n, align, MALLOC_FLAGS);
+	return p;
+}
+
+MALLOC_API int
+posix_memalign(void **memptr, size_t alignment, size_t size)
+{
+	int saved = errno;
+	void *p;
+
+	if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0)
+		return EINVAL;
+	p = aligned_block(alignment, size);
+	if (p == NULL) {
+		errno = saved; /* posix_memalign reports through its result */
+		return ENOMEM;
+	}
+	*memptr = p;
+	return 0;
+}
+
+/* C11: the alignment must be a power of two (glibc 2.38 and later). */
+MALLOC_API void *
+aligned_alloc(size_t alignment, size_t size)
+{
+	if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return aligned_block(alignment, size);
+}
+
+/* glibc: alignments that are not powers of two are rounded up; ones
+ * that cannot be rounded fail with EINVAL. */
+MALLOC_API void *
+memalign(size_t alignment, size_t size)
+{
+	if (alignment > MALLOC_MAX + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((alignment & (alignment - 1)) != 0)
+		alignment = (size_t)1 << (64 - __builtin_clzl(alignment));
+	return aligned_block(alignment, size);
+}
+
+MALLOC_API void *
+valloc(size_t size)
+{
+	return aligned_block(sk_os_page_size(), size);
+}
+
+MALLOC_API void *
+pvalloc(size_t size)
+{
+	size_t ps = sk_os_page_size();
+	size_t bytes = (size + ps - 1) & ~(ps - 1);
+
+	if (bytes < size) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return aligned_block(ps, bytes == 0 ? ps : bytes);
+}
+
+MALLOC_API size_t
+malloc_usable_size(void *ptr)
+{
+	if (ptr == NULL)
+		return 0;
+	return sk_kmalloc_usable_size_api(ptr, "malloc_usable_size");
+}
+
+/* C23.  The size is a hint slabkit does not need: the chunk knows. */
+void free_sized(void *ptr, size_t size);
+void free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+MALLOC_API void
+free_sized(void *ptr, size_t size)
+{
+	(void)size;
+	if (ptr != NULL)
+		sk_kfree_api(ptr, M_LIBC, "free_sized");
+}
+
+MALLOC_API void
+free_aligned_sized(void *ptr, size_t alignment, size_t size)
+{
+	(void)alignment;
+	(void)size;
+	if (ptr != NULL)
+		sk_kfree_api(ptr, M_LIBC, "free_aligned_sized");
+}
+
+/*
+ * glibc's internal names, for code that calls them directly (old
+ * libraries, debugging tools): the same functions, so no pointer ever
+ * crosses from one heap to another.
+ */
+void *__libc_malloc(size_t size);
+void __libc_free(void *ptr);
+void *__libc_calloc(size_t nmemb, size_t size);
+void *__libc_realloc(void *ptr, size_t size);
+void *__libc_memalign(size_t alignment, size_t size);
+void *__libc_valloc(size_t size);
+void *__libc_pvalloc(size_t size);
+
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9
+#define ALIAS(f) __attribute__((alias(#f), copy(f)))
+#else
+#define ALIAS(f) __attribute__((alias(#f)))
+#endif
+
+MALLOC_API void *__libc_malloc(size_t size) ALIAS(malloc);
+MALLOC_API void __libc_free(void *ptr) ALIAS(free);
+MALLOC_API void *__libc_calloc(size_t nmemb, size_t size) ALIAS(calloc);
+MALLOC_API void *__libc_realloc(void *ptr, size_t size) ALIAS(realloc);
+MALLOC_API void *__libc_memalign(size_t alignment, size_t size)
+    ALIAS(memalign);
+MALLOC_API void *__libc_valloc(size_t size) ALIAS(valloc);
+MALLOC_API void *__libc_pvalloc(size_t size) ALIAS(pvalloc);
+
+/*
+ * glibc's tuning and reporting calls, answered harmlessly so that
+ * glibc's own versions never run against a heap they do not own.
+ */
+MALLOC_API int
+mallopt(int param, int value)
+{
+	(void)param;
+	(void)value;
+	return 1; /* accepted; slabkit has nothing to tune here */
+}
+
+MALLOC_API int
+malloc_trim(size_t pad)
+{
+	(void)pad;
+	slab_cleanup();
+	return 0;
+}
+
+static size_t
+libc_memuse(size_t *inuse)
+{
+	struct kmalloc_type_stats st;
+
+	sk_type_sum(M_LIBC, &st);
+	if (inuse != NULL)
+		*inuse = st.inuse;
+	return st.memuse;
+}
+
+MALLOC_API struct mallinfo
+mallinfo(void)
+{
+	struct mallinfo mi;
+	size_t inuse, used = libc_memuse(&inuse);
+
+	memset(&mi, 0, sizeof(mi));
+	mi.arena = (int)(used > (size_t)INT32_MAX ? INT32_MAX : used);
+	mi.uordblks = mi.arena;
+	mi.ordblks = (int)(inuse > (size_t)INT32_MAX ? INT32_MAX : inuse);
+	return mi;
+}
+
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 33)
+MALLOC_API struct mallinfo2
+mallinfo2(void)
+{
+	struct mallinfo2 mi;
+	size_t inuse, used = libc_memuse(&inuse);
+
+	memset(&mi, 0, sizeof(mi));
+	mi.arena = used;
+	mi.uordblks = used;
+	mi.ordblks = inuse;
+	return mi;
+}
+#endif
+
+MALLOC_API void
+malloc_stats(void)
+{
+	slabkit_stats_print(stderr, SLABKIT_STATS_TEXT);
+}
+
+MALLOC_API int
+malloc_info(int options, FILE *fp)
+{
+	size_t inuse, used = libc_memuse(&inuse);
+
+	if (options != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	fprintf(fp,
+	    "<malloc version=\"slabkit-1\">\n"
+	    "<total type=\"inuse\" count=\"%zu\" size=\"%zu\"/>\n"
+	    "</malloc>\n",
+	    inuse, used);
+	return 0;
+}
+
+/* Raise the limit before main; also starts the live statistics segment
+ * when SLABKIT_OPTIONS asks for it (statshm.c). */
+__attribute__((constructor(102))) static void
+malloc_constructor(void)
+{
+	int saved = errno;
+
+	sk_init();
+	libc_limit_raise();
+	sk_statshm_start();
+	errno = saved;
+}
