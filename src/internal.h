@@ -310,4 +310,13 @@ void sk_zone_stats_print(FILE *fp, int json);
 /* stats.c: print what SLABKIT_OPTIONS=stats asked for, at exit. */
 void sk_stats_at_exit(void);
 
+/* statshm.c */
+
+/*
+ * Start the live statistics file for `slabkit stat' (SLABKIT_OPTIONS=
+ * stats_shm): a helper thread rewrites /dev/shm/slabkit.<pid>.  Does
+ * nothing when the option is off or the helper already runs; any thread.
+ */
+void sk_statshm_start(void);
+
 #endif /* SK_INTERNAL_H */
