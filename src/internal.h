@@ -319,4 +319,13 @@ void sk_stats_at_exit(void);
  */
 void sk_statshm_start(void);
 
+/* ------------------------------------------------------------------ */
+/* mpipe.c */
+struct malloc_pipe;
+/* Wake every sleeper of the pipe without freeing anything (tests: a
+ * spurious wakeup). */
+void sk_mpipe_kick(struct malloc_pipe *mp);
+/* Copy *mp under its lock (tests read counters without racing). */
+void sk_mpipe_snapshot(struct malloc_pipe *mp, struct malloc_pipe *out);
+
 #endif /* SK_INTERNAL_H */

@@ -7,6 +7,7 @@
 
 #include <slabkit/control.h>
 #include <slabkit/kmalloc.h>
+#include <slabkit/mpipe.h>
 #include <slabkit/stats.h>
 
 #endif /* SLABKIT_SLABKIT_H */
