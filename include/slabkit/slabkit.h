@@ -8,6 +8,7 @@
 #include <slabkit/control.h>
 #include <slabkit/kmalloc.h>
 #include <slabkit/mpipe.h>
+#include <slabkit/objcache.h>
 #include <slabkit/stats.h>
 
 #endif /* SLABKIT_SLABKIT_H */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include <slabkit/kmalloc.h>
+#include <slabkit/objcache.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,6 +63,14 @@ SLABKIT_API void slabkit_print_vmstat_m(FILE *fp);
  * SLABKIT_OPTIONS=stats prints this to stderr at exit.
  */
 SLABKIT_API void slabkit_stats_print(FILE *fp, int flags);
+
+/*
+ * Object caches (objcache.h): fill up to nmax records, one per cache in
+ * creation order (buf may be NULL when nmax is 0), and return the number
+ * of caches.  Any thread.
+ */
+SLABKIT_API int objcache_stats_snapshot(struct objcache_stats *buf,
+    int nmax);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,5 @@
+/* Kernel include path compatibility: <sys/objcache.h> -> slabkit/objcache.h. */
+#ifndef SLABKIT_COMPAT_SYS_OBJCACHE_H
+#define SLABKIT_COMPAT_SYS_OBJCACHE_H
+#include <slabkit/objcache.h>
+#endif
