@@ -10,5 +10,6 @@
 #include <slabkit/mpipe.h>
 #include <slabkit/objcache.h>
 #include <slabkit/stats.h>
+#include <slabkit/zone.h>
 
 #endif /* SLABKIT_SLABKIT_H */

@@ -72,6 +72,39 @@ SLABKIT_API void slabkit_stats_print(FILE *fp, int flags);
 SLABKIT_API int objcache_stats_snapshot(struct objcache_stats *buf,
     int nmax);
 
+/* Zones (zone.h): one zone's merged statistics (vm.zone row). */
+struct vm_zone;
+struct vm_zone_stats {
+	uint32_t size;		/* sizeof(struct vm_zone_stats) */
+	uint32_t version;	/* SLABKIT_STATS_VERSION */
+	const char *name;	/* zname */
+	size_t	itemsize;	/* zsize */
+	long	limit;		/* zmax; 0: unlimited */
+	long	total;		/* ztotal: items created */
+	long	used;		/* total - free */
+	long	free;		/* global list plus thread caches */
+	long	cached;		/* of which in thread caches */
+	uint64_t requests;	/* znalloc, summed over the caches */
+	uint32_t flags;		/* ZONE_* */
+	uint32_t reserved0;
+	long	pages;		/* pages mapped or committed */
+	uint64_t reserved[4];
+};
+
+/* Fill *st for one zone; returns 0, or EINVAL for NULL. */
+SLABKIT_API int slabkit_zone_stats(struct vm_zone *z,
+    struct vm_zone_stats *st);
+
+/* Call fn for every listed zone, newest first, until it returns non-zero
+ * (returned); fn must not create or destroy zones. */
+SLABKIT_API int slabkit_zone_foreach(
+    int (*fn)(struct vm_zone *z, const struct vm_zone_stats *st, void *arg),
+    void *arg);
+
+/* The sysctl vm.zone table and the `vmstat -z' lines. */
+SLABKIT_API void slabkit_print_vm_zone(FILE *fp);
+SLABKIT_API void slabkit_print_vmstat_z(FILE *fp);
+
 #ifdef __cplusplus
 }
 #endif
