@@ -356,4 +356,10 @@ void sk_objcache_view(struct objcache *oc, struct sk_oc_view *v);
 /* One reaper pass over every cache; returns the objects destroyed. */
 long sk_objcache_reap(void);
 
+/* ------------------------------------------------------------------ */
+/* zone.c */
+
+/* sysctl vm.zone_kmem_pages, vm.zone_kern_pages, vm.zone_kmem_kvaspace. */
+void sk_zone_page_counts(long *kmem_pages, long *kern_pages, long *kvaspace);
+
 #endif /* SK_INTERNAL_H */
