@@ -376,6 +376,9 @@ zone_intr_grow(struct vm_zone *z)
 	sigset_t all, old;
 	void *item;
 
+	/* Full for good (carving only grows): no system call for a NULL. */
+	if (SK_LOAD_ACQ(&z->zcarved) >= z->zmax - z->zbootcnt)
+		return zone_intr_pop(z);
 	/* No handler may run on this thread while it holds zgrow. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);

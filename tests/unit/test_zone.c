@@ -422,8 +422,13 @@ TEST(shard_cache)
 		zalloc(z);
 	/* zfree: 64 to the cache, the rest to the global list */
 	{
-		long g = z->zfreecnt;
+		long g;
 
+		for (int i = 36; i < 100; i++)
+			v[i] = zalloc(z);
+		while (cache_count(z) > 0)
+			zalloc(z);
+		g = z->zfreecnt;
 		for (int i = 0; i < 100; i++)
 			zfree(z, v[i]);
 		CHECK_EQ(cache_count(z), 64);
@@ -834,7 +839,7 @@ sig_handler(int sig)
 
 struct sig_sender {
 	pthread_t target;
-	volatile int stop;
+	atomic_int stop;
 	long sent;
 };
 
@@ -843,7 +848,7 @@ sig_sender_main(void *arg)
 {
 	struct sig_sender *s = arg;
 
-	while (!s->stop) {
+	while (!atomic_load(&s->stop)) {
 		pthread_kill(s->target, SIGUSR1);
 		s->sent++;
 		if (s->sent % 16 == 0)
@@ -897,7 +902,7 @@ TEST(interrupt_zone_from_signal_handler)
 			live[k][3] = stamp[k] = i;
 		}
 	}
-	s.stop = 1;
+	atomic_store(&s.stop, 1);
 	pthread_join(t, NULL);
 	sigaction(SIGUSR1, &old, NULL);
 	CHECK(sig_runs >= target);
