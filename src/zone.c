@@ -671,11 +671,23 @@ zone_shard_exit(struct sk_shard *sh)
 	pthread_mutex_unlock(&zlist_mtx);
 }
 
-/* fork(): no zone lock may be held by a thread that will not exist. */
+/*
+ * fork(): no zone lock may be held by a thread that will not exist in the
+ * child.  Signals stay blocked from prepare to parent/child, as while any
+ * growth lock is held, so no handler on this thread waits for one of them
+ * (zlist_mtx serialises forks, so one saved mask is enough).
+ */
+static sigset_t zone_fork_mask;
+
 static void
 zone_prefork(void)
 {
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pthread_mutex_lock(&zlist_mtx);
+	zone_fork_mask = old;
 	for (struct vm_zone *z = zlist; z != NULL; z = z->zlink.le_next) {
 		zone_spin_lock(&z->zgrow);
 		zone_spin_lock(&z->zspin);
@@ -685,11 +697,14 @@ zone_prefork(void)
 static void
 zone_postfork(void)
 {
+	sigset_t old = zone_fork_mask;
+
 	for (struct vm_zone *z = zlist; z != NULL; z = z->zlink.le_next) {
 		zone_spin_unlock(&z->zspin);
 		zone_spin_unlock(&z->zgrow);
 	}
 	pthread_mutex_unlock(&zlist_mtx);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <slabkit/compat/vm/vm_zone.h>
@@ -926,6 +927,61 @@ TEST(interrupt_zone_from_signal_handler)
 	zdestroy(sigz);
 }
 
+struct fork_storm {
+	vm_zone_t zn, zi;
+	atomic_int stop;
+};
+
+static void *
+fork_storm_main(void *arg)
+{
+	struct fork_storm *f = arg;
+
+	while (!atomic_load(&f->stop)) {
+		void *a = zalloc(f->zn), *b = zalloc(f->zi);
+
+		zfree(f->zn, a);
+		if (b != NULL)
+			zfree(f->zi, b);
+	}
+	return NULL;
+}
+
+/* fork() while another thread uses the zones: the child can use them. */
+TEST(fork_while_busy)
+{
+	struct fork_storm f = {zinit("forkn", 64, 0, 0),
+	    zinit("forki", 64, 50, ZONE_INTERRUPT), 0};
+	int nforks = (int)sk_t_scale(20), ok = 0;
+	pthread_t t;
+
+	pthread_create(&t, NULL, fork_storm_main, &f);
+	for (int i = 0; i < nforks; i++) {
+		int status;
+		pid_t pid;
+
+		usleep(1000);
+		pid = fork();
+		if (pid == 0) {
+			void *a, *b;
+
+			alarm(10); /* a deadlock kills the child */
+			a = zalloc(f.zn);
+			b = zalloc(f.zi);
+			zfree(f.zn, a);
+			if (b != NULL)
+				zfree(f.zi, b);
+			_exit(a != NULL && b != NULL ? 0 : 1);
+		}
+		if (pid > 0 && waitpid(pid, &status, 0) == pid &&
+		    WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			ok++;
+	}
+	atomic_store(&f.stop, 1);
+	pthread_join(t, NULL);
+	CHECK_EQ(ok, nforks);
+}
+
 int
 main(void)
 {
@@ -946,5 +1002,6 @@ main(void)
 	RUN(statistics);
 	RUN(statistics_long_name);
 	RUN(interrupt_zone_from_signal_handler);
+	RUN(fork_while_busy);
 	return sk_t_done();
 }
