@@ -33,7 +33,7 @@ mail(struct mailbox *m, void *p)
 		old = m->item[--m->count];
 	m->item[m->count++] = p;
 	pthread_mutex_unlock(&m->mtx);
-	free(old); /* full: the sender frees the oldest-but-one itself */
+	free(old); /* full: the sender frees the newest waiting block */
 }
 
 static void
