@@ -558,8 +558,12 @@ zone_refill(struct vm_zone *z, struct vm_zpcpu *pc)
 	return 1;
 }
 
-void *
-zalloc(vm_zone_t z)
+/*
+ * Everything but the cache hit: checks, interrupt zones, boot zones, the
+ * shared slot, the first call on a thread (its shard is still the static
+ * empty one, whose slot is the shared one), refills and growth.
+ */
+static void *__attribute__((noinline)) zone_alloc_slow(struct vm_zone *z)
 {
 	struct sk_shard *sh;
 	struct vm_zpcpu *pc;
@@ -567,7 +571,7 @@ zalloc(vm_zone_t z)
 
 	if (SK_UNLIKELY(z == NULL))
 		sk_panic("zalloc", "invalid zone (NULL)");
-	if (SK_UNLIKELY(z->zstate & ZS_INTR)) {
+	if (z->zstate & ZS_INTR) {
 		item = zone_intr_pop(z);
 		if (item == NULL)
 			item = zone_intr_grow(z);
@@ -575,15 +579,15 @@ zalloc(vm_zone_t z)
 			zone_alloc_failed(z);
 		return item;
 	}
-	if (SK_UNLIKELY(!(z->zstate & ZS_CACHED)))
+	if (!(z->zstate & ZS_CACHED))
 		return zone_alloc_global(z);
 	sh = sk_shard_get();
-	if (SK_UNLIKELY(sh->slot >= ZONE_NCACHES))
+	if (sh->slot >= ZONE_NCACHES)
 		return zone_alloc_global(z);
 	pc = &z->zpcpu[sh->slot];
 	do {
 		item = pc->zitems;
-		if (SK_LIKELY(item != NULL)) {
+		if (item != NULL) {
 			pc->zitems = item[0];
 			SK_OWNER_ADD(&pc->zfreecnt, -1);
 			SK_OWNER_ADD(&pc->znalloc, 1);
@@ -593,36 +597,61 @@ zalloc(vm_zone_t z)
 	return zone_grow_or_fail(z);
 }
 
-void
-zfree(vm_zone_t z, void *ptr)
+void *
+zalloc(vm_zone_t z)
 {
 	struct sk_shard *sh;
 	struct vm_zpcpu *pc;
-	void **item = ptr;
+	void **item;
 
-	if (SK_UNLIKELY(z == NULL))
-		sk_panic("zfree", "invalid zone (NULL) (ptr %p)", ptr);
-	if (SK_UNLIKELY(item == NULL))
-		sk_panic("zfree", "freeing NULL to zone %s", z->zname);
-	if (SK_UNLIKELY(z->zstate & ZS_INTR)) {
-		zone_intr_free(z, item);
-		return;
-	}
-	if (SK_LIKELY(z->zstate & ZS_CACHED)) {
-		sh = sk_shard_get();
+	/* spec 4.4 zalloc step 1: this thread's cache, no lock */
+	if (SK_LIKELY(z != NULL &&
+	              (z->zstate & (ZS_INTR | ZS_CACHED)) == ZS_CACHED)) {
+		sh = sk_shard_current();
 		if (SK_LIKELY(sh->slot < ZONE_NCACHES)) {
 			pc = &z->zpcpu[sh->slot];
-			if (SK_LIKELY(pc->zfreecnt < z->zmax_pcpu)) {
-				if (SK_UNLIKELY(item[1] == ZENTRY_MARK))
-					zone_freeing_free(z, item);
-				item[0] = pc->zitems;
-				item[1] = ZENTRY_MARK;
-				pc->zitems = item;
-				SK_OWNER_ADD(&pc->zfreecnt, 1);
-				return;
+			item = pc->zitems;
+			if (SK_LIKELY(item != NULL && item[1] == ZENTRY_MARK)) {
+				pc->zitems = item[0];
+				SK_OWNER_ADD(&pc->zfreecnt, -1);
+				SK_OWNER_ADD(&pc->znalloc, 1);
+				item[0] = NULL;
+				item[1] = NULL;
+				return item;
 			}
 		}
 	}
+	return zone_alloc_slow(z);
+}
+
+static void __attribute__((noinline))
+zone_free_slow(struct vm_zone *z, void **item)
+{
+	struct sk_shard *sh;
+	struct vm_zpcpu *pc;
+
+	if (SK_UNLIKELY(z == NULL))
+		sk_panic("zfree", "invalid zone (NULL) (ptr %p)", item);
+	if (SK_UNLIKELY(item == NULL))
+		sk_panic("zfree", "freeing NULL to zone %s", z->zname);
+	if (z->zstate & ZS_INTR) {
+		zone_intr_free(z, item);
+		return;
+	}
+	if (z->zstate & ZS_CACHED) {
+		sh = sk_shard_get();
+		pc = &z->zpcpu[sh->slot < ZONE_NCACHES ? sh->slot : 0];
+		if (sh->slot < ZONE_NCACHES && pc->zfreecnt < z->zmax_pcpu) {
+			if (SK_UNLIKELY(item[1] == ZENTRY_MARK))
+				zone_freeing_free(z, item);
+			item[0] = pc->zitems;
+			item[1] = ZENTRY_MARK;
+			pc->zitems = item;
+			SK_OWNER_ADD(&pc->zfreecnt, 1);
+			return;
+		}
+	}
+	/* spec 4.4 zfree: beyond the cap, the global list */
 	zone_spin_lock(&z->zspin);
 	if (SK_UNLIKELY(item[1] == ZENTRY_MARK))
 		zone_freeing_free(z, item);
@@ -631,6 +660,32 @@ zfree(vm_zone_t z, void *ptr)
 	z->zitems = item;
 	z->zfreecnt++;
 	zone_spin_unlock(&z->zspin);
+}
+
+void
+zfree(vm_zone_t z, void *ptr)
+{
+	struct sk_shard *sh;
+	struct vm_zpcpu *pc;
+	void **item = ptr;
+
+	/* spec 4.4 zfree: this thread's cache while below its cap */
+	if (SK_LIKELY(z != NULL && item != NULL &&
+	              (z->zstate & (ZS_INTR | ZS_CACHED)) == ZS_CACHED)) {
+		sh = sk_shard_current();
+		if (SK_LIKELY(sh->slot < ZONE_NCACHES)) {
+			pc = &z->zpcpu[sh->slot];
+			if (SK_LIKELY(pc->zfreecnt < z->zmax_pcpu &&
+			              item[1] != ZENTRY_MARK)) {
+				item[0] = pc->zitems;
+				item[1] = ZENTRY_MARK;
+				pc->zitems = item;
+				SK_OWNER_ADD(&pc->zfreecnt, 1);
+				return;
+			}
+		}
+	}
+	zone_free_slow(z, item);
 }
 
 /* ------------------------------------------------------------------ */
