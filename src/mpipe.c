@@ -408,7 +408,8 @@ mp_support_main(void *arg)
 	mp_lock(mp, &h);
 	while (!(SK_LOAD(&mp->mpflags) & MPF_EXITING)) {
 		/* FIFO, while buffers are cached (spec 3.2 callback). */
-		while (mp->free_count > 0 && (mcb = mp->queue) != NULL) {
+		while (mp->free_count > 0 && (mcb = mp->queue) != NULL &&
+		       !(SK_LOAD(&mp->mpflags) & MPF_EXITING)) {
 			if ((mp->queue = mcb->next) == NULL)
 				mp->queue_tail = &mp->queue;
 			mp->st_callbacks++;
@@ -417,6 +418,8 @@ mp_support_main(void *arg)
 			sk_kfree(mcb, M_MPIPEARY);
 			mp_lock(mp, &h);
 		}
+		if (SK_LOAD(&mp->mpflags) & MPF_EXITING)
+			break;
 		if (mp->queue != NULL)
 			mp_flag_set(mp, MPF_QUEUEWAIT);
 		mp_sleep(mp, &h, &mp->qseq);
@@ -567,6 +570,15 @@ mpipe_done(malloc_pipe_t mp)
 	}
 
 	mp_lock(mp, &h);
+	if (mp->free_count != mp->total_count) {
+		/* A callback took a buffer while the thread was stopping. */
+		int out = mp->total_count - mp->free_count;
+
+		mp_unlock(mp, &h);
+		sk_panic("mpipe_done",
+		    "%d buffer(s) still outstanding in pipe %s (ptr %p)", out,
+		    mp->type->ks_shortdesc, (void *)mp);
+	}
 	array = mp->array;
 	n = mp->free_count;
 	queue = mp->queue;
@@ -734,13 +746,25 @@ sk_mpipe_kick(struct malloc_pipe *mp)
 	mp_unlock(mp, &h);
 }
 
+/* Copy a pipe under its lock; the lock word itself is read atomically. */
+static void
+mp_copy(struct malloc_pipe *out, struct malloc_pipe *mp)
+{
+	size_t off = offsetof(struct malloc_pipe, token);
+	size_t rest = off + sizeof(mp->token);
+
+	memcpy(out, mp, off);
+	out->token = SK_LOAD(&mp->token);
+	memcpy((char *)out + rest, (char *)mp + rest, sizeof(*mp) - rest);
+}
+
 void
 sk_mpipe_snapshot(struct malloc_pipe *mp, struct malloc_pipe *out)
 {
 	struct mp_hold h;
 
 	mp_lock(mp, &h);
-	*out = *mp;
+	mp_copy(out, mp);
 	mp_unlock(mp, &h);
 }
 
@@ -778,7 +802,7 @@ sk_mpipe_stats_print(FILE *fp, int json)
 		struct mp_hold h;
 
 		mp_lock(mp, &h);
-		s = *mp;
+		mp_copy(&s, mp);
 		mp_unlock(mp, &h);
 		if (json) {
 			fprintf(fp, "%s\n    {\"name\": ", n ? "," : "");
