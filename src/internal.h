@@ -327,6 +327,35 @@ struct malloc_pipe;
 void sk_mpipe_kick(struct malloc_pipe *mp);
 /* Copy *mp under its lock (tests read counters without racing). */
 void sk_mpipe_snapshot(struct malloc_pipe *mp, struct malloc_pipe *out);
+
+/* objcache.c */
+
+/* The sizing of spec 2.2, for any CPU count (objcache_create uses it). */
+struct sk_oc_sizing {
+	int	nom_cache;	/* after defaulting and clamping */
+	int	mag_capacity;
+	int	nmagdepot;	/* empty magazines stocked in the depot */
+	long	budget;		/* unallocated_objects; -1: unlimited */
+};
+void sk_objcache_sizing(int ncpus, int cluster_limit, int nom_cache,
+    struct sk_oc_sizing *sz);
+
+/* What the calling thread's slot and the depot hold (tests). */
+struct sk_oc_view {
+	int	loaded_rounds, loaded_capacity;
+	int	previous_rounds, previous_capacity;
+	int	capacity;	/* depot magcapacity */
+	int	nfull, nempty;	/* depot lists */
+	int	full_rounds;	/* objects on the full list */
+	int	waiting;	/* getters asleep on the budget */
+	int	nmags;		/* magazines alive */
+	long	budget;		/* -1: unlimited */
+};
+void sk_objcache_view(struct objcache *oc, struct sk_oc_view *v);
+
+/* One reaper pass over every cache; returns the objects destroyed. */
+long sk_objcache_reap(void);
+
 /* ------------------------------------------------------------------ */
 /* zone.c */
 
