@@ -47,7 +47,11 @@
  * index.  Growth runs under a small lock taken with every signal blocked,
  * so a signal handler can never wait for its own thread.  Hence zalloc and
  * zfree on an interrupt zone are async-signal-safe; they skip the thread
- * caches (which need the shard, created on first use).
+ * caches (which need the shard, created on first use).  A pair costs two
+ * locked compare-and-swaps and nothing else locked: the free count is
+ * read off the links by statistics, and requests are counted in the
+ * thread's slot (a handler interrupting that very increment on its own
+ * thread may lose one count, as the kernel's unlocked znalloc++ could).
  *
  * Promises.  Items are aligned to the largest power of two dividing zsize
  * (zsize is a multiple of 32 except in boot zones, where it is the
@@ -257,6 +261,23 @@ zone_intr_push_chain(struct vm_zone *z, uint32_t first, uint32_t last)
 	    &z->zhead, &h, nh, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
+/*
+ * REQUESTS of an interrupt zone: in the thread's slot when it has one
+ * (owner-only, no locked operation; a handler that interrupts its own
+ * thread between the load and the store of this counter loses one count,
+ * as the kernel's unlocked znalloc++ could), else on the zone.
+ */
+static inline void
+zone_intr_count_request(struct vm_zone *z)
+{
+	struct sk_shard *sh = sk_shard_current();
+
+	if (SK_LIKELY(sh->slot < ZONE_NCACHES))
+		SK_OWNER_ADD(&z->zpcpu[sh->slot].znalloc, 1);
+	else
+		__atomic_fetch_add(&z->znalloc, 1, __ATOMIC_RELAXED);
+}
+
 static void *
 zone_intr_pop(struct vm_zone *z)
 {
@@ -278,8 +299,7 @@ zone_intr_pop(struct vm_zone *z)
 			break;
 	}
 	__atomic_store_n(&z->zlinks[idx - 1], ZLINK_ALLOC, __ATOMIC_RELAXED);
-	__atomic_fetch_sub(&z->zfreecnt, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&z->znalloc, 1, __ATOMIC_RELAXED);
+	zone_intr_count_request(z);
 	return zone_hand_out(z, zone_intr_item(z, idx - 1));
 }
 
@@ -288,12 +308,15 @@ zone_intr_free(struct vm_zone *z, void *item)
 {
 	uint32_t i = zone_intr_index(z, item);
 
-	if (__atomic_exchange_n(&z->zlinks[i], ZLINK_BUSY, __ATOMIC_ACQ_REL) !=
-	    ZLINK_ALLOC)
+	/*
+	 * Not an exchange: a double free is a bug, and two of them racing
+	 * may slip past as in the kernel; one less locked operation.
+	 */
+	if (__atomic_load_n(&z->zlinks[i], __ATOMIC_RELAXED) != ZLINK_ALLOC)
 		zone_freeing_free(z, item);
+	__atomic_store_n(&z->zlinks[i], ZLINK_BUSY, __ATOMIC_RELAXED);
 	((void **)item)[1] = ZENTRY_MARK;
 	zone_intr_push_chain(z, i, i);
-	__atomic_fetch_add(&z->zfreecnt, 1, __ATOMIC_RELAXED);
 }
 
 /* Commit pages [*have, want) of a region of the reservation. */
@@ -362,11 +385,9 @@ zone_intr_carve(struct vm_zone *z)
 	SK_STORE_REL(&z->zcarved, fit);
 	SK_STORE(&z->ztotal, z->ztotal + nitems);
 	__atomic_fetch_add(&z->znalloc, 1, __ATOMIC_RELAXED);
-	if (nitems > 1) {
+	if (nitems > 1)
 		zone_intr_push_chain(
 		    z, first + 1, first + (uint32_t)nitems - 1);
-		__atomic_fetch_add(&z->zfreecnt, nitems - 1, __ATOMIC_RELAXED);
-	}
 	return zone_intr_item(z, first);
 }
 
@@ -1024,6 +1045,23 @@ zdestroy(vm_zone_t z)
 /* ------------------------------------------------------------------ */
 /* Statistics (spec 5: vm.zone, vmstat -z) */
 
+/*
+ * Free items of an interrupt zone, read off the links: the fast paths keep
+ * no free count (one locked operation less per call), statistics are rare.
+ */
+static long
+zone_intr_count_free(struct vm_zone *z)
+{
+	long n = z->zbootcnt + SK_LOAD_ACQ(&z->zcarved), nfree = 0;
+
+	for (long i = 0; i < n; i++) {
+		uint32_t l = __atomic_load_n(&z->zlinks[i], __ATOMIC_RELAXED);
+
+		nfree += l != ZLINK_ALLOC && l != ZLINK_BUSY;
+	}
+	return nfree;
+}
+
 static void
 zone_snapshot(struct vm_zone *z, struct vm_zone_stats *st)
 {
@@ -1038,7 +1076,7 @@ zone_snapshot(struct vm_zone *z, struct vm_zone_stats *st)
 	st->flags = (uint32_t)z->zflags;
 	if (z->zstate & ZS_INTR) {
 		st->total = SK_LOAD(&z->ztotal);
-		st->free = SK_LOAD(&z->zfreecnt);
+		st->free = zone_intr_count_free(z);
 		st->requests = (uint64_t)SK_LOAD(&z->znalloc);
 		st->pages = SK_LOAD(&z->zpagecount);
 	} else {
@@ -1049,7 +1087,7 @@ zone_snapshot(struct vm_zone *z, struct vm_zone_stats *st)
 		st->pages = z->zpages;
 		zone_spin_unlock(&z->zspin);
 	}
-	if (z->zstate & ZS_CACHED) {
+	if (z->zstate & (ZS_CACHED | ZS_INTR)) {
 		int n = sk_shard_count();
 
 		if (n > ZONE_NCACHES)
