@@ -152,6 +152,7 @@ struct sk_slzone {
 	int32_t	z_rsignal;		/* atomic */
 	int32_t	z_rcount;		/* atomic */
 	struct sk_slzone *z_pend_next;	/* atomic: owner's doorbell list */
+	int32_t	z_pending;		/* atomic: on the doorbell list */
 };
 
 struct sk_zonelist {
@@ -319,15 +320,6 @@ void sk_stats_at_exit(void);
  */
 void sk_statshm_start(void);
 
-/* ------------------------------------------------------------------ */
-/* mpipe.c */
-struct malloc_pipe;
-/* Wake every sleeper of the pipe without freeing anything (tests: a
- * spurious wakeup). */
-void sk_mpipe_kick(struct malloc_pipe *mp);
-/* Copy *mp under its lock (tests read counters without racing). */
-void sk_mpipe_snapshot(struct malloc_pipe *mp, struct malloc_pipe *out);
-
 /* objcache.c */
 
 /* The sizing of spec 2.2, for any CPU count (objcache_create uses it). */
@@ -355,6 +347,15 @@ void sk_objcache_view(struct objcache *oc, struct sk_oc_view *v);
 
 /* One reaper pass over every cache; returns the objects destroyed. */
 long sk_objcache_reap(void);
+
+/* ------------------------------------------------------------------ */
+/* mpipe.c */
+struct malloc_pipe;
+/* Wake every sleeper of the pipe without freeing anything (tests: a
+ * spurious wakeup). */
+void sk_mpipe_kick(struct malloc_pipe *mp);
+/* Copy *mp under its lock (tests read counters without racing). */
+void sk_mpipe_snapshot(struct malloc_pipe *mp, struct malloc_pipe *out);
 
 /* ------------------------------------------------------------------ */
 /* zone.c */

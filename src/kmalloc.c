@@ -593,7 +593,17 @@ zone_drain_pending(struct sk_shard *sh)
 	z = __atomic_exchange_n(&sh->pend, NULL, __ATOMIC_ACQ_REL);
 	for (; z != NULL; z = next) {
 		next = SK_LOAD(&z->z_pend_next);
+		__atomic_store_n(&z->z_pending, 0, __ATOMIC_SEQ_CST);
 		zone_drain_remote(z);
+		if (z->z_nfree == 0 && !(z->z_flags & ZF_ONLIST)) {
+			/* Still exhausted (the chunk that rang was taken by
+			 * an earlier harvest): re-arm the signal, then look
+			 * again so no remote free can slip between. */
+			__atomic_store_n(&z->z_rsignal, 1, __ATOMIC_SEQ_CST);
+			if (zone_drain_remote(z) > 0)
+				__atomic_store_n(&z->z_rsignal, 0,
+				    __ATOMIC_RELAXED);
+		}
 		if (z->z_nfree > 0 && !(z->z_flags & ZF_ONLIST)) {
 			zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
 			z->z_flags |= ZF_ONLIST;
@@ -1072,7 +1082,8 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, long idx,
 	    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
 	if (head == NULL &&
 	    __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST) != 0 &&
-	    __atomic_exchange_n(&z->z_rsignal, 0, __ATOMIC_ACQ_REL) != 0) {
+	    __atomic_exchange_n(&z->z_rsignal, 0, __ATOMIC_ACQ_REL) != 0 &&
+	    __atomic_exchange_n(&z->z_pending, 1, __ATOMIC_ACQ_REL) == 0) {
 		/* Ring the owner's doorbell; our RCount reference goes with
 		 * the zone and is dropped by the owner. */
 		struct sk_slzone *old;
