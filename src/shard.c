@@ -177,8 +177,10 @@ shard_postfork_child(void)
 {
 	struct sk_shard *me = sk_tls_shard;
 
-	pthread_mutex_init(&shard_lock, NULL);
+	/* The forking thread holds both locks in the child too. */
+	pthread_mutex_unlock(&shard_lock);
 	sk_types_unlock();
+	pthread_mutex_lock(&shard_lock);
 	/* Threads other than this one do not exist in the child. */
 	for (struct sk_shard *sh = shard_all; sh != NULL; sh = sh->all_next) {
 		if (sh == me || sh->orphan)
@@ -187,6 +189,7 @@ shard_postfork_child(void)
 		sh->orphan_next = shard_orphans;
 		shard_orphans = sh;
 	}
+	pthread_mutex_unlock(&shard_lock);
 }
 
 void
