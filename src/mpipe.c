@@ -163,20 +163,31 @@ mp_lock_slow(struct malloc_pipe *mp)
 		mp_futex_wait(&mp->token, 2);
 }
 
+static __attribute__((noinline)) void
+mp_block_signals(struct mp_hold *h)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &h->old);
+}
+
+static __attribute__((noinline)) void
+mp_restore_signals(struct mp_hold *h)
+{
+	pthread_sigmask(SIG_SETMASK, &h->old, NULL);
+}
+
 static inline void
 mp_lock(struct malloc_pipe *mp, struct mp_hold *h)
 {
 	unsigned int zero = 0;
 
 	h->masked = (SK_LOAD(&mp->mpflags) & MPF_INT) != 0;
-	if (SK_UNLIKELY(h->masked)) {
-		sigset_t all;
-
-		/* Before taking the lock: a handler must never find it held
-		 * by its own thread. */
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &h->old);
-	}
+	/* Before taking the lock: a handler must never find it held by its
+	 * own thread. */
+	if (SK_UNLIKELY(h->masked))
+		mp_block_signals(h);
 	if (SK_UNLIKELY(!__atomic_compare_exchange_n(&mp->token, &zero, 1,
 	        false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
 		mp_lock_slow(mp);
@@ -189,7 +200,7 @@ mp_unlock(struct malloc_pipe *mp, struct mp_hold *h)
 	        __atomic_exchange_n(&mp->token, 0, __ATOMIC_RELEASE) == 2))
 		mp_futex_wake(&mp->token);
 	if (SK_UNLIKELY(h->masked))
-		pthread_sigmask(SIG_SETMASK, &h->old, NULL);
+		mp_restore_signals(h);
 }
 
 /* Sleep on *seq (read under the lock as `val'); the lock is dropped. */
@@ -216,8 +227,8 @@ mp_flag_clear(struct malloc_pipe *mp, unsigned int flag)
 }
 
 /* A buffer came back into the array: wake whoever waits (spec 3.2 free). */
-static void
-mp_wakeup(struct malloc_pipe *mp)
+static __attribute__((noinline)) void
+mp_wakeup_slow(struct malloc_pipe *mp)
 {
 	if (SK_LOAD(&mp->mpflags) & MPF_QUEUEWAIT) {
 		mp_flag_clear(mp, MPF_QUEUEWAIT);
@@ -229,6 +240,13 @@ mp_wakeup(struct malloc_pipe *mp)
 		SK_STORE(&mp->wseq, mp->wseq + 1);
 		mp_futex_wake(&mp->wseq);
 	}
+}
+
+static inline void
+mp_wakeup(struct malloc_pipe *mp)
+{
+	if (SK_UNLIKELY((SK_LOAD(&mp->mpflags) & MPF_QUEUEWAIT) || mp->pending))
+		mp_wakeup_slow(mp);
 }
 
 /* ------------------------------------------------------------------ */
