@@ -26,11 +26,12 @@
  * sequence words: mpipe_alloc_waitok on `wseq', mpipe_wait and the support
  * thread on `qseq'.  A sleeper reads the word under the lock and sleeps
  * only while it is unchanged, so a wakeup between its unlock and its sleep
- * is never lost.  Wakeups are issued with the lock held so that a pipe
- * torn down right after its last buffer comes back is never touched by a
- * late wakeup.  kmalloc, kfree, construct, deconstruct and callbacks run
- * with the lock dropped: a slot is claimed (total_count++) before an
- * overflow kmalloc and given back if it fails.
+ * is never lost.  Sleepers are woken with the lock held, so once
+ * mpipe_done (which takes the lock) has returned, no wakeup can still
+ * touch the pipe's memory (only the lock's own hand-off follows a
+ * release, as in any futex mutex).  kmalloc, kfree, construct,
+ * deconstruct and callbacks run with the lock dropped: a slot is claimed
+ * (total_count++) before an overflow kmalloc and given back if it fails.
  *
  * Promises.  Buffers have kmalloc's alignment for `bytes'.  Every function
  * may be called from any thread.  mpipe_alloc_nowait and mpipe_free never
@@ -60,6 +61,10 @@
  * queued callbacks in FIFO order while the array holds buffers, without
  * the lock, and frees each record.  mpipe_done stops and joins it.
  *
+ * fork().  As with any lock, a pipe whose lock another thread held at the
+ * fork stays locked in the child, and support threads do not exist there:
+ * a child should not use its parent's pipes.
+ *
  * Statistics.  Live pipes are kept in a registry (added by mpipe_init,
  * removed by mpipe_done) that sk_mpipe_stats_print walks for
  * slabkit_stats_print.
@@ -69,10 +74,12 @@
  * deconstruct run outside the lock; the MPF_INT interrupt-context rules
  * above; mpipe_alloc_callback panics instead of queueing a callback that
  * no thread would run on a pipe without MPF_CALLBACK; mpipe_done frees
- * callback records that never ran (the kernel leaks them); mpipe_init
- * panics on a pipe that is still live; a sleeper woken with the array
- * empty after a failed overflow slot returns that slot's buffer if one
- * was freed meanwhile (the kernel holds its token across the kmalloc).
+ * callback records that never ran (the kernel leaks them) and the support
+ * thread starts no callback once mpipe_done has begun; mpipe_init panics
+ * on a pipe that is still live; when an overflow kmalloc fails but a
+ * buffer was freed into the array while the lock was dropped for it, that
+ * buffer is returned instead of NULL (the kernel holds its token across
+ * the kmalloc, so nothing can be freed meanwhile).
  */
 #define _GNU_SOURCE
 #include <errno.h>
