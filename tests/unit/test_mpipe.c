@@ -495,6 +495,33 @@ TEST(lifo_reuse)
 	kmalloc_destroy(&t);
 }
 
+/* bytes == 0: kmalloc(0)'s sentinel, as in the kernel; counts still hold. */
+TEST(zero_size_buffers)
+{
+	struct malloc_type *t = NULL;
+	struct malloc_pipe mp;
+	struct counts c;
+	void *b[3];
+
+	kmalloc_create(&t, "mp_zerosize");
+	memset(&c, 0, sizeof(c));
+	mpipe_init(&mp, t, 0, 2, 3, 0, ctor, dtor, &c);
+	for (int i = 0; i < 3; i++) {
+		b[i] = mpipe_alloc_nowait(&mp);
+		CHECK_PTR_EQ(b[i], ZERO_LENGTH_PTR);
+	}
+	CHECK(mpipe_alloc_nowait(&mp) == NULL);
+	CHECK_EQ(mp.total_count, 3);
+	for (int i = 0; i < 3; i++)
+		mpipe_free(&mp, b[i]);
+	CHECK_EQ(mp.total_count, 2);
+	CHECK_EQ(c.dtor, 1);
+	mpipe_done(&mp);
+	CHECK_EQ(c.ctor, 3);
+	CHECK_EQ(c.dtor, 3);
+	kmalloc_destroy(&t);
+}
+
 /* Row 66: mpipe_free(NULL) is a no-op. */
 TEST(free_null)
 {
@@ -672,6 +699,7 @@ main(void)
 	RUN(construct_deconstruct);
 	RUN(free_overflow);
 	RUN(lifo_reuse);
+	RUN(zero_size_buffers);
 	RUN(free_null);
 	RUN(done_rules);
 	RUN(misuse_messages);
