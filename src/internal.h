@@ -71,6 +71,7 @@ struct sk_options {
 	int	track;		/* 0 none, 1 valgrind, 2 asan */
 	bool	stats_shm;	/* live statistics segment for `slabkit stat` */
 	bool	verbose;
+	bool	debug;		/* any of invariants, pattern, weird */
 };
 extern struct sk_options sk_opt;
 
@@ -98,7 +99,27 @@ sk_init(void)
  * < 0 first page of a slab zone owned by shard (-tag - 1), 0 nothing.
  * Reads are lock-free and never fault, for any address.
  */
-int32_t sk_pagemap_get(uintptr_t addr);
+#define SK_PM_ADDR_BITS	47
+#define SK_PM_LEAF_BITS	18
+#define SK_PM_ROOT_BITS	18
+extern int32_t *sk_pm_root[(size_t)1 << SK_PM_ROOT_BITS]; /* atomic */
+extern unsigned sk_pm_shift;	/* the page shift; 12 until init */
+
+static inline int32_t
+sk_pagemap_get(uintptr_t addr)
+{
+	size_t idx;
+	int32_t *leaf;
+
+	if (SK_UNLIKELY(addr >> SK_PM_ADDR_BITS))
+		return 0;
+	idx = addr >> sk_pm_shift;
+	leaf = SK_LOAD_ACQ(&sk_pm_root[(idx >> SK_PM_LEAF_BITS) &
+	    (((size_t)1 << SK_PM_ROOT_BITS) - 1)]);
+	if (SK_UNLIKELY(leaf == NULL))
+		return 0;
+	return SK_LOAD(&leaf[idx & (((size_t)1 << SK_PM_LEAF_BITS) - 1)]);
+}
 /* Set the tag of addr's page; -1 when the table could not grow. */
 int sk_pagemap_set(uintptr_t addr, int32_t tag);
 
@@ -166,6 +187,8 @@ struct sk_zonelist {
 #define SK_NSLOTS	256		/* statistics slots; the last is shared */
 #define SK_SLOT_SHARED	(SK_NSLOTS - 1)
 #define SK_MAX_EXIT_HOOKS 8
+#define SK_SHARD_SLOW_ALWAYS	0x01	/* empty or shared-slot shard */
+#define SK_SHARD_SLOW_RELEASE	0x02	/* free zones to release */
 
 /*
  * A shard is one thread's allocator state (SLGlobalData).  Only its owner
@@ -181,6 +204,7 @@ struct sk_shard {
 	size_t	junkindex;			/* colouring */
 	int	id;				/* shard number, >= 0 */
 	int	slot;				/* statistics slot */
+	uint8_t	slow;				/* SK_SHARD_SLOW_* */
 	bool	empty;				/* the static empty shard */
 	bool	orphan;				/* owner thread gone */
 	bool	exiting;
@@ -245,6 +269,7 @@ struct sk_slab_config {
 	size_t	zone_size;	/* ZoneSize */
 	size_t	zone_limit;	/* ZoneLimit */
 	uintptr_t zone_mask;	/* ZoneMask */
+	size_t	fast_limit;	/* largest size the fast path serves */
 	int	zone_rels_thresh; /* ZoneRelsThresh (derived or zone_cache) */
 	size_t	page_size;
 	unsigned page_shift;

@@ -79,6 +79,7 @@ static atomic_int reclaim_nhooks;
 #define TYPE_REGISTERED 0x1
 
 static void zone_drain_pending(struct sk_shard *sh);
+static void shard_update_slow(struct sk_shard *sh);
 
 /* ------------------------------------------------------------------ */
 /* Sizing (spec 1.5) */
@@ -97,6 +98,9 @@ sk_kmalloc_sizing(size_t lim_mb, int ncpus, struct sk_slab_config *c)
 	c->zone_size = zs;
 	c->zone_limit = zs / 4 < SK_ZONE_LIMIT ? zs / 4 : SK_ZONE_LIMIT;
 	c->zone_mask = ~(uintptr_t)(zs - 1);
+	/* sizes 1 .. fast_limit are zone sizes that are never page
+	 * multiples above two pages */
+	c->fast_limit = c->zone_limit - 1 < 8192 ? c->zone_limit - 1 : 8192;
 	/* spec 1.5: doubled at >= 7, 15, 31, 63 and 127 GB */
 	for (size_t gb = 7; gb <= 127; gb = gb * 2 + 1)
 		if (lim_mb >= gb * 1024)
@@ -106,6 +110,7 @@ sk_kmalloc_sizing(size_t lim_mb, int ncpus, struct sk_slab_config *c)
 	c->zone_rels_thresh = thresh;
 	c->page_size = sk_os_page_size();
 	c->page_shift = sk_os_page_shift();
+	sk_pm_shift = c->page_shift;
 }
 
 void
@@ -381,7 +386,7 @@ use_shared(struct malloc_type *type)
 	return &u[SK_SLOT_SHARED];
 }
 
-static void
+__attribute__((noinline)) static void
 fold_loose(struct malloc_type *type, size_t bytes)
 {
 	struct kmalloc_type_stats st;
@@ -545,7 +550,8 @@ check_zone_free(struct sk_shard *sh, struct sk_slzone *z)
 	z->z_magic = (uint32_t)-1;
 	sk_pagemap_set((uintptr_t)z, 0);
 	zl_insert_head(&sh->freezones, z);
-	sh->nfreezones++;
+	if (++sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh))
+		sh->slow |= SK_SHARD_SLOW_RELEASE;
 }
 
 /* Unmap free zones beyond ZoneRelsThresh and deferred large blocks. */
@@ -622,6 +628,7 @@ run_reclaim(struct sk_shard *sh)
 	int n = atomic_load(&reclaim_nhooks);
 
 	release_free_zones(sh, 0);
+	shard_update_slow(sh);
 	for (int i = 0; i < n; i++)
 		reclaim_hooks[i]();
 }
@@ -842,43 +849,19 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 	return z;
 }
 
-static void *
-kmalloc_slow(size_t size, struct malloc_type *type, int flags);
-
-void *
-sk_kmalloc(size_t size, struct malloc_type *type, int flags)
+/*
+ * Take one chunk from a listed zone (spec 1.4 step 7): harvest remote
+ * frees when NFree runs out, pop the local list (LIFO) or carve a
+ * never-used chunk, and mark it handed out.  *flags loses M_ZERO when the
+ * chunk comes passively zeroed.
+ */
+static inline struct sk_chunk *
+zone_take_chunk(struct sk_shard *sh, struct sk_slzone *z, int *flags)
 {
-	struct sk_shard *sh = sk_tls_shard;
-	struct sk_slzone *z;
 	struct sk_chunk *c;
-	size_t align;
-	long idx;
+	uintptr_t idx;
 	uint32_t w, bit;
-	int zi;
 
-	/* Fast path: an initialised type, no rounding flags, a zone size,
-	 * a listed zone, nothing to release. */
-	if (SK_UNLIKELY(SK_LOAD(&type->ks_limit) == 0 ||
-		(flags & (M_CACHEALIGN | M_POWEROF2)) != 0 || size == 0 ||
-		size >= sk_slab.zone_limit ||
-		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD(&type->ks_limit) ||
-		(!(flags & M_RNOWAIT) &&
-		    (sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh) ||
-			sh->freeovzones != NULL)) ||
-		type->ks_magic != M_MAGIC))
-		return kmalloc_slow(size, type, flags);
-	if (SK_UNLIKELY((size & (sk_slab.page_size - 1)) == 0 &&
-		size > 2 * sk_slab.page_size))
-		return kmalloc_slow(size, type, flags);
-	{
-		size_t req = size;
-
-		zi = sk_zoneindex(&size, &align);
-		z = sh->zoneary[zi].tail;
-		if (SK_UNLIKELY(z == NULL))
-			return kmalloc_slow(req, type, flags);
-	}
-	stats_calls(type, sh);
 	if (SK_UNLIKELY(--z->z_nfree <= 0))
 		zone_exhausted(sh, z);
 	c = z->z_lchunks;
@@ -890,31 +873,40 @@ sk_kmalloc(size_t size, struct malloc_type *type, int flags)
 		    (size_t)z->z_uindex * z->z_chunksize);
 		if (++z->z_uindex == z->z_nmax)
 			z->z_uindex = 0;
-		if (z->z_uindex == z->z_uendindex && z->z_nfree != 0)
+		if (SK_UNLIKELY(z->z_uindex == z->z_uendindex &&
+			z->z_nfree != 0))
 			sk_panic("kmalloc", "slaballoc: corrupted zone %p",
 			    (void *)z);
 		if (!(z->z_flags & SLZF_UNOTZEROD)) {
-			flags &= ~M_ZERO; /* passive zero */
-			flags |= M_PASSIVE_ZERO;
+			*flags &= ~M_ZERO; /* passive zero */
+			*flags |= M_PASSIVE_ZERO;
 			sh->passive_zero++;
 		}
 	}
-	idx = zone_chunk_index(z, c);
-	if (SK_UNLIKELY(idx < 0))
+	idx = (uintptr_t)((((uint64_t)((uintptr_t)c -
+				(uintptr_t)z->z_baseptr)) *
+			      z->z_chunkmul) >> 32);
+	if (SK_UNLIKELY(sk_opt.debug) &&
+	    zone_chunk_index(z, c) != (long)idx)
 		sk_panic("kmalloc", "free list of zone %p corrupted (ptr %p)",
 		    (void *)z, (void *)c);
 	bit = 1u << (idx & 31);
 	w = SK_LOAD(&z->z_abits[idx >> 5]);
-	if (SK_UNLIKELY(w & bit))
+	if (SK_UNLIKELY(sk_opt.invariants && (w & bit)))
 		sk_panic("kmalloc", "memory chunk %p is already allocated!",
 		    (void *)c);
 	SK_STORE(&z->z_abits[idx >> 5], w | bit);
-	stats_alloc(type, sh, size);
+	return c;
+}
+
+/* spec 1.4 step 10 */
+static inline void *
+chunk_finish(struct sk_chunk *c, size_t size, int flags)
+{
 	if (flags & M_ZERO) {
 		memset(c, 0, size);
 	} else if (SK_UNLIKELY(sk_opt.invariants) &&
 		   !(flags & M_PASSIVE_ZERO)) {
-		/* spec 1.4 step 10 */
 		if (sk_opt.pattern)
 			memset(c, 0xff, size);
 		c->c_next = (struct sk_chunk *)-1;
@@ -922,12 +914,106 @@ sk_kmalloc(size_t size, struct malloc_type *type, int flags)
 	return c;
 }
 
+static void *kmalloc_slow(size_t size, struct malloc_type *type, int flags);
+
+__attribute__((cold, noreturn, noinline)) static void
+panic_corrupted_zone(struct sk_slzone *z)
+{
+	sk_panic("kmalloc", "slaballoc: corrupted zone %p", (void *)z);
+}
+
+/*
+ * The fast path: a zone size, an initialised type under its limit, no
+ * rounding flag, no debug option, a shard with its own statistics slot and
+ * nothing to release, a listed zone that keeps a free chunk after this
+ * one.  Everything else (including the last chunk of a zone, which runs
+ * the remote harvest of spec 1.4 step 7) goes to kmalloc_slow.  Written so
+ * that every call out of it is a tail call or never returns.
+ */
+void *
+sk_kmalloc(size_t size, struct malloc_type *type, int flags)
+{
+	struct sk_shard *sh = sk_tls_shard;
+	struct kmalloc_use *u;
+	struct sk_slzone *z;
+	struct sk_chunk *c;
+	size_t chunk, loose;
+	uintptr_t idx;
+	uint32_t bit;
+
+	/* loose >= limit also catches an uninitialised type (limit 0) */
+	if (SK_UNLIKELY(size - 1 >= sk_slab.fast_limit ||
+		(flags & (M_CACHEALIGN | M_POWEROF2)) != 0 ||
+		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD(&type->ks_limit) ||
+		sk_opt.debug ||
+		(sh->slow != 0 &&
+		    ((sh->slow & SK_SHARD_SLOW_ALWAYS) ||
+			!(flags & M_RNOWAIT)))))
+		return kmalloc_slow(size, type, flags);
+	if (SK_LIKELY(size <= SK_SMALL_TABLE_MAX))
+		z = sh->zoneary[sk_small_class[(size + 7) >> 3]].tail;
+	else
+		z = sh->zoneary[sk_zoneindex_ladder(&(size_t){size},
+				    &(size_t){0})]
+			.tail;
+	if (SK_UNLIKELY(z == NULL || z->z_nfree <= 1))
+		return kmalloc_slow(size, type, flags);
+	z->z_nfree--;
+	chunk = z->z_chunksize;
+	c = z->z_lchunks;
+	if (SK_LIKELY(c != NULL)) {
+		if ((z->z_lchunks = c->c_next) == NULL)
+			z->z_lchunksp = &z->z_lchunks;
+	} else {
+		c = (struct sk_chunk *)(z->z_baseptr +
+		    (size_t)z->z_uindex * chunk);
+		if (++z->z_uindex == z->z_nmax)
+			z->z_uindex = 0;
+		if (SK_UNLIKELY(z->z_uindex == z->z_uendindex))
+			panic_corrupted_zone(z);
+		if (!(z->z_flags & SLZF_UNOTZEROD)) {
+			flags &= ~M_ZERO; /* passive zero */
+			sh->passive_zero++;
+		}
+	}
+	idx = (uintptr_t)((((uint64_t)((uintptr_t)c -
+				(uintptr_t)z->z_baseptr)) *
+			      z->z_chunkmul) >> 32);
+	bit = 1u << (idx & 31);
+	SK_STORE(&z->z_abits[idx >> 5], SK_LOAD(&z->z_abits[idx >> 5]) | bit);
+	u = &type->ks_use[sh->slot];
+	SK_OWNER_ADD(&u->calls, 1);
+	SK_OWNER_ADD(&u->inuse, 1);
+	SK_OWNER_ADD(&u->memuse, chunk);
+	loose = SK_LOAD(&u->loosememuse) + chunk;
+	SK_STORE(&u->loosememuse, loose);
+	if (SK_UNLIKELY(loose >= sk_slab.zone_size)) {
+		SK_STORE(&u->loosememuse, (size_t)0);
+		fold_loose(type, loose);
+	}
+	if (flags & M_ZERO)
+		return memset(c, 0, chunk);
+	return c;
+}
+
+static void
+shard_update_slow(struct sk_shard *sh)
+{
+	uint8_t slow = sh->slow & SK_SHARD_SLOW_ALWAYS;
+
+	if (sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh) ||
+	    sh->freeovzones != NULL)
+		slow |= SK_SHARD_SLOW_RELEASE;
+	sh->slow = slow;
+}
+
 static void *
 kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 {
 	struct sk_shard *sh;
 	struct sk_slzone *z;
-	size_t align;
+	struct sk_chunk *c;
+	size_t align, chunk;
 	int zi;
 
 	sk_init();
@@ -943,13 +1029,13 @@ kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 		return NULL;
 	if (size == 0)
 		return ZERO_LENGTH_PTR;
-	if (!(flags & M_RNOWAIT) &&
-	    (sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh) ||
-		sh->freeovzones != NULL))
+	if (!(flags & M_RNOWAIT) && (sh->slow & SK_SHARD_SLOW_RELEASE)) {
 		release_free_zones(sh, SK_LOAD(&sk_slab.zone_rels_thresh));
+		shard_update_slow(sh);
+	}
 	if (sh->empty) {
 		/* no shard could be made: out of memory */
-		if (flags & M_NULLOK || flags & M_RNOWAIT)
+		if (flags & (M_NULLOK | M_RNOWAIT))
 			return NULL;
 		sk_panic("kmalloc", "cannot create a shard");
 	}
@@ -957,28 +1043,16 @@ kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 	    ((size & (sk_slab.page_size - 1)) == 0 &&
 		size > 2 * sk_slab.page_size))
 		return kmalloc_large(sh, size, 0, type, flags);
-	{
-		size_t chunk = size;
-
-		zi = sk_zoneindex(&chunk, &align);
-	}
+	chunk = size;
+	zi = sk_zoneindex(&chunk, &align);
 	if (zi < 0)
 		sk_panic("kmalloc", "Unexpected byte count %zu", size);
 	z = sh->zoneary[zi].tail;
 	if (z == NULL && (z = zone_new(sh, zi, flags)) == NULL)
 		return NULL;
-	/* The zone is listed now: the fast path finishes the job without
-	 * counting the call a second time. */
-	{
-		struct kmalloc_use *u = use_slot(type, sh);
-
-		if (u != NULL)
-			SK_OWNER_ADD(&u->calls, (int64_t)-1);
-		else
-			__atomic_fetch_sub(&use_shared(type)->calls, 1,
-			    __ATOMIC_RELAXED);
-	}
-	return sk_kmalloc(size, type, flags & ~(M_CACHEALIGN | M_POWEROF2));
+	c = zone_take_chunk(sh, z, &flags);
+	stats_alloc(type, sh, chunk);
+	return chunk_finish(c, chunk, flags);
 }
 
 void *
@@ -1053,6 +1127,7 @@ kfree_large(struct sk_shard *sh, void *ptr, int32_t npages,
 		z->z_nmax = npages;
 		z->z_next = sh->freeovzones;
 		sh->freeovzones = z;
+		sh->slow |= SK_SHARD_SLOW_RELEASE;
 		return;
 	}
 	sk_os_unmap(ptr, bytes);
@@ -1105,8 +1180,9 @@ kfree_bad(const void *ptr, const char *api)
 	sk_panic(api, "pointer was not allocated by slabkit (ptr %p)", ptr);
 }
 
-void
-sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
+/* Everything but a local free of a chunk by a shard with its own slot. */
+static void
+kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 {
 	struct sk_shard *sh = sk_tls_shard;
 	struct sk_slzone *z;
@@ -1116,46 +1192,45 @@ sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
 	long idx;
 	uint32_t w, bit;
 
-	if (SK_UNLIKELY(ptr == NULL))
+	if (ptr == NULL)
 		sk_panic(api, "trying to free NULL pointer");
-	if (SK_UNLIKELY(ptr == ZERO_LENGTH_PTR))
+	if (ptr == ZERO_LENGTH_PTR)
 		return;
-	if (SK_UNLIKELY(type == NULL || type->ks_magic != M_MAGIC))
+	if (type == NULL || type->ks_magic != M_MAGIC)
 		sk_panic(api, "malloc type lacks magic (type %p, ptr %p)",
 		    (void *)type, ptr);
+	sk_init();
 	z = (struct sk_slzone *)(p & sk_slab.zone_mask);
 	tag = sk_pagemap_get((uintptr_t)z);
-	if (SK_UNLIKELY(tag >= 0)) {
+	if (tag >= 0) {
 		/* not a zone: a large block starts on a tagged page */
 		tag = sk_pagemap_get(p);
 		if (tag > 0 && (p & (sk_slab.page_size - 1)) == 0) {
 			kfree_large(sh, ptr, tag, type);
 			return;
 		}
-		if (sk_initialized != 2)
-			sk_init();
 		kfree_bad(ptr, api);
 	}
-	if (SK_UNLIKELY(z->z_magic != SK_SLAB_MAGIC))
+	if (z->z_magic != SK_SLAB_MAGIC)
 		sk_panic(api, "zone %p lacks magic (ptr %p)", (void *)z, ptr);
 	idx = zone_chunk_index(z, ptr);
-	if (SK_UNLIKELY(idx < 0))
+	if (idx < 0)
 		sk_panic(api, "pointer %p is not the start of a chunk "
 			      "(interior or misaligned pointer, ptr %p)",
 		    ptr, ptr);
-	if (SK_UNLIKELY(SK_LOAD(&z->z_owner) != sh)) {
+	if (SK_LOAD(&z->z_owner) != sh) {
 		stats_free(type, sh, z->z_chunksize);
 		if (SK_UNLIKELY(sk_opt.weird))
-			memset(c, 0xde, z->z_chunksize < 64 ? z->z_chunksize
-							     : 64);
+			memset((char *)c + sizeof(void *), 0xde,
+			    (z->z_chunksize < 64 ? z->z_chunksize : 64) -
+				sizeof(void *));
 		kfree_remote(z, c, idx, api);
 		return;
 	}
 	/* Local free (spec 1.6 step 5). */
 	bit = 1u << (idx & 31);
 	w = SK_LOAD(&z->z_abits[idx >> 5]);
-	if (SK_UNLIKELY(!(w & bit) ||
-		(SK_LOAD(&z->z_rbits[idx >> 5]) & bit)))
+	if (!(w & bit) || (SK_LOAD(&z->z_rbits[idx >> 5]) & bit))
 		sk_panic(api, "memory chunk %p is already free! (double free, "
 			      "ptr %p)", ptr, ptr);
 	SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
@@ -1169,13 +1244,62 @@ sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
 	if ((c->c_next = z->z_lchunks) == NULL)
 		z->z_lchunksp = &c->c_next;
 	z->z_lchunks = c;
-	if (SK_UNLIKELY(z->z_nfree++ == 0 && !(z->z_flags & ZF_ONLIST))) {
+	if (z->z_nfree++ == 0 && !(z->z_flags & ZF_ONLIST)) {
 		zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
 		z->z_flags |= ZF_ONLIST;
 	}
 	stats_free(type, sh, z->z_chunksize);
-	if (SK_UNLIKELY(z->z_nfree == z->z_nmax))
+	if (z->z_nfree == z->z_nmax)
 		check_zone_free(sh, z);
+}
+
+/*
+ * kfree fast path: a chunk of a zone this shard owns, freed by a shard
+ * with its own statistics slot, no debug option.  The pointer is looked up
+ * in the page tags before anything is read through it.
+ */
+void
+sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
+{
+	struct sk_shard *sh = sk_tls_shard;
+	uintptr_t p = (uintptr_t)ptr;
+	struct sk_slzone *z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+	struct sk_chunk *c = ptr;
+	struct kmalloc_use *u;
+	uintptr_t off, idx;
+	uint32_t w, bit;
+
+	/* p - 1 >= -9: NULL or ZERO_LENGTH_PTR (or the bytes just below) */
+	if (SK_UNLIKELY(p - 1 >= (uintptr_t)-9 ||
+		type->ks_magic != M_MAGIC || SK_LOAD(&type->ks_limit) == 0 ||
+		sh->slow & SK_SHARD_SLOW_ALWAYS || sk_opt.debug ||
+		sk_pagemap_get((uintptr_t)z) >= 0 ||
+		z->z_magic != SK_SLAB_MAGIC || z->z_owner != sh)) {
+		kfree_slow(ptr, type, api);
+		return;
+	}
+	off = p - (uintptr_t)z->z_baseptr;
+	idx = (uintptr_t)(((uint64_t)off * z->z_chunkmul) >> 32);
+	bit = 1u << (idx & 31);
+	w = SK_LOAD(&z->z_abits[idx >> 5]);
+	/* an offset below the base wraps and fails the bound test */
+	if (SK_UNLIKELY(idx >= (uintptr_t)z->z_nmax ||
+		idx * z->z_chunksize != off || !(w & bit) ||
+		(SK_LOAD(&z->z_rbits[idx >> 5]) & bit) ||
+		z->z_nfree == 0 || z->z_nfree + 1 == z->z_nmax)) {
+		/* bad pointer, double free, or the zone changes lists */
+		kfree_slow(ptr, type, api);
+		return;
+	}
+	SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
+	c->c_next = z->z_lchunks;
+	if (c->c_next == NULL)
+		z->z_lchunksp = &c->c_next;
+	z->z_lchunks = c;
+	z->z_nfree++;
+	u = &type->ks_use[sh->slot];
+	SK_OWNER_ADD(&u->inuse, (size_t)-1);
+	SK_OWNER_ADD(&u->memuse, -(size_t)z->z_chunksize);
 }
 
 void
@@ -1362,6 +1486,7 @@ sk_kmalloc_shard_exit(struct sk_shard *sh)
 {
 	sk_kmalloc_shard_cleanup(sh);
 	release_free_zones(sh, 0);
+	shard_update_slow(sh);
 }
 
 static void
@@ -1370,6 +1495,7 @@ cleanup_orphan(struct sk_shard *sh, void *arg)
 	(void)arg;
 	sk_kmalloc_shard_cleanup(sh);
 	release_free_zones(sh, 0);
+	shard_update_slow(sh);
 }
 
 void

@@ -185,6 +185,8 @@ slabkit_set_option(const char *key, const char *value)
 			if ((err = parse_bool(value, &b)) != 0)
 				return err;
 			SK_STORE(bools[i].flag, b);
+			SK_STORE(&sk_opt.debug, sk_opt.invariants ||
+			    sk_opt.pattern || sk_opt.weird || sk_opt.hardened);
 			return 0;
 		}
 	}

@@ -15,31 +15,16 @@
  */
 #include "internal.h"
 
-#define PM_ADDR_BITS	47
-#define PM_LEAF_BITS	18
+#define PM_ADDR_BITS	SK_PM_ADDR_BITS
+#define PM_LEAF_BITS	SK_PM_LEAF_BITS
 
-static int32_t *pm_root[(size_t)1 << 18]; /* atomic pointers */
+int32_t *sk_pm_root[(size_t)1 << SK_PM_ROOT_BITS];
+unsigned sk_pm_shift = 12;
 
 static inline size_t
 pm_page_index(uintptr_t addr)
 {
-	return addr >> sk_slab.page_shift;
-}
-
-int32_t
-sk_pagemap_get(uintptr_t addr)
-{
-	size_t idx;
-	int32_t *leaf;
-
-	if (addr >> PM_ADDR_BITS)
-		return 0;
-	idx = pm_page_index(addr);
-	leaf = SK_LOAD_ACQ(&pm_root[(idx >> PM_LEAF_BITS) &
-	    (((size_t)1 << 18) - 1)]);
-	if (leaf == NULL)
-		return 0;
-	return SK_LOAD(&leaf[idx & (((size_t)1 << PM_LEAF_BITS) - 1)]);
+	return addr >> sk_pm_shift;
 }
 
 int
@@ -52,8 +37,8 @@ sk_pagemap_set(uintptr_t addr, int32_t tag)
 	if (addr >> PM_ADDR_BITS)
 		return -1;
 	idx = pm_page_index(addr);
-	top = (idx >> PM_LEAF_BITS) & (((size_t)1 << 18) - 1);
-	leaf = SK_LOAD_ACQ(&pm_root[top]);
+	top = (idx >> PM_LEAF_BITS) & (((size_t)1 << SK_PM_ROOT_BITS) - 1);
+	leaf = SK_LOAD_ACQ(&sk_pm_root[top]);
 	if (leaf == NULL) {
 		if (tag == 0)
 			return 0;
@@ -62,7 +47,7 @@ sk_pagemap_set(uintptr_t addr, int32_t tag)
 		if (fresh == NULL)
 			return -1;
 		expect = NULL;
-		if (__atomic_compare_exchange_n(&pm_root[top], &expect, fresh,
+		if (__atomic_compare_exchange_n(&sk_pm_root[top], &expect, fresh,
 			false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 			leaf = fresh;
 		} else {

@@ -33,6 +33,7 @@
 
 static struct sk_shard sk_shard_empty = {
 	.empty = true,
+	.slow = SK_SHARD_SLOW_ALWAYS,
 	.id = -1,
 	.slot = SK_SLOT_SHARED,
 };
@@ -123,6 +124,8 @@ sk_shard_get_slow(void)
 		sh->id = shard_next_id;
 		SK_STORE(&shard_next_id, shard_next_id + 1);
 		sh->slot = sh->id < SK_SLOT_SHARED ? sh->id : SK_SLOT_SHARED;
+		if (sh->slot == SK_SLOT_SHARED)
+			sh->slow = SK_SHARD_SLOW_ALWAYS;
 		sh->all_next = shard_all;
 		shard_all = sh;
 		pthread_mutex_unlock(&shard_lock);
