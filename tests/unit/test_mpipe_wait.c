@@ -335,7 +335,9 @@ static void
 cb_slow(void *arg1, void *arg2)
 {
 	atomic_store(&slow_started, 1);
-	nap_ms(100);
+	/* Finish only once mpipe_done has begun. */
+	for (int i = 0; i < 5000 && !(snap(cb_pipe).mpflags & MPF_EXITING); i++)
+		nap_ms(1);
 	cb_record(arg1, arg2);
 }
 
@@ -353,6 +355,7 @@ TEST(done_with_queued_callbacks)
 	atomic_store(&slow_started, 0);
 	kmalloc_create(&t, "cbdone");
 	mpipe_init(&mp, t, 32, 1, 1, MPF_CALLBACK, NULL, NULL, NULL);
+	cb_pipe = &mp;
 	a = mpipe_alloc_nowait(&mp);
 	CHECK(mpipe_alloc_callback(&mp, cb_slow, (void *)1, NULL) == NULL);
 	CHECK(mpipe_alloc_callback(&mp, cb_record, (void *)2, NULL) == NULL);
