@@ -67,11 +67,11 @@
 
 #include "internal.h"
 
-#define MALLOC_API	__attribute__((visibility("default")))
-#define MALLOC_FLAGS	(M_WAITOK | M_NULLOK | SK_M_NORETRY)
-#define MALLOC_ALIGN	16
-#define MALLOC_MAX	((size_t)PTRDIFF_MAX)
-#define LIMIT_RAISED	((size_t)1 << 47) /* kmalloc_raise_limit(type, 0) */
+#define MALLOC_API   __attribute__((visibility("default")))
+#define MALLOC_FLAGS (M_WAITOK | M_NULLOK | SK_M_NORETRY)
+#define MALLOC_ALIGN 16
+#define MALLOC_MAX   ((size_t)PTRDIFF_MAX)
+#define LIMIT_RAISED ((size_t)1 << 47) /* kmalloc_raise_limit(type, 0) */
 
 /*
  * The library's malloc type.  It is registered by the first allocation
@@ -79,9 +79,9 @@
  * first, and never unregistered.
  */
 struct malloc_type M_LIBC[1] = {{
-	.ks_magic = M_MAGIC,
-	.ks_shortdesc = "malloc",
-	.ks_use = &M_LIBC[0].ks_use0,
+    .ks_magic = M_MAGIC,
+    .ks_shortdesc = "malloc",
+    .ks_use = &M_LIBC[0].ks_use0,
 }};
 
 /* Round a request up to 16 bytes.  Sizes 0 and > PTRDIFF_MAX come out as
@@ -123,8 +123,8 @@ alloc_failed(size_t rounded, size_t align, int flags)
 		libc_limit_raise();
 		errno = saved;
 		p = align <= MALLOC_ALIGN
-		    ? sk_kmalloc(rounded, M_LIBC, flags)
-		    : sk_kmalloc_aligned(rounded, align, M_LIBC, flags);
+		        ? sk_kmalloc(rounded, M_LIBC, flags)
+		        : sk_kmalloc_aligned(rounded, align, M_LIBC, flags);
 		if (p != NULL) {
 			errno = saved;
 			return p;
@@ -387,8 +387,7 @@ MALLOC_API void *__libc_malloc(size_t size) ALIAS(malloc);
 MALLOC_API void __libc_free(void *ptr) ALIAS(free);
 MALLOC_API void *__libc_calloc(size_t nmemb, size_t size) ALIAS(calloc);
 MALLOC_API void *__libc_realloc(void *ptr, size_t size) ALIAS(realloc);
-MALLOC_API void *__libc_memalign(size_t alignment, size_t size)
-    ALIAS(memalign);
+MALLOC_API void *__libc_memalign(size_t alignment, size_t size) ALIAS(memalign);
 MALLOC_API void *__libc_valloc(size_t size) ALIAS(valloc);
 MALLOC_API void *__libc_pvalloc(size_t size) ALIAS(pvalloc);
 

@@ -46,9 +46,9 @@
 
 #include "internal.h"
 
-#define STATSHM_DIR		"/dev/shm"
-#define STATSHM_INTERVAL_MS	500
-#define STATSHM_VERSION		1
+#define STATSHM_DIR         "/dev/shm"
+#define STATSHM_INTERVAL_MS 500
+#define STATSHM_VERSION     1
 
 static atomic_int statshm_started;
 static pthread_mutex_t statshm_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -91,18 +91,18 @@ publish(void)
 	if (text == NULL || json == NULL)
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &now);
-	hlen = sk_fmt(head, sizeof(head),
+	hlen = (size_t)snprintf(head, sizeof(head),
 	    "slabkit-stats %d\npid %d\nupdated %ld.%03ld\ninterval_ms %d\n"
 	    "text %zu\n",
 	    STATSHM_VERSION, (int)statshm_pid, (long)now.tv_sec,
 	    now.tv_nsec / 1000000, STATSHM_INTERVAL_MS, tlen);
-	fd = open(statshm_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-		O_NOFOLLOW, 0600);
+	fd = open(statshm_tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		goto out;
 	sk_os_write(fd, head, hlen);
 	sk_os_write(fd, text, tlen);
-	hlen = sk_fmt(head, sizeof(head), "json %zu\n", jlen);
+	hlen = (size_t)snprintf(head, sizeof(head), "json %zu\n", jlen);
 	sk_os_write(fd, head, hlen);
 	sk_os_write(fd, json, jlen);
 	ok = close(fd) == 0 && rename(statshm_tmp, statshm_path) == 0;
@@ -123,8 +123,9 @@ statshm_thread(void *arg)
 	pthread_mutex_lock(&statshm_mtx);
 	while (!statshm_stopping) {
 		if (!publish()) {
-			sk_warn("stats_shm", "cannot write %s; live statistics "
-					     "are off", statshm_path);
+			sk_warn("stats_shm",
+			    "cannot write %s: no live statistics",
+			    statshm_path);
 			break;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -134,8 +135,8 @@ statshm_thread(void *arg)
 			deadline.tv_nsec -= 1000000000L;
 		}
 		while (!statshm_stopping &&
-		    pthread_cond_timedwait(&statshm_cv, &statshm_mtx,
-			&deadline) != ETIMEDOUT)
+		       pthread_cond_timedwait(
+		           &statshm_cv, &statshm_mtx, &deadline) != ETIMEDOUT)
 			;
 	}
 	pthread_mutex_unlock(&statshm_mtx);
@@ -155,8 +156,8 @@ sk_statshm_start(void)
 	if (!sk_opt.stats_shm || atomic_exchange(&statshm_started, 1) != 0)
 		return;
 	statshm_pid = getpid();
-	sk_fmt(statshm_path, sizeof(statshm_path), "%s/slabkit.%d",
-	    STATSHM_DIR, (int)statshm_pid);
+	sk_fmt(statshm_path, sizeof(statshm_path), "%s/slabkit.%d", STATSHM_DIR,
+	    (int)statshm_pid);
 	sk_fmt(statshm_tmp, sizeof(statshm_tmp), "%s/.slabkit.%d.tmp",
 	    STATSHM_DIR, (int)statshm_pid);
 	pthread_condattr_init(&ca);

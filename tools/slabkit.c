@@ -58,7 +58,7 @@
 #endif
 
 #define STATSHM_DIR "/dev/shm"
-#define DROPIN "libslabkit-malloc.so"
+#define DROPIN      "libslabkit-malloc.so"
 
 static const char *progname = "slabkit";
 
@@ -85,8 +85,8 @@ usage(FILE *fp)
 	    "See slabkit(1) and slabkit_malloc(3).\n");
 }
 
-static void
-die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void die(int status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 die(int status, const char *fmt, ...)
@@ -147,8 +147,8 @@ find_under(const char *dir, const char *const *rels, const char *name)
 static char *
 find_dropin(void)
 {
-	static const char *const rels[] = {".", "../lib", "../lib/" MULTIARCH,
-		"../lib64", NULL};
+	static const char *const rels[] = {
+	    ".", "../lib", "../lib/" MULTIARCH, "../lib64", NULL};
 	static const char *const names[] = {DROPIN, DROPIN ".0", NULL};
 	static const char *const abs_dir[] = {".", NULL};
 	char *dir = exe_dir(), *found = NULL;
@@ -228,8 +228,8 @@ cmd_run(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		} else {
-			fprintf(stderr, "%s: run: unknown option %s\n", progname,
-			    a);
+			fprintf(stderr, "%s: run: unknown option %s\n",
+			    progname, a);
 			usage(stderr);
 			return 2;
 		}
@@ -241,8 +241,9 @@ cmd_run(int argc, char **argv)
 	}
 	lib = find_dropin();
 	if (lib == NULL)
-		die(2, "run: cannot find %s (looked beside %s, in ../lib and "
-		       "in %s)",
+		die(2,
+		    "run: cannot find %s (looked beside %s, in ../lib and "
+		    "in %s)",
 		    DROPIN, "this executable", SLABKIT_LIBDIR);
 	if (stats_file != NULL) {
 		if (stats_file[0] == '\0' || strchr(stats_file, ',') != NULL)
@@ -287,15 +288,15 @@ cmd_run(int argc, char **argv)
 /* stat */
 
 struct snapshot {
-	char	*data;		/* whole file, NUL-terminated */
-	int	version;
-	long	pid;
-	double	updated;	/* seconds since the epoch */
-	long	interval_ms;
+	char *data; /* whole file, NUL-terminated */
+	int version;
+	long pid;
+	double updated; /* seconds since the epoch */
+	long interval_ms;
 	const char *text;
-	size_t	text_len;
+	size_t text_len;
 	const char *json;
-	size_t	json_len;
+	size_t json_len;
 };
 
 static char *
@@ -357,8 +358,8 @@ snapshot_parse(struct snapshot *s, size_t len)
 	s->text = p;
 	s->text_len = (size_t)n;
 	p += n;
-	if (sscanf(p, "json %llu", &n) != 1 || (nl = memchr(p, '\n',
-						     (size_t)(end - p))) == NULL)
+	if (sscanf(p, "json %llu", &n) != 1 ||
+	    (nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 		return false;
 	p = nl + 1;
 	if (n > (unsigned long long)(end - p))
@@ -407,7 +408,8 @@ stat_list(void)
 	int n = 0;
 
 	if (d == NULL)
-		die(1, "stat: cannot read %s: %s", STATSHM_DIR, strerror(errno));
+		die(1, "stat: cannot read %s: %s", STATSHM_DIR,
+		    strerror(errno));
 	printf("%8s %8s %-7s %s\n", "PID", "AGE", "STATE", "COMMAND");
 	while ((e = readdir(d)) != NULL) {
 		struct snapshot s;
@@ -459,7 +461,7 @@ cmd_stat(int argc, char **argv)
 		if (strcmp(argv[i], "--json") == 0)
 			json = true;
 		else if (strcmp(argv[i], "-h") == 0 ||
-		    strcmp(argv[i], "--help") == 0) {
+		         strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
 		} else if (argv[i][0] != '-' && pidarg == NULL)
@@ -485,16 +487,17 @@ cmd_stat(int argc, char **argv)
 			    strerror(errno));
 		if (!pid_alive(pid))
 			die(1, "stat: no process %ld", pid);
-		die(1, "stat: process %ld publishes no statistics (start it "
-		       "with SLABKIT_OPTIONS=stats_shm, or `slabkit run "
-		       "--stats-shm')",
+		die(1,
+		    "stat: process %ld publishes no statistics (start it "
+		    "with SLABKIT_OPTIONS=stats_shm, or `slabkit run "
+		    "--stats-shm')",
 		    pid);
 	}
 	if (!snapshot_parse(&s, len) || s.pid != pid)
 		die(1, "stat: %s is not a slabkit statistics file", path);
 	if (!pid_alive(pid))
-		die(1, "stat: process %ld is gone; %s is left over from it", pid,
-		    path);
+		die(1, "stat: process %ld is gone; %s is left over from it",
+		    pid, path);
 	age = now_real() - s.updated;
 	if (s.interval_ms > 0 && age * 1000.0 > 5.0 * (double)s.interval_ms)
 		fprintf(stderr,
@@ -519,8 +522,8 @@ cmd_stat(int argc, char **argv)
 static int
 cmd_bench(int argc, char **argv)
 {
-	static const char *const rels[] = {"../../bench", "../bench",
-		"../share/slabkit/bench", NULL};
+	static const char *const rels[] = {
+	    "../../bench", "../bench", "../share/slabkit/bench", NULL};
 	static const char *const here[] = {"bench", NULL};
 	const char *src = getenv("SLABKIT_SOURCE_DIR");
 	char *dir = exe_dir(), *script = NULL, self[PATH_MAX];
@@ -533,7 +536,8 @@ cmd_bench(int argc, char **argv)
 		script = find_under(dir, rels, "run.sh");
 	if (script == NULL)
 		die(2,
-		    "bench: cannot find bench/run.sh (looked in %s/../../bench, "
+		    "bench: cannot find bench/run.sh (looked in "
+		    "%s/../../bench, "
 		    "%s/../bench, %s/../share/slabkit/bench%s); run slabkit "
 		    "from a build tree inside the source tree, or set "
 		    "SLABKIT_SOURCE_DIR",
