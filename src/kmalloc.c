@@ -1426,6 +1426,111 @@ krealloc(void *ptr, unsigned long size, struct malloc_type *type, int flags)
 	return sk_krealloc_api(ptr, size, type, flags, "krealloc");
 }
 
+/* SLAB_DEBUG (spec 1.8): remember up to 32 distinct call sites per zone,
+ * hashed by line number.  Recorded only in builds with SLABKIT_SLAB_DEBUG
+ * (the debug and asan presets); elsewhere the _debug calls just allocate. */
+static void
+record_site(void *p, const char *file, int line)
+{
+#ifdef SLABKIT_SLAB_DEBUG
+	uintptr_t a = (uintptr_t)p;
+	struct sk_slzone *z = (struct sk_slzone *)(a & sk_slab.zone_mask);
+
+	if (p == NULL || p == ZERO_LENGTH_PTR ||
+	    sk_pagemap_get((uintptr_t)z) >= 0 || z->z_owner != sk_tls_shard)
+		return;
+	for (int i = 0; i < SK_SLAB_DEBUG_ENTRIES; i++) {
+		int j = (line + i) & (SK_SLAB_DEBUG_ENTRIES - 1);
+
+		if (z->z_sources[j].file == NULL) {
+			z->z_sources[j].file = file;
+			z->z_sources[j].line = line;
+			z->z_sources[j].count = 1;
+			return;
+		}
+		if (z->z_sources[j].line == line &&
+		    strcmp(z->z_sources[j].file, file) == 0) {
+			z->z_sources[j].count++;
+			return;
+		}
+	}
+#else
+	(void)p;
+	(void)file;
+	(void)line;
+#endif
+}
+
+int
+slabkit_kmalloc_sites(const void *ptr, struct slabkit_alloc_site *sites,
+    int nmax)
+{
+#ifdef SLABKIT_SLAB_DEBUG
+	uintptr_t a = (uintptr_t)ptr;
+	struct sk_slzone *z = (struct sk_slzone *)(a & sk_slab.zone_mask);
+	int n = 0;
+
+	if (ptr == NULL || sk_pagemap_get((uintptr_t)z) >= 0)
+		return 0;
+	for (int i = 0; i < SK_SLAB_DEBUG_ENTRIES; i++) {
+		if (z->z_sources[i].file == NULL)
+			continue;
+		if (n < nmax) {
+			sites[n].file = z->z_sources[i].file;
+			sites[n].line = z->z_sources[i].line;
+			sites[n].count = (unsigned)z->z_sources[i].count;
+		}
+		n++;
+	}
+	return n;
+#else
+	(void)ptr;
+	(void)sites;
+	(void)nmax;
+	return -1;
+#endif
+}
+
+void *
+kmalloc_debug(unsigned long size, struct malloc_type *type, int flags,
+    const char *file, int line)
+{
+	void *p = sk_kmalloc(size, type, flags);
+
+	record_site(p, file, line);
+	return p;
+}
+
+void *
+krealloc_debug(void *ptr, unsigned long size, struct malloc_type *type,
+    int flags, const char *file, int line)
+{
+	void *p = sk_krealloc_api(ptr, size, type, flags, "krealloc");
+
+	record_site(p, file, line);
+	return p;
+}
+
+char *
+kstrdup_debug(const char *s, struct malloc_type *type, const char *file,
+    int line)
+{
+	char *p = (kstrdup)(s, type);
+
+	record_site(p, file, line);
+	return p;
+}
+
+char *
+kstrndup_debug(const char *s, size_t maxlen, struct malloc_type *type,
+    const char *file, int line)
+{
+	char *p = (kstrndup)(s, maxlen, type);
+
+	record_site(p, file, line);
+	return p;
+}
+
 char *
 kstrdup(const char *s, struct malloc_type *type)
 {

@@ -172,6 +172,43 @@ SLABKIT_API size_t kmem_lim_size(void);
  */
 SLABKIT_API void slab_cleanup(void);
 
+/*
+ * SLAB_DEBUG call sites (spec 1.8): the _debug variants record the caller's
+ * file and line in the zone of the returned chunk (up to 32 distinct sites
+ * per zone) when libslabkit was built with SLABKIT_SLAB_DEBUG (the debug
+ * and asan presets).  Define SLAB_DEBUG before including this header to
+ * turn kmalloc, krealloc, kstrdup and kstrndup into them, as in the kernel.
+ */
+SLABKIT_API void *kmalloc_debug(unsigned long size, struct malloc_type *type,
+    int flags, const char *file, int line);
+SLABKIT_API void *krealloc_debug(void *ptr, unsigned long size,
+    struct malloc_type *type, int flags, const char *file, int line);
+SLABKIT_API char *kstrdup_debug(const char *s, struct malloc_type *type,
+    const char *file, int line);
+SLABKIT_API char *kstrndup_debug(const char *s, size_t maxlen,
+    struct malloc_type *type, const char *file, int line);
+
+struct slabkit_alloc_site {
+	const char *file;
+	int	line;
+	unsigned count;
+};
+
+/* Call sites recorded in the zone holding ptr: returns how many (filling
+ * at most nmax), 0 for a large block, -1 when not built with SLAB_DEBUG. */
+SLABKIT_API int slabkit_kmalloc_sites(const void *ptr,
+    struct slabkit_alloc_site *sites, int nmax);
+
+#ifdef SLAB_DEBUG
+#define kmalloc(size, type, flags) \
+	kmalloc_debug((size), (type), (flags), __FILE__, __LINE__)
+#define krealloc(ptr, size, type, flags) \
+	krealloc_debug((ptr), (size), (type), (flags), __FILE__, __LINE__)
+#define kstrdup(s, type) kstrdup_debug((s), (type), __FILE__, __LINE__)
+#define kstrndup(s, maxlen, type) \
+	kstrndup_debug((s), (maxlen), (type), __FILE__, __LINE__)
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -756,6 +756,12 @@ TEST(free_zone_retention)
 	for (int i = 0; i < n; i++)
 		kfree(ptrs[i], M_TESTK);
 	CHECK(sh->nfreezones > 2);
+	/* row 23: a zone on FreeZones has lost its page tag and magic */
+	for (struct sk_slzone *fz = sh->freezones.head; fz != NULL;
+	     fz = fz->z_next) {
+		CHECK_EQ(sk_pagemap_get((uintptr_t)fz), 0);
+		CHECK(fz->z_magic != SK_SLAB_MAGIC);
+	}
 	CHECK(sh->zoneary[sk_zoneindex_ladder(&(size_t){2000}, &(size_t){0})]
 		  .head != NULL); /* one zone stays listed */
 	/* M_RNOWAIT never releases */
