@@ -64,9 +64,11 @@
 struct sk_slab_config sk_slab;
 __thread int sk_tls_intr;
 
-MALLOC_DEFINE(M_CACHE, "cache", "Various Dynamically allocated caches");
-MALLOC_DEFINE(M_DEVBUF, "devbuf", "device driver memory");
-MALLOC_DEFINE(M_TEMP, "temp", "misc temporary data buffers");
+/* The predefined types are public (kmalloc.h): export them. */
+SLABKIT_API MALLOC_DEFINE(M_CACHE, "cache",
+    "Various Dynamically allocated caches");
+SLABKIT_API MALLOC_DEFINE(M_DEVBUF, "devbuf", "device driver memory");
+SLABKIT_API MALLOC_DEFINE(M_TEMP, "temp", "misc temporary data buffers");
 MALLOC_DEFINE(M_SLABKIT, "slabkit", "slabkit's own metadata");
 
 static pthread_mutex_t types_mtx = PTHREAD_MUTEX_INITIALIZER;
