@@ -1,0 +1,23 @@
+/*
+ * Misuse: double free of a large block (1 MiB, whole pages, unmapped at
+ * the first free).  Expected: abort with a "slabkit: free: ..." message
+ * naming the pointer; the block's page tag is gone, so the pointer reads
+ * as one slabkit never handed out.
+ */
+#include "misuse.h"
+
+#define SIZE (1024 * 1024)
+
+int
+main(void)
+{
+	char *p = sk_m_hide(malloc(SIZE));
+
+	p[0] = 1;
+	free(p);
+	SK_M_ARMED();
+	free(sk_m_hide(p));
+	SK_M_SURVIVED();
+	sk_m_overlap_check(SIZE);
+	return 0;
+}
