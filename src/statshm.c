@@ -96,8 +96,10 @@ publish(void)
 	    "text %zu\n",
 	    STATSHM_VERSION, (int)statshm_pid, (long)now.tv_sec,
 	    now.tv_nsec / 1000000, STATSHM_INTERVAL_MS, tlen);
+	/* A fresh file of our own: never one somebody else put there. */
+	unlink(statshm_tmp);
 	fd = open(statshm_tmp,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		goto out;
 	sk_os_write(fd, head, hlen);

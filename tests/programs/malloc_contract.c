@@ -56,6 +56,8 @@ static type_foreach_fn *type_foreach;
 /* Sizes the compiler cannot see through (no -Walloc-size warnings). */
 static volatile size_t v_size_max = SIZE_MAX;
 static volatile size_t v_ptrdiff_max = PTRDIFF_MAX;
+/* Alignments that are wrong on purpose, hidden from the compiler too. */
+static volatile size_t v_zero = 0, v_24 = 24;
 
 static int
 find_malloc_type(
@@ -95,6 +97,18 @@ static int
 aligned(const void *p, size_t a)
 {
 	return ((uintptr_t)p & (a - 1)) == 0;
+}
+
+/* Blocks allocated before main, by a constructor of the program. */
+static char *early_block, *early_str;
+
+__attribute__((constructor)) static void
+allocate_before_main(void)
+{
+	early_block = malloc(1000);
+	if (early_block != NULL)
+		memset(early_block, 0x5a, 1000);
+	early_str = strdup("allocated before main");
 }
 
 /* ------------------------------------------------------------------ */
@@ -147,6 +161,24 @@ TEST(preload_took)
 	CHECK_EQ(heap_inuse(), base + 1);
 	free(p);
 	CHECK_EQ(heap_inuse(), base);
+}
+
+TEST(allocated_before_main)
+{
+	long base = heap_inuse();
+	size_t bad = 0;
+
+	CHECK(early_block != NULL && early_str != NULL);
+	if (early_block == NULL || early_str == NULL)
+		return;
+	for (int i = 0; i < 1000; i++)
+		bad += (unsigned char)early_block[i] != 0x5a;
+	CHECK_EQ(bad, 0);
+	CHECK_STR_EQ(early_str, "allocated before main");
+	CHECK(malloc_usable_size(early_block) >= 1000);
+	free(early_block);
+	free(early_str);
+	CHECK_EQ(heap_inuse(), base - 2);
 }
 
 TEST(alignment_every_size)
@@ -340,16 +372,16 @@ TEST(einval_bad_alignment)
 	CHECK(q == (void *)&q);
 	CHECK_EQ(errno, 77);
 	errno = 0;
-	CHECK(aligned_alloc(0, 8) == NULL);
+	CHECK(aligned_alloc(v_zero, 8) == NULL);
 	CHECK_EQ(errno, EINVAL);
 	errno = 0;
-	CHECK(aligned_alloc(24, 48) == NULL);
+	CHECK(aligned_alloc(v_24, 48) == NULL);
 	CHECK_EQ(errno, EINVAL);
 	errno = 0;
 	CHECK(memalign(v_size_max, 8) == NULL);
 	CHECK_EQ(errno, EINVAL);
 	/* memalign rounds an odd alignment up, as glibc does. */
-	q = memalign(24, 100);
+	q = memalign(v_24, 100);
 	CHECK(q != NULL && aligned(q, 32));
 	free(q);
 }
@@ -940,6 +972,7 @@ TEST(signal_handler_allocates)
 		x += (double)i * 0.5;
 	setitimer(ITIMER_REAL, &off, NULL);
 	signal(SIGALRM, SIG_DFL);
+	CHECK(x >= 0);
 	CHECK(handler_runs >= 20);
 	CHECK_EQ(heap_inuse(), base);
 }
@@ -1232,6 +1265,7 @@ main(void)
 {
 	setup();
 	RUN(preload_took);
+	RUN(allocated_before_main);
 	RUN(alignment_every_size);
 	RUN(malloc_zero_unique);
 	RUN(errno_kept_on_success);
