@@ -51,8 +51,9 @@ def case_stats(case, names):
     best_m = min(peers, key=lambda n: st[n][1]) if peers else None
     ratios = None
     if "slabkit" in st and peers:
-        ratios = (st["slabkit"][0] / st[best_t][0],
-                  st["slabkit"][1] / st[best_m][1])
+        # rounded as printed, so that the verdict matches the table
+        ratios = (round(st["slabkit"][0] / st[best_t][0], 2),
+                  round(st["slabkit"][1] / st[best_m][1], 2))
     return st, best_t, best_m, ratios
 
 
@@ -305,8 +306,9 @@ def main():
     out.append("")
     out.append("Median time and median peak RSS (ru_maxrss) of %d runs per "
                "allocator; bold: the best peer.  Workloads report their "
-               "timed loop; programs their wall time (redis: the "
-               "client's wall time and the server's RSS)." % m["runs"])
+               "timed loop; programs their wall time; redis-benchmark the "
+               "sum over its 7 tests of requests / (requests per second), "
+               "with the server's peak RSS." % m["runs"])
     out.append("")
     out += table
     out.append("")
@@ -345,6 +347,38 @@ def main():
             out.append("### %s (time %.2fx, RSS %.2fx)" %
                        (p["case"], p["time_ratio"], p["rss_ratio"]))
             out.append("")
+            ru = p.get("rusage") or {}
+            if ru:
+                out.append("Full-scale runs, medians (from wait4: CPU time, "
+                           "minor page faults, voluntary and involuntary "
+                           "context switches):")
+                out.append("")
+                out.append("| allocator | time | peak RSS | user | sys | "
+                           "minor faults | vol. cs | invol. cs |")
+                out.append("|---|---|---|---|---|---|---|---|")
+                for a, v in ru.items():
+                    def g(k, f="%.0f"):
+                        return f % v[k] if v.get(k) is not None else "-"
+                    out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" %
+                               (a, fmt_secs(v.get("secs")),
+                                fmt_rss(v.get("maxrss_kb")),
+                                g("user_s", "%.3f s"), g("sys_s", "%.3f s"),
+                                g("minflt"), g("nvcsw"), g("nivcsw")))
+                out.append("")
+            st = p.get("strace") or {}
+            if any(st.values()):
+                out.append("System calls at the profile scale (strace -c -f), "
+                           "most frequent:")
+                out.append("")
+                out.append("```")
+                for a, rows in st.items():
+                    if not rows:
+                        continue
+                    out.append("%s: %s" % (a, ", ".join(
+                        "%s %d" % (r["syscall"], r["calls"])
+                        for r in rows)))
+                out.append("```")
+                out.append("")
             for r in p["runs"]:
                 if "error" in r:
                     out.append("%s: callgrind failed (%s)" %

@@ -43,8 +43,12 @@ PEERS = [
 CORE_SYMBOLS = ("malloc", "free", "calloc", "realloc")
 
 
+T0 = time.time()
+
+
 def log(msg):
-    print("bench: " + msg, file=sys.stderr, flush=True)
+    print("bench: [%4ds] %s" % (time.time() - T0, msg), file=sys.stderr,
+          flush=True)
 
 
 def sh(cmd, **kw):
@@ -87,9 +91,12 @@ class Result:
         self.out = ""
         self.err = ""
         self.timed_out = False
+        self.counters = {}
 
 
 MEASURE = None  # bench-tools/measure, set in main()
+# what measure reports besides time and RSS (see measure.c)
+COUNTERS = ("user_s", "sys_s", "minflt", "majflt", "nvcsw", "nivcsw")
 
 SIGNAMES = {getattr(signal, n): n for n in dir(signal)
             if n.startswith("SIG") and not n.startswith("SIG_")}
@@ -109,6 +116,7 @@ def apply_measure(res, m):
         return
     res.secs = float(m["wall_s"])
     res.maxrss_kb = int(m["maxrss_kb"])
+    res.counters = {k: float(m[k]) for k in COUNTERS if k in m}
     sig = int(m["signal"])
     res.rc = -sig if sig else int(m["status"])
     if sig:
@@ -230,12 +238,15 @@ def workload_cases(build, quick):
     names = sorted(f for f in os.listdir(bdir) if f.startswith("wl-") and
                    os.access(os.path.join(bdir, f), os.X_OK))
     scale = "0.2" if quick else "1"
+    # callgrind runs some 50x slower: profile at 1/100 of the work, but
+    # `large' needs more steps than that to get past its startup
+    pscale = {"large": "0.1"}
     cases = []
     for n in names:
         exe = os.path.join(bdir, n)
         cases.append({
             "name": n[3:], "kind": "workload", "cmd": [exe, scale],
-            "profile_cmd": [exe, "0.01"],
+            "profile_cmd": [exe, pscale.get(n[3:], "0.01")],
         })
     return cases
 
@@ -284,7 +295,7 @@ def program_cases(quick):
         cases.append({
             "name": "redis-benchmark", "kind": "redis",
             "server": rs, "client": rb,
-            "requests": "30000" if quick else "150000",
+            "requests": "50000" if quick else "300000",
             "version_cmd": [rs, "--version"], "glibc_preload": True,
         })
     return cases
@@ -321,6 +332,19 @@ def reap(p, grace=10.0):
         except OSError:
             pass
         p.wait()
+
+
+def redis_secs(csv_text, requests):
+    total, n = 0.0, 0
+    for line in csv_text.splitlines():
+        f = [x.strip('"') for x in line.strip().split(",")]
+        if len(f) >= 2 and f[0] != "test":
+            try:
+                total += requests / float(f[1])
+                n += 1
+            except (ValueError, ZeroDivisionError):
+                return None
+    return total if n else None
 
 
 def run_redis(case, alloc, timeout):
@@ -363,11 +387,18 @@ def run_redis(case, alloc, timeout):
             return res
         cl = run_proc([case["client"], "-h", "127.0.0.1", "-p", str(port),
                        "-n", case["requests"], "-P", "16", "-c", "20",
-                       "-r", "100000", "-d", "100", "-q",
+                       "-r", "100000", "-d", "100", "--csv",
                        "-t", "set,get,incr,lpush,lpop,sadd,hset"],
                       base_env(), timeout)
-        res.secs, res.out, res.rc = cl.secs, cl.out, cl.rc
+        res.out, res.rc = cl.out, cl.rc
         res.err, res.timed_out = cl.err, cl.timed_out
+        # time = the sum over tests of requests / (requests per second),
+        # as redis-benchmark clocks them: the client's own start and
+        # shutdown, and its polling granularity, stay out
+        res.secs = redis_secs(cl.out, int(case["requests"]))
+        if res.secs is None and res.rc == 0:
+            res.rc = 1
+            res.err = "no results from redis-benchmark: " + cl.out[-200:]
         if exited(srv):
             res.rc = res.rc or 1
             res.err = "server died during the run: " + server_log()
@@ -382,6 +413,7 @@ def run_redis(case, alloc, timeout):
         srv_res = Result()
         apply_measure(srv_res, m)
         res.maxrss_kb = srv_res.maxrss_kb
+        res.counters = srv_res.counters
         if res.rc == 0 and srv_res.rc != 0:
             res.rc = srv_res.rc if srv_res.rc else 1
             res.err = "server exit status %s%s: %s" % (
@@ -410,7 +442,7 @@ def run_case_once(case, alloc, timeout):
         secs = float(f["secs"])
         if not same_file(f.get("malloc", ""), alloc["expect"]):
             return None, "malloc came from %s" % f.get("malloc")
-    return {"secs": secs, "maxrss_kb": rss}, None
+    return {"secs": secs, "maxrss_kb": rss, "counters": r.counters}, None
 
 
 def run_cases(cases, allocs, runs, timeout):
@@ -442,6 +474,8 @@ def run_cases(cases, allocs, runs, timeout):
                     continue  # warm-up
                 slot["secs"].append(m["secs"])
                 slot["maxrss_kb"].append(m["maxrss_kb"])
+                for k, v in m["counters"].items():
+                    slot.setdefault(k, []).append(v)
         summary = []
         for a in allocs:
             s = case["results"][a["name"]]
@@ -596,16 +630,48 @@ def run_callgrind(tools, allocs, quick, timeout):
 # ---------------------------------------------------------------- profiles
 
 def annotate_top(path, n=25):
-    txt = sh(["callgrind_annotate", "--threshold=99", path])
-    lines = txt.splitlines()
+    txt = sh(["callgrind_annotate", "--auto=no", "--threshold=99", path])
     keep, body = [], False
-    for l in lines:
+    for l in txt.splitlines():
         if "file:function" in l:
             body = True
             continue
-        if body and l.strip() and not l.startswith("-"):
-            keep.append(l.rstrip())
+        if not body or l.startswith("-"):
+            continue
+        if not re.match(r"\s*[\d,]+ ", l):
+            if keep:
+                break
+            continue
+        keep.append(l.rstrip())
     return keep[:n]
+
+
+def strace_summary(cmd, alloc, case, timeout):
+    """Syscall counts (strace -c -f) of the profile command, top 8."""
+    st = shutil.which("strace")
+    if not st:
+        return None
+    fd, out = tempfile.mkstemp(prefix="bench-strace-")
+    os.close(fd)
+    env = alloc_env(alloc, case.get("env"))
+    pre = env.pop("LD_PRELOAD", None)
+    full = [st, "-f", "-c", "-o", out]
+    if pre:
+        full += ["-E", "LD_PRELOAD=" + pre]
+    run_proc(full + cmd, env, timeout, stdin_data=case.get("profile_stdin"))
+    rows = []
+    try:
+        with open(out) as f:
+            for line in f:
+                p = line.split()
+                # % time, seconds, usecs/call, calls, [errors], syscall
+                if len(p) >= 5 and p[3].isdigit() and p[-1] != "total":
+                    rows.append({"syscall": p[-1], "calls": int(p[3]),
+                                 "seconds": float(p[1])})
+    finally:
+        os.unlink(out)
+    rows.sort(key=lambda r: -r["calls"])
+    return rows[:8]
 
 
 def run_profiles(cases, allocs, outdir, stem, timeout):
@@ -637,7 +703,13 @@ def run_profiles(cases, allocs, outdir, stem, timeout):
             continue
         os.makedirs(pdir, exist_ok=True)
         entry = {"case": case["name"], "time_ratio": t_ratio,
-                 "rss_ratio": m_ratio, "runs": []}
+                 "rss_ratio": m_ratio, "runs": [], "rusage": {},
+                 "strace": {}}
+        for a in (sk, best_t, best_m):
+            r = res[a["name"]]
+            entry["rusage"][a["name"]] = dict(
+                {k: median(r[k]) for k in COUNTERS if r.get(k)},
+                secs=median(r["secs"]), maxrss_kb=median(r["maxrss_kb"]))
         for a in (sk, best_t):
             slug = re.sub(r"[^A-Za-z0-9]+", "-", case["name"]).strip("-")
             out = os.path.join(pdir, "%s.%s.callgrind" % (slug, a["name"]))
@@ -651,6 +723,8 @@ def run_profiles(cases, allocs, outdir, stem, timeout):
                 entry["runs"].append({"alloc": a["name"],
                                       "error": "rc %s" % r.rc})
                 continue
+            entry["strace"][a["name"]] = strace_summary(
+                case["profile_cmd"], a, case, timeout)
             top = annotate_top(out)
             total = callgrind_costs(out)[0]
             txt = out[:-len(".callgrind")] + ".txt"
