@@ -1383,6 +1383,44 @@ sk_kmalloc_owns(const void *ptr)
 	return tag > 0 && (p & (sk_slab.page_size - 1)) == 0 ? 2 : 0;
 }
 
+/*
+ * Large to large: let the kernel move the pages (mremap) instead of
+ * copying them.  The result is what the spec's allocate-copy-free gives,
+ * without the copy; NULL means "use the ordinary path".
+ */
+static void *
+krealloc_large(void *ptr, size_t osize, size_t size,
+    struct malloc_type *type, int flags)
+{
+	size_t ps = sk_slab.page_size;
+	size_t bytes = (size + ps - 1) & ~(ps - 1);
+	struct sk_shard *sh;
+	void *n;
+	int why;
+
+	if (bytes < size || size < sk_slab.zone_limit ||
+	    (bytes >> sk_slab.page_shift) > INT32_MAX || sk_opt.debug)
+		return NULL;
+	sh = sk_shard_get();
+	if (sh->empty)
+		return NULL;
+	stats_calls(type, sh);
+	if (bytes > osize && !limit_check(type, flags | M_NULLOK))
+		return NULL;
+	n = sk_os_remap(ptr, osize, bytes, &why);
+	if (n == NULL)
+		return NULL;
+	if (n != ptr)
+		sk_pagemap_set((uintptr_t)ptr, 0);
+	if (sk_pagemap_set((uintptr_t)n,
+		(int32_t)(bytes >> sk_slab.page_shift)) != 0)
+		sk_panic("krealloc", "cannot map the page-tag table (ptr %p)",
+		    n); /* the old block is gone: never return it */
+	stats_free(type, sh, osize);
+	stats_alloc(type, sh, bytes);
+	return n;
+}
+
 void *
 sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
     const char *api)
@@ -1407,6 +1445,8 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 
 		if (((size + ps - 1) & ~(ps - 1)) == osize && size + ps > size)
 			return ptr;
+		if ((n = krealloc_large(ptr, osize, size, type, flags)) != NULL)
+			return n;
 	} else if (size < sk_slab.zone_limit &&
 		   !((size & (sk_slab.page_size - 1)) == 0 &&
 		       size > 2 * sk_slab.page_size)) {

@@ -198,9 +198,39 @@ sk_os_map(size_t size, size_t align, int *why)
 }
 
 void *
+sk_os_map_untracked(size_t size, int *why)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		*why = errno == ENOMEM ? SK_OS_SHORTAGE : SK_OS_EXHAUSTED;
+		return NULL;
+	}
+	return p;
+}
+
+void *
 sk_os_reserve(size_t size, size_t align, int *why)
 {
 	return os_map_aligned(size, align, PROT_NONE, MAP_NORESERVE, why);
+}
+
+void *
+sk_os_remap(void *addr, size_t oldsize, size_t newsize, int *why)
+{
+	void *p;
+
+	if (sk_os_fault_check(SLABKIT_FAULT_MAP)) {
+		*why = SK_OS_SHORTAGE;
+		return NULL;
+	}
+	p = mremap(addr, oldsize, newsize, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED) {
+		*why = errno == ENOMEM ? SK_OS_SHORTAGE : SK_OS_EXHAUSTED;
+		return NULL;
+	}
+	return p;
 }
 
 void

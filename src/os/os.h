@@ -34,9 +34,19 @@ unsigned sk_os_page_shift(void);
  */
 void *sk_os_map(size_t size, size_t align, int *why);
 
+/* sk_os_map without fault injection, page aligned (slabkit's own tables). */
+void *sk_os_map_untracked(size_t size, int *why);
+
 /* Unmap a range returned by sk_os_map or sk_os_reserve (or a page-aligned
  * part of one). */
 void sk_os_unmap(void *addr, size_t size);
+
+/*
+ * Resize a mapping made by sk_os_map (page multiples), moving it if need
+ * be; the old range is gone on success.  NULL and *why on failure (the old
+ * mapping is then untouched).
+ */
+void *sk_os_remap(void *addr, size_t oldsize, size_t newsize, int *why);
 
 /* Give the pages back but keep the range mapped (reads as zero later).
  * Returns 0, or -1 when the system refused. */

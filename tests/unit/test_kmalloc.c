@@ -870,8 +870,20 @@ TEST(krealloc_semantics)
 	p = kmalloc(100000, M_TESTK, M_WAITOK);
 	q = krealloc(p, 100001, M_TESTK, M_WAITOK); /* same page count */
 	CHECK_PTR_EQ(q, p);
-	q = krealloc(p, 300000, M_TESTK, M_WAITOK);
+	memset(p, 'y', 100001);
+	q = krealloc(p, 300000, M_TESTK, M_WAITOK); /* grows in place or moves */
 	CHECK(q != NULL);
+	CHECK(((char *)q)[0] == 'y' && ((char *)q)[100000] == 'y');
+	CHECK_EQ(kmalloc_usable_size(q), 303104);
+	CHECK_EQ(sk_pagemap_get((uintptr_t)q), 74);
+	if (q != p)
+		CHECK_EQ(sk_pagemap_get((uintptr_t)p), 0);
+	p = krealloc(q, 20000, M_TESTK, M_WAITOK); /* shrinks */
+	CHECK(((char *)p)[0] == 'y' && ((char *)p)[19999] == 'y');
+	CHECK_EQ(kmalloc_usable_size(p), 20480);
+	q = krealloc(p, 100, M_TESTK, M_WAITOK); /* large to zone */
+	CHECK(((char *)q)[99] == 'y');
+	CHECK_EQ(kmalloc_usable_size(q), 104);
 	kfree(q, M_TESTK);
 	CHECK_ABORTS(realloc_zero_flag, NULL, "M_ZERO");
 	/* failure leaves the old block valid */
