@@ -1287,9 +1287,8 @@ sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
 	/* an offset below the base wraps and fails the bound test */
 	if (SK_UNLIKELY(idx >= (uintptr_t)z->z_nmax ||
 		idx * z->z_chunksize != off || !(w & bit) ||
-		(SK_LOAD(&z->z_rbits[idx >> 5]) & bit) ||
-		z->z_nfree == 0 || z->z_nfree + 1 == z->z_nmax)) {
-		/* bad pointer, double free, or the zone changes lists */
+		(SK_LOAD(&z->z_rbits[idx >> 5]) & bit) || z->z_nfree == 0)) {
+		/* bad pointer, double free, or an exhausted zone re-listed */
 		kfree_slow(ptr, type, api);
 		return;
 	}
@@ -1302,6 +1301,12 @@ sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
 	u = &type->ks_use[sh->slot];
 	SK_OWNER_ADD(&u->inuse, (size_t)-1);
 	SK_OWNER_ADD(&u->memuse, -(size_t)z->z_chunksize);
+	/* A wholly free zone leaves its list unless it is the only one of
+	 * its class (spec 1.6 step 6): the common one-object case stays on
+	 * this path, off the "empty slab cliff". */
+	if (SK_UNLIKELY(z->z_nfree == z->z_nmax) &&
+	    (z->z_next != NULL || z->z_prev != NULL))
+		check_zone_free(sh, z);
 }
 
 void
