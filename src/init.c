@@ -40,6 +40,8 @@ __attribute__((constructor(101))) static void
 sk_constructor(void)
 {
 	sk_init();
+	/* Referencing statshm.c here also links it into static programs. */
+	sk_statshm_start();
 }
 
 __attribute__((destructor)) static void

@@ -22,8 +22,9 @@
  * - Shard ids are dense and stable; ids below SK_SLOT_SHARED own the
  *   statistics slot of the same number (owner-only updates, no atomic
  *   read-modify-write); the rest share the last slot with atomic adds.
- * - fork(): in the child only the forking thread survives, so every other
- *   live shard becomes an orphan there, ready for the child's next thread.
+ * - fork(): in the child only the forking thread survives.  Every other
+ *   live shard is retired there (never adopted: it may have been caught
+ *   half-way through a lock-free update); its zones stay as they are.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -184,13 +185,18 @@ shard_postfork_child(void)
 	pthread_mutex_unlock(&shard_lock);
 	sk_types_unlock();
 	pthread_mutex_lock(&shard_lock);
-	/* Threads other than this one do not exist in the child. */
+	/*
+	 * Threads other than this one do not exist in the child.  Their
+	 * shards may have been in the middle of a kmalloc or kfree when the
+	 * parent forked (the fast path takes no lock), so they are retired,
+	 * never adopted: their zones stay mapped (copy-on-write), frees of
+	 * their chunks in the child go to the zones' remote lists, and
+	 * nothing is reused from a half-updated list.
+	 */
 	for (struct sk_shard *sh = shard_all; sh != NULL; sh = sh->all_next) {
 		if (sh == me || sh->orphan)
 			continue;
-		sh->orphan = true;
-		sh->orphan_next = shard_orphans;
-		shard_orphans = sh;
+		sh->orphan = true; /* not live, and not on the orphan list */
 	}
 	pthread_mutex_unlock(&shard_lock);
 }

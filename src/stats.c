@@ -81,9 +81,17 @@ print_type_row(struct malloc_type *t, const struct kmalloc_type_stats *st,
 	} else {
 		/* Type Limit / Kern Limit (ks_limblocks, ks_mapblocks) are
 		 * never updated by the slab: 0, as in DragonFly. */
-		fprintf(tot->fp, "%19s%7zu%8zuK%8zuK%10zuK%10llu%6u%6u\n",
+		char lim[32];
+
+		/* "unlimited" (2^47 and more, the address space) prints "-" */
+		if (st->limit >= ((size_t)1 << 47))
+			snprintf(lim, sizeof(lim), "-");
+		else
+			snprintf(lim, sizeof(lim), "%zuK",
+			    (st->limit + 1023) / 1024);
+		fprintf(tot->fp, "%19s%7zu%8zuK%8zuK%11s%10llu%6u%6u\n",
 		    st->shortdesc, st->inuse, (st->memuse + 1023) / 1024,
-		    (st->maxused + 1023) / 1024, (st->limit + 1023) / 1024,
+		    (st->maxused + 1023) / 1024, lim,
 		    (unsigned long long)st->calls, 0u, 0u);
 	}
 	tot->memuse += st->memuse;

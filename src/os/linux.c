@@ -142,11 +142,14 @@ os_map_aligned(size_t size, size_t align, int prot, int extra, int *why)
 	uintptr_t base, aligned;
 	void *p;
 
+	/* Injected failures look like real ones, errno included. */
 	if (sk_os_fault_check(SLABKIT_FAULT_MAP)) {
+		errno = ENOMEM;
 		*why = SK_OS_SHORTAGE;
 		return NULL;
 	}
 	if (sk_os_fault_check(SLABKIT_FAULT_MAP_EXHAUST)) {
+		errno = ENOMEM;
 		*why = SK_OS_EXHAUSTED;
 		return NULL;
 	}
@@ -222,6 +225,7 @@ sk_os_remap(void *addr, size_t oldsize, size_t newsize, int *why)
 	void *p;
 
 	if (sk_os_fault_check(SLABKIT_FAULT_MAP)) {
+		errno = ENOMEM;
 		*why = SK_OS_SHORTAGE;
 		return NULL;
 	}
