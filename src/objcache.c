@@ -1225,6 +1225,7 @@ sk_objcache_view(struct objcache *oc, struct sk_oc_view *v)
 static void
 oc_prefork(void)
 {
+	pthread_mutex_lock(&reaper_set_lock);
 	pthread_mutex_lock(&reaper_lock);
 	pthread_rwlock_wrlock(&oc_list_lock);
 	for (struct objcache *oc = oc_list; oc != NULL; oc = oc->next)
@@ -1238,24 +1239,31 @@ oc_postfork_parent(void)
 		pthread_mutex_unlock(&oc->depot.lock);
 	pthread_rwlock_unlock(&oc_list_lock);
 	pthread_mutex_unlock(&reaper_lock);
+	pthread_mutex_unlock(&reaper_set_lock);
 }
 
 static void
 oc_postfork_child(void)
 {
-	/* Only this thread exists here: no sleepers, no reaper. */
+	/*
+	 * The forking thread holds every lock here too: unlock them.  Only
+	 * this thread exists in the child, so nobody sleeps on a depot and
+	 * no reaper runs: fresh condition variables, zero waiters.
+	 */
 	for (struct objcache *oc = oc_list; oc != NULL; oc = oc->next) {
-		pthread_mutex_init(&oc->depot.lock, NULL);
 		pthread_cond_init(&oc->depot.wait, NULL);
 		oc->depot.waiting = 0;
-		oc->waiters = 0;
+		SK_STORE(&oc->waiters, 0);
+		pthread_mutex_unlock(&oc->depot.lock);
 	}
+	/* glibc's rwlock remembers the writer's thread id, which is not
+	 * this thread's id in the child: make it anew. */
 	pthread_rwlock_init(&oc_list_lock, NULL);
-	pthread_mutex_init(&reaper_lock, NULL);
-	pthread_mutex_init(&reaper_set_lock, NULL);
 	pthread_cond_init(&reaper_cv, NULL);
 	reaper_running = false;
 	reaper_stop = false;
+	pthread_mutex_unlock(&reaper_lock);
+	pthread_mutex_unlock(&reaper_set_lock);
 }
 
 static void

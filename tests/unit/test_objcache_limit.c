@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -378,6 +379,44 @@ TEST(waitok_woken_by_thread_exit)
 	close(down[1]);
 }
 
+/* fork() while a getter sleeps: the child has no sleeper and no lock. */
+TEST(fork_with_sleeping_getter)
+{
+	struct full_cache f;
+	struct getter g;
+	pid_t pid;
+	int status = -1;
+
+	fill(&f, "fork");
+	CHECK(start_blocked_getter(&g, f.oc));
+	pid = fork();
+	if (pid == 0) {
+		struct objcache *oc2;
+		void *o;
+		int ok;
+
+		ok = view(f.oc).waiting == 0;
+		objcache_put(f.oc, f.held[0]); /* no sleeper: own magazine */
+		ok &= view(f.oc).loaded_rounds == 1;
+		o = objcache_get(f.oc, M_NOWAIT);
+		ok &= o == f.held[0];
+		oc2 = objcache_create(
+		    "child", 0, 0, NULL, NULL, NULL, c_alloc, c_free, &f.c);
+		objcache_put(oc2, objcache_get(oc2, M_WAITOK));
+		objcache_destroy(oc2);
+		_exit(ok ? 0 : 1);
+	}
+	CHECK(pid > 0);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	objcache_dtor(f.oc, f.held[0]);
+	f.held[0] = NULL;
+	pthread_join(g.tid, NULL);
+	CHECK(g.got != NULL);
+	f.held[0] = g.got;
+	unfill(&f);
+}
+
 MALLOC_DEFINE(M_OCLIMIT, "oclimit", "objcache limit test");
 
 TEST(kmalloc_shortage_reclaims_objcaches)
@@ -415,6 +454,7 @@ main(void)
 	RUN(waitok_woken_by_reclaim);
 	RUN(waitok_woken_by_limit_raise);
 	RUN(waitok_woken_by_thread_exit);
+	RUN(fork_with_sleeping_getter);
 	RUN(kmalloc_shortage_reclaims_objcaches);
 	return sk_t_done();
 }
