@@ -12,11 +12,11 @@ set style histogram cluster gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set logscale y 2
-set yrange [0.125:16]
-set ytics ("1/8" 0.125, "1/4" 0.25, "1/2" 0.5, "1" 1, "2" 2, "4" 4, "8" 8, "16" 16)
+set yrange [0.25:128]
+set ytics ("1/4" 0.25, "1/2" 0.5, "1" 1, "2" 2, "4" 4, "8" 8, "16" 16, "32" 32, "64" 64, "128" 128)
 set grid ytics
 set xtics rotate by -25 scale 0 font ",9"
-set key top left horizontal
+set key outside top center horizontal
 set ylabel "time / fastest peer"
 set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2 lc "black" front
 plot for [i=2:ncols] timefile using i:xtic(1) title columnheader(i)

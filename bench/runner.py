@@ -684,6 +684,7 @@ def run_profiles(cases, allocs, outdir, stem, timeout):
     sk = [a for a in allocs if a["name"] == "slabkit"][0]
     profiles = []
     pdir = os.path.join(outdir, stem + "-profiles")
+    shutil.rmtree(pdir, ignore_errors=True)  # a previous run's, same name
     for case in cases:
         if "profile_cmd" not in case:
             continue
