@@ -44,6 +44,7 @@ cflags="-std=gnu11 -O2 -g -fno-builtin -Wall"
 build_tool() {
 	name=$1
 	shift
+	# shellcheck disable=SC2086 # word splitting of CC and cflags wanted
 	if ! $CC $cflags -o "$tools/$name" "bench/callgrind/$name.c" "$@" \
 	    2>"$tools/$name.log"; then
 		rm -f "$tools/$name"

@@ -356,8 +356,8 @@ def run_redis(case, alloc, timeout):
     mfile = os.path.join(tmp, "measure")
     res = Result()
     srv = subprocess.Popen(
-        [MEASURE, mfile, case["server"], "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--protected-mode", "no",
+        [MEASURE, mfile, case["server"], "--port", str(port),
+         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no",
          "--loglevel", "warning", "--logfile", logf, "--dir", tmp],
         env=alloc_env(alloc, program=case), stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True)
