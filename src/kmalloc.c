@@ -82,6 +82,7 @@ static atomic_int reclaim_nhooks;
 
 static void zone_drain_pending(struct sk_shard *sh);
 static void shard_update_slow(struct sk_shard *sh);
+static void lcache_trim(struct sk_shard *sh, size_t keep);
 
 /* ------------------------------------------------------------------ */
 /* Sizing (spec 1.5) */
@@ -630,6 +631,7 @@ run_reclaim(struct sk_shard *sh)
 	int n = atomic_load(&reclaim_nhooks);
 
 	release_free_zones(sh, 0);
+	lcache_trim(sh, 0);
 	shard_update_slow(sh);
 	for (int i = 0; i < n; i++)
 		reclaim_hooks[i]();
@@ -747,6 +749,90 @@ limit_check(struct malloc_type *type, int flags)
 	return true;
 }
 
+/*
+ * The large-block cache (a deviation: the kernel unmaps a large block at
+ * kfree).  A shard keeps up to SK_LCACHE_MAX recently freed blocks of at
+ * most SK_LCACHE_BLOCK bytes, SK_LCACHE_BUDGET bytes in all, still mapped
+ * and faulted in, and hands them to its next large allocations: a 64 KiB
+ * - 4 MiB malloc/free pair then costs no mmap, munmap or page fault.  A
+ * block larger than asked (at most twice) is trimmed to size.  Oldest
+ * blocks go first when the cache is full; slab_cleanup() and the M_WAITOK
+ * reclaim pass empty it.
+ */
+static void *
+lcache_get(struct sk_shard *sh, size_t npages)
+{
+	int best = -1;
+
+	for (int i = 0; i < sh->lcache_n; i++) {
+		size_t n = sh->lcache[i].npages;
+
+		if (n >= npages && n <= 2 * npages &&
+		    (best < 0 || n < sh->lcache[best].npages))
+			best = i;
+	}
+	if (best < 0)
+		return NULL;
+	{
+		void *p = sh->lcache[best].p;
+		size_t n = sh->lcache[best].npages;
+
+		sh->lcache_bytes -= n << sk_slab.page_shift;
+		sh->lcache_n--;
+		memmove(&sh->lcache[best], &sh->lcache[best + 1],
+		    (size_t)(sh->lcache_n - best) * sizeof(sh->lcache[0]));
+		if (n > npages)
+			sk_os_unmap((char *)p + (npages << sk_slab.page_shift),
+			    (n - npages) << sk_slab.page_shift);
+		return p;
+	}
+}
+
+/* Unmap cached blocks, oldest first, until `keep' bytes remain. */
+static void
+lcache_trim(struct sk_shard *sh, size_t keep)
+{
+	int drop = 0;
+
+	while (drop < sh->lcache_n && sh->lcache_bytes > keep) {
+		size_t bytes = sh->lcache[drop].npages << sk_slab.page_shift;
+
+		sk_os_unmap(sh->lcache[drop].p, bytes);
+		sh->lcache_bytes -= bytes;
+		drop++;
+	}
+	if (drop > 0) {
+		sh->lcache_n -= drop;
+		memmove(&sh->lcache[0], &sh->lcache[drop],
+		    (size_t)sh->lcache_n * sizeof(sh->lcache[0]));
+	}
+}
+
+static bool
+lcache_put(struct sk_shard *sh, void *p, size_t npages)
+{
+	size_t bytes = npages << sk_slab.page_shift;
+
+	if (bytes > SK_LCACHE_BLOCK || sh->empty)
+		return false;
+	if (sh->lcache_n == SK_LCACHE_MAX) {
+		/* make room: drop the oldest */
+		sk_os_unmap(sh->lcache[0].p,
+		    sh->lcache[0].npages << sk_slab.page_shift);
+		sh->lcache_bytes -= sh->lcache[0].npages << sk_slab.page_shift;
+		sh->lcache_n--;
+		memmove(&sh->lcache[0], &sh->lcache[1],
+		    (size_t)sh->lcache_n * sizeof(sh->lcache[0]));
+	}
+	if (sh->lcache_bytes + bytes > SK_LCACHE_BUDGET)
+		lcache_trim(sh, SK_LCACHE_BUDGET - bytes);
+	sh->lcache[sh->lcache_n].p = p;
+	sh->lcache[sh->lcache_n].npages = npages;
+	sh->lcache_n++;
+	sh->lcache_bytes += bytes;
+	return true;
+}
+
 static void *
 kmalloc_large(struct sk_shard *sh, size_t size, size_t align,
     struct malloc_type *type, int flags)
@@ -761,6 +847,17 @@ kmalloc_large(struct sk_shard *sh, size_t size, size_t align,
 			return NULL;
 		sk_panic("kmalloc", "%s: size %zu too large", type->ks_shortdesc,
 		    size);
+	}
+	if (align <= ps && !sk_opt.debug && !sk_opt.track &&
+	    (p = lcache_get(sh, npages)) != NULL) {
+		if (flags & M_ZERO)
+			memset(p, 0, bytes);
+		if (sk_pagemap_set((uintptr_t)p, (int32_t)npages) != 0) {
+			sk_os_unmap(p, bytes);
+			return NULL;
+		}
+		stats_alloc(type, sh, bytes);
+		return p;
 	}
 	p = slab_backend(sh, bytes, align > ps ? align : ps, flags);
 	if (p == NULL)
@@ -1132,6 +1229,8 @@ kfree_large(struct sk_shard *sh, void *ptr, int32_t npages,
 		sh->slow |= SK_SHARD_SLOW_RELEASE;
 		return;
 	}
+	if (!sk_opt.debug && !sk_opt.track && lcache_put(sh, ptr, npages))
+		return;
 	sk_os_unmap(ptr, bytes);
 }
 
@@ -1633,11 +1732,16 @@ sk_kmalloc_shard_cleanup(struct sk_shard *sh)
 	}
 }
 
+/*
+ * Thread exit: the shard will be adopted whole by the next thread, so it
+ * keeps what the hysteresis would keep (free zones up to ZoneRelsThresh,
+ * the large-block cache); the rest goes back to the system.
+ */
 void
 sk_kmalloc_shard_exit(struct sk_shard *sh)
 {
 	sk_kmalloc_shard_cleanup(sh);
-	release_free_zones(sh, 0);
+	release_free_zones(sh, SK_LOAD(&sk_slab.zone_rels_thresh));
 	shard_update_slow(sh);
 }
 
@@ -1647,6 +1751,7 @@ cleanup_orphan(struct sk_shard *sh, void *arg)
 	(void)arg;
 	sk_kmalloc_shard_cleanup(sh);
 	release_free_zones(sh, 0);
+	lcache_trim(sh, 0);
 	shard_update_slow(sh);
 }
 
@@ -1657,8 +1762,10 @@ slab_cleanup(void)
 
 	sk_init();
 	sh = sk_tls_shard;
-	if (!sh->empty)
+	if (!sh->empty) {
 		sk_kmalloc_shard_cleanup(sh);
+		lcache_trim(sh, 0);
+	}
 	sk_shard_foreach_orphan(cleanup_orphan, NULL);
 }
 

@@ -844,6 +844,39 @@ TEST(slab_cleanup_drains)
 	CHECK_EQ(stat_inuse(M_TESTK) < 1000000, 1);
 }
 
+/* The large-block cache: a freed large block is reused without a new
+ * mapping, trimmed when bigger, and emptied by slab_cleanup(). */
+TEST(large_cache)
+{
+	struct sk_shard *sh = sk_shard_get();
+	long maps;
+	void *p, *q;
+
+	slab_cleanup();
+	CHECK_EQ(sh->lcache_n, 0);
+	p = kmalloc(300000, M_TESTK, M_WAITOK);
+	memset(p, 0x77, 300000);
+	kfree(p, M_TESTK);
+	CHECK_EQ(sh->lcache_n, 1);
+	maps = slabkit_fault_calls(SLABKIT_FAULT_MAP);
+	q = kmalloc(200000, M_TESTK, M_WAITOK | M_ZERO); /* fits, trimmed */
+	CHECK_PTR_EQ(q, p);
+	CHECK_EQ(slabkit_fault_calls(SLABKIT_FAULT_MAP), maps);
+	CHECK_EQ(kmalloc_usable_size(q), 200704);
+	CHECK(((char *)q)[0] == 0 && ((char *)q)[199999] == 0);
+	CHECK_EQ(sh->lcache_n, 0);
+	kfree(q, M_TESTK);
+	CHECK_EQ(sh->lcache_n, 1);
+	/* too small a block is not used for a bigger request */
+	q = kmalloc(1000000, M_TESTK, M_WAITOK);
+	CHECK(q != p);
+	kfree(q, M_TESTK);
+	CHECK(sh->lcache_bytes <= SK_LCACHE_BUDGET);
+	slab_cleanup();
+	CHECK_EQ(sh->lcache_n, 0);
+	CHECK_EQ(sh->lcache_bytes, 0);
+}
+
 /* Row 33: krealloc. */
 static void
 realloc_zero_flag(void *arg)
@@ -958,7 +991,9 @@ TEST(backend_shortage)
 {
 	void *p;
 
-	/* M_RNOWAIT fails at once when no memory can be had */
+	/* M_RNOWAIT fails at once when no memory can be had (after
+	 * slab_cleanup() has emptied the large-block cache) */
+	slab_cleanup();
 	slabkit_fault_inject(SLABKIT_FAULT_MAP, 1, -1);
 	p = kmalloc(200000, M_TESTK, M_NOWAIT);
 	CHECK(p == NULL);
@@ -969,6 +1004,7 @@ TEST(backend_shortage)
 	CHECK(p != NULL);
 	CHECK(slabkit_fault_clear() >= 5);
 	kfree(p, M_TESTK);
+	slab_cleanup(); /* the block went to the large-block cache */
 	/* exhausted address space: NULL with M_NULLOK */
 	slabkit_fault_inject(SLABKIT_FAULT_MAP_EXHAUST, 1, -1);
 	p = kmalloc(200000, M_TESTK, M_WAITOK | M_NULLOK);
@@ -1212,6 +1248,7 @@ main(void)
 	RUN(colouring);
 	RUN(free_zone_retention);
 	RUN(slab_cleanup_drains);
+	RUN(large_cache);
 	RUN(krealloc_semantics);
 	RUN(kstrdup_kstrndup);
 	RUN(stats_calls);
