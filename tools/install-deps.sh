@@ -8,7 +8,7 @@ what=${1:-test}
 base="cmake ninja-build gcc clang make pkg-config mandoc valgrind"
 programs="python3 sqlite3 lua5.4 redis-server redis-tools git"
 fuzz="libclang-rt-14-dev"
-bench="libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gnuplot-nox"
+bench="libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gnuplot-nox strace"
 case $what in
 test) pkgs="$base $programs $fuzz" ;;
 bench) pkgs="$base $programs $bench" ;;
