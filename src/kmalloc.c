@@ -755,14 +755,18 @@ limit_check(struct malloc_type *type, int flags)
  * most SK_LCACHE_BLOCK bytes, SK_LCACHE_BUDGET bytes in all, still mapped
  * and faulted in, and hands them to its next large allocations: a 64 KiB
  * - 4 MiB malloc/free pair then costs no mmap, munmap or page fault.  A
- * block larger than asked (at most twice) is trimmed to size.  Oldest
+ * block larger than asked (at most twice) is handed out whole (its usable
+ * size is its own, its pages are already there); when every
+ * cached block is smaller, the largest one is grown with mremap (its pages
+ * stay, only the new ones fault in).  Oldest
  * blocks go first when the cache is full; slab_cleanup() and the M_WAITOK
  * reclaim pass empty it.
  */
 static void *
-lcache_get(struct sk_shard *sh, size_t npages)
+lcache_get(struct sk_shard *sh, size_t *npagesp)
 {
-	int best = -1;
+	size_t npages = *npagesp;
+	int best = -1, grow = -1;
 
 	for (int i = 0; i < sh->lcache_n; i++) {
 		size_t n = sh->lcache[i].npages;
@@ -770,20 +774,35 @@ lcache_get(struct sk_shard *sh, size_t npages)
 		if (n >= npages && n <= 2 * npages &&
 		    (best < 0 || n < sh->lcache[best].npages))
 			best = i;
+		if (n < npages && (grow < 0 || n > sh->lcache[grow].npages))
+			grow = i;
 	}
+	if (best < 0)
+		best = grow; /* smaller: grown below, its pages kept */
 	if (best < 0)
 		return NULL;
 	{
 		void *p = sh->lcache[best].p;
 		size_t n = sh->lcache[best].npages;
+		int why;
 
 		sh->lcache_bytes -= n << sk_slab.page_shift;
 		sh->lcache_n--;
 		memmove(&sh->lcache[best], &sh->lcache[best + 1],
 		    (size_t)(sh->lcache_n - best) * sizeof(sh->lcache[0]));
-		if (n > npages)
-			sk_os_unmap((char *)p + (npages << sk_slab.page_shift),
-			    (n - npages) << sk_slab.page_shift);
+		if (n > npages) {
+			/* hand it out whole: its pages are already there */
+			*npagesp = n;
+		} else if (n < npages) {
+			void *q = sk_os_remap(p, n << sk_slab.page_shift,
+			    npages << sk_slab.page_shift, &why);
+
+			if (q == NULL) {
+				sk_os_unmap(p, n << sk_slab.page_shift);
+				return NULL;
+			}
+			p = q;
+		}
 		return p;
 	}
 }
@@ -849,7 +868,8 @@ kmalloc_large(struct sk_shard *sh, size_t size, size_t align,
 		    size);
 	}
 	if (align <= ps && !sk_opt.debug && !sk_opt.track &&
-	    (p = lcache_get(sh, npages)) != NULL) {
+	    (p = lcache_get(sh, &npages)) != NULL) {
+		bytes = npages << sk_slab.page_shift;
 		if (flags & M_ZERO)
 			memset(p, 0, bytes);
 		if (sk_pagemap_set((uintptr_t)p, (int32_t)npages) != 0) {

@@ -859,11 +859,11 @@ TEST(large_cache)
 	kfree(p, M_TESTK);
 	CHECK_EQ(sh->lcache_n, 1);
 	maps = slabkit_fault_calls(SLABKIT_FAULT_MAP);
-	q = kmalloc(200000, M_TESTK, M_WAITOK | M_ZERO); /* fits, trimmed */
+	q = kmalloc(200000, M_TESTK, M_WAITOK | M_ZERO); /* fits: whole */
 	CHECK_PTR_EQ(q, p);
 	CHECK_EQ(slabkit_fault_calls(SLABKIT_FAULT_MAP), maps);
-	CHECK_EQ(kmalloc_usable_size(q), 200704);
-	CHECK(((char *)q)[0] == 0 && ((char *)q)[199999] == 0);
+	CHECK_EQ(kmalloc_usable_size(q), 303104);
+	CHECK(((char *)q)[0] == 0 && ((char *)q)[303103] == 0);
 	CHECK_EQ(sh->lcache_n, 0);
 	kfree(q, M_TESTK);
 	CHECK_EQ(sh->lcache_n, 1);
