@@ -202,6 +202,8 @@ struct sk_zonelist {
 struct sk_shard {
 	struct sk_zonelist zoneary[SK_NZONES];	/* zones with free chunks */
 	struct sk_zonelist freezones;		/* wholly free zones */
+	struct sk_zonelist exhausted;		/* zones off ZoneAry, no free
+						   chunk (kmalloc.c) */
 	int	nfreezones;
 	struct sk_slzone *freeovzones;		/* deferred large frees */
 	size_t	junkindex;			/* colouring */

@@ -486,6 +486,21 @@ zl_remove(struct sk_zonelist *l, struct sk_slzone *z)
 }
 
 #define ZF_ONLIST 0x8000 /* z_flags: listed in ZoneAry */
+#define ZF_EXHAUSTED 0x4000 /* z_flags: on the shard's exhausted list */
+
+/* Put a zone that has free chunks back on ZoneAry (head: a mature zone). */
+static inline void
+zone_relist(struct sk_shard *sh, struct sk_slzone *z)
+{
+	if (z->z_flags & ZF_ONLIST)
+		return;
+	if (z->z_flags & ZF_EXHAUSTED) {
+		zl_remove(&sh->exhausted, z);
+		z->z_flags &= ~ZF_EXHAUSTED;
+	}
+	zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
+	z->z_flags |= ZF_ONLIST;
+}
 
 /* Chunk index of p in z, or -1 when p is not a chunk boundary of z. */
 static inline long
@@ -588,6 +603,10 @@ zone_exhausted(struct sk_shard *sh, struct sk_slzone *z)
 	if (z->z_nfree == 0) {
 		zl_remove(&sh->zoneary[z->z_zoneindex], z);
 		z->z_flags &= ~ZF_ONLIST;
+		/* kept reachable: a remote free that read RSignal before we
+		 * set it rings no doorbell; zone_scan_exhausted finds it */
+		zl_insert_head(&sh->exhausted, z);
+		z->z_flags |= ZF_EXHAUSTED;
 	} else {
 		__atomic_store_n(&z->z_rsignal, 0, __ATOMIC_RELAXED);
 	}
@@ -613,10 +632,8 @@ zone_drain_pending(struct sk_shard *sh)
 				__atomic_store_n(&z->z_rsignal, 0,
 				    __ATOMIC_RELAXED);
 		}
-		if (z->z_nfree > 0 && !(z->z_flags & ZF_ONLIST)) {
-			zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
-			z->z_flags |= ZF_ONLIST;
-		}
+		if (z->z_nfree > 0)
+			zone_relist(sh, z);
 		__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
 		check_zone_free(sh, z);
 	}
@@ -937,6 +954,30 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 	    (SK_MAX_ZONE_SIZE - 1);
 }
 
+/*
+ * Exhausted zones (off ZoneAry) that received remote frees without a
+ * doorbell: the freer read RSignal just before the owner set it.  Looked
+ * at whenever a class runs dry and in slab_cleanup, so such chunks are
+ * never stranded.
+ */
+static void
+zone_scan_exhausted(struct sk_shard *sh)
+{
+	struct sk_slzone *z, *next;
+
+	for (z = sh->exhausted.head; z != NULL; z = next) {
+		next = z->z_next;
+		if (SK_LOAD(&z->z_rchunks) == NULL)
+			continue;
+		zone_drain_remote(z);
+		if (z->z_nfree > 0) {
+			__atomic_store_n(&z->z_rsignal, 0, __ATOMIC_RELAXED);
+			zone_relist(sh, z);
+			check_zone_free(sh, z);
+		}
+	}
+}
+
 /* ZoneAry[zi] is empty: doorbell, reuse a free zone, or map a new one. */
 static struct sk_slzone *
 zone_new(struct sk_shard *sh, int zi, int flags)
@@ -945,6 +986,7 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 	bool fresh = false;
 
 	zone_drain_pending(sh);
+	zone_scan_exhausted(sh);
 	if (sh->zoneary[zi].tail != NULL)
 		return sh->zoneary[zi].tail;
 	if ((z = sh->freezones.head) != NULL) {
@@ -1262,12 +1304,23 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, long idx,
 	struct sk_chunk *head;
 	struct sk_shard *owner;
 	uint32_t bit = 1u << (idx & 31);
+	int rsignal;
 
-	__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
+	/*
+	 * spec 1.6 step 4.  While our chunk is still handed out the zone
+	 * cannot be released, so reading RSignal here is safe.  Only when it
+	 * is set (the zone ran dry and left its list) do we touch the zone
+	 * after the push, under an RCount reference; the common remote free
+	 * is one atomic OR (the double-free bitmap) and one CAS.
+	 */
+	rsignal = __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST);
+	if (rsignal)
+		__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
 	if (!(SK_LOAD(&z->z_abits[idx >> 5]) & bit) ||
 	    (__atomic_fetch_or(&z->z_rbits[idx >> 5], bit, __ATOMIC_ACQ_REL) &
 		bit)) {
-		__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
+		if (rsignal)
+			__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
 		sk_panic(api, "memory chunk %p is already free! (double free, "
 			      "ptr %p)", (void *)c, (void *)c);
 	}
@@ -1276,8 +1329,9 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, long idx,
 		c->c_next = head;
 	} while (!__atomic_compare_exchange_n(&z->z_rchunks, &head, c, true,
 	    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	if (!rsignal)
+		return; /* the zone is not ours to touch any more */
 	if (head == NULL &&
-	    __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST) != 0 &&
 	    __atomic_exchange_n(&z->z_rsignal, 0, __ATOMIC_ACQ_REL) != 0 &&
 	    __atomic_exchange_n(&z->z_pending, 1, __ATOMIC_ACQ_REL) == 0) {
 		/* Ring the owner's doorbell; our RCount reference goes with
@@ -1365,10 +1419,8 @@ kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 	if ((c->c_next = z->z_lchunks) == NULL)
 		z->z_lchunksp = &c->c_next;
 	z->z_lchunks = c;
-	if (z->z_nfree++ == 0 && !(z->z_flags & ZF_ONLIST)) {
-		zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
-		z->z_flags |= ZF_ONLIST;
-	}
+	if (z->z_nfree++ == 0)
+		zone_relist(sh, z);
 	stats_free(type, sh, z->z_chunksize);
 	if (z->z_nfree == z->z_nmax)
 		check_zone_free(sh, z);
@@ -1740,6 +1792,7 @@ void
 sk_kmalloc_shard_cleanup(struct sk_shard *sh)
 {
 	zone_drain_pending(sh);
+	zone_scan_exhausted(sh);
 	for (int zi = 0; zi < SK_NZONES; zi++) {
 		struct sk_slzone *z, *next;
 
