@@ -3,9 +3,10 @@
  * so that most frees happen on a thread other than the allocating one.
  *
  * Eight workers run at once; each lives for a random number of operations
- * and exits, and the main thread starts a new one in its place, so threads
- * start and exit all through the run (their shards are parked and
- * adopted, their zones keep receiving remote frees).  A block comes from
+ * (or 50-400 ms, whichever ends first) and exits, and the main thread
+ * starts a new one in its place, so threads start and exit all through
+ * the run (their shards are parked and adopted, their zones keep
+ * receiving remote frees).  A block comes from
  * one of four sources: kmalloc with type A or type B (sizes skewed small,
  * some of them large blocks up to 1 MiB), an objcache of 192-byte objects
  * and a zone of 96-byte items.  Every block carries a header (seed, size,
@@ -238,10 +239,13 @@ block_realloc(struct hdr *h, uint64_t *rng, uint32_t tid)
 struct worker {
 	pthread_t th;
 	uint64_t seed;
-	long nops;
+	long nops;		/* exits after nops operations ... */
+	double until;		/* ... or at this time, whichever is first */
 	atomic_int done;
 	bool running;
 };
+
+static double now_s(void);
 
 static void *
 worker_main(void *arg)
@@ -257,6 +261,8 @@ worker_main(void *arg)
 		size_t s = (size_t)(sk_t_rand(&rng) % NSLOTS);
 		struct hdr *h, *old;
 
+		if ((i & 63) == 63 && now_s() > w->until)
+			break;
 		if (op < 80) {
 			/* the main move: swap a new block for a slot's */
 			h = block_new(&rng, tid);
@@ -330,6 +336,7 @@ worker_start(struct worker *w, uint64_t *rng)
 {
 	w->seed = sk_t_rand(rng) | 1;
 	w->nops = 500 + (long)(sk_t_rand(rng) % 20000);
+	w->until = now_s() + 0.05 + (double)(sk_t_rand(rng) % 350) / 1000.0;
 	atomic_store(&w->done, 0);
 	w->running = pthread_create(&w->th, NULL, worker_main, w) == 0;
 }

@@ -679,15 +679,20 @@ TEST(random_faults)
 static void
 exhaust_waitok(void *arg)
 {
+	static void *volatile sink;
+
 	(void)arg;
+	slab_cleanup(); /* no cached large block to recycle */
 	slabkit_fault_inject(SLABKIT_FAULT_MAP_EXHAUST, 1, 1);
-	kmalloc(1 << 20, M_FLT_A, M_WAITOK);
+	sink = kmalloc(1 << 20, M_FLT_A, M_WAITOK);
+	fprintf(stderr, "kmalloc returned %p\n", sink);
 }
 
 TEST(exhausted_address_space)
 {
 	void *p;
 
+	slab_cleanup(); /* empties the large-block cache */
 	slabkit_fault_inject(SLABKIT_FAULT_MAP_EXHAUST, 1, 1);
 	p = kmalloc(1 << 20, M_FLT_A, M_WAITOK | M_NULLOK);
 	slabkit_fault_clear();
