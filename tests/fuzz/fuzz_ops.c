@@ -371,7 +371,8 @@ check_stats(void)
 		if (st.inuse != inuse[t])
 			fail("kmalloc inuse differs from the live table", NULL);
 		if (st.memuse != memuse[t])
-			fail("kmalloc memuse differs from the live table", NULL);
+			fail("kmalloc memuse differs from the live table",
+			    NULL);
 	}
 	{
 		struct objcache_stats ocs[64];

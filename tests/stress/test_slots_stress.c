@@ -370,7 +370,8 @@ TEST(slots_stress)
 		struct timespec nap = {0, 1000000};
 
 		for (int i = 0; i < NWORKERS; i++) {
-			if (workers[i].running && !atomic_load(&workers[i].done))
+			if (workers[i].running &&
+			    !atomic_load(&workers[i].done))
 				continue;
 			if (workers[i].running)
 				pthread_join(workers[i].th, NULL);

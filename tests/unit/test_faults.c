@@ -562,7 +562,8 @@ run_child(enum mode mode, long n, struct report *rep)
 			if (mode == ONE_FAULT)
 				slabkit_fault_inject(SLABKIT_FAULT_MAP, n, 1);
 			workload();
-			r.calls = slabkit_fault_calls(SLABKIT_FAULT_MAP) - before;
+			r.calls = slabkit_fault_calls(SLABKIT_FAULT_MAP) -
+			    before;
 			break;
 		case NOWAIT_COUNT:
 		case NOWAIT_FROM:
@@ -570,7 +571,8 @@ run_child(enum mode mode, long n, struct report *rep)
 			WCHECK(e.oc != NULL);
 			before = slabkit_fault_calls(SLABKIT_FAULT_MAP);
 			nowait_phase(&e, mode == NOWAIT_FROM ? n : 0);
-			r.calls = slabkit_fault_calls(SLABKIT_FAULT_MAP) - before;
+			r.calls = slabkit_fault_calls(SLABKIT_FAULT_MAP) -
+			    before;
 			break;
 		case RANDOM:
 			/* n: iterations; 30% of map calls fail */

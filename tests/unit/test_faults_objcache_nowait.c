@@ -56,8 +56,9 @@ TEST(objcache_first_get_nowait_never_waits)
 		return;
 	CHECK(waitpid(pid, &status, 0) == pid);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		printf("  KNOWN BUG: objcache_get(M_NOWAIT) on a thread's first "
-		       "use of a cache waited and panicked (status 0x%x)\n",
+		printf("  KNOWN BUG: objcache_get(M_NOWAIT) on a thread's "
+		       "first use of a cache waited and panicked "
+		       "(status 0x%x)\n",
 		    status);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	objcache_destroy(oc);
