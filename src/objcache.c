@@ -205,14 +205,20 @@ sk_objcache_sizing(
 /* ------------------------------------------------------------------ */
 /* Magazines and the depot lists */
 
+/*
+ * A new magazine.  With M_INTWAIT (the kernel's flags at creation) it
+ * never fails; a thread's first get or put asks with M_NOWAIT when the
+ * caller must not block, and then copes with NULL.
+ */
 static struct oc_magazine *
-oc_mag_alloc(struct objcache *oc, int capacity)
+oc_mag_alloc(struct objcache *oc, int capacity, int mflags)
 {
 	struct oc_magazine *m;
 
-	/* M_INTWAIT|M_ZERO as the kernel: never NULL. */
 	m = kmalloc(sizeof(*m) + (size_t)capacity * sizeof(void *), M_OBJMAG,
-	    M_INTWAIT | M_ZERO);
+	    mflags | M_ZERO);
+	if (m == NULL)
+		return NULL;
 	m->capacity = capacity;
 	OC_ADD(&oc->nmags, 1);
 	return m;
@@ -318,7 +324,7 @@ oc_mag_purge(struct objcache *oc, struct oc_magazine *m)
  * magazine population stays what it was.  Called by the slot's owner.
  */
 static struct oc_percpu *
-oc_attach(struct objcache *oc, struct sk_shard *sh)
+oc_attach(struct objcache *oc, struct sk_shard *sh, int mflags)
 {
 	struct oc_percpu *pc = SK_LOAD(&oc->percpu[sh->slot]);
 	struct oc_depot *d = &oc->depot;
@@ -328,7 +334,9 @@ oc_attach(struct objcache *oc, struct sk_shard *sh)
 		return pc;
 	if (pc == &oc_dummy_pc) {
 		pc = kmalloc(
-		    sizeof(*pc), M_OBJCACHE, M_WAITOK | M_ZERO | M_CACHEALIGN);
+		    sizeof(*pc), M_OBJCACHE, mflags | M_ZERO | M_CACHEALIGN);
+		if (pc == NULL)
+			return NULL;
 		pc->loaded = &oc_dummy_mag;
 		pc->previous = &oc_dummy_mag;
 		SK_STORE_REL(&oc->percpu[sh->slot], pc);
@@ -344,9 +352,23 @@ oc_attach(struct objcache *oc, struct sk_shard *sh)
 	}
 	/* No lock held: kmalloc may call back into reclaim. */
 	if (loaded == NULL)
-		loaded = oc_mag_alloc(oc, d->magcapacity);
+		loaded = oc_mag_alloc(oc, d->magcapacity, mflags);
 	if (previous == NULL)
-		previous = oc_mag_alloc(oc, d->magcapacity);
+		previous = oc_mag_alloc(oc, d->magcapacity, mflags);
+	if (loaded == NULL || previous == NULL) {
+		/* A caller that may not block got no memory: give back what
+		 * we have and let it use the depot directly this time. */
+		pthread_mutex_lock(&d->lock);
+		if (loaded != NULL)
+			oc_list_push(loaded->rounds > 0 ? &d->full : &d->empty,
+			    loaded);
+		if (previous != NULL)
+			oc_list_push(previous->rounds > 0 ? &d->full
+							  : &d->empty,
+			    previous);
+		pthread_mutex_unlock(&d->lock);
+		return NULL;
+	}
 	pc->loaded = loaded;
 	pc->previous = previous;
 	return pc;
@@ -495,7 +517,10 @@ oc_get_slow(struct objcache *oc, int ocflags)
 
 	if (sh->slot >= SK_SLOT_SHARED)
 		return oc_depot_get(oc, NULL, ocflags);
-	pc = oc_attach(oc, sh);
+	pc = oc_attach(oc, sh,
+	    (ocflags & (M_WAITOK | M_NULLOK)) == M_WAITOK ? M_INTWAIT : M_NOWAIT);
+	if (pc == NULL)
+		return oc_depot_get(oc, NULL, ocflags);
 	for (;;) {
 		m = pc->loaded;
 		if (m->rounds > 0) {
@@ -584,7 +609,11 @@ oc_put_slow(struct objcache *oc, void *obj)
 		oc_depot_put(oc, obj);
 		return;
 	}
-	pc = oc_attach(oc, sh);
+	pc = oc_attach(oc, sh, M_NOWAIT); /* a put never blocks */
+	if (pc == NULL) {
+		oc_depot_put(oc, obj);
+		return;
+	}
 	for (;;) {
 		m = pc->loaded;
 		if (m->rounds < m->capacity) {
@@ -934,7 +963,8 @@ objcache_create(const char *name, int cluster_limit, int nom_cache,
 	d->unlimited = sz.budget < 0;
 	d->unallocated = sz.budget < 0 ? 0 : sz.budget;
 	for (int i = 0; i < sz.nmagdepot; i++)
-		oc_list_push(&d->empty, oc_mag_alloc(oc, sz.mag_capacity));
+		oc_list_push(&d->empty,
+		    oc_mag_alloc(oc, sz.mag_capacity, M_INTWAIT));
 
 	pthread_rwlock_wrlock(&oc_list_lock);
 	for (pp = &oc_list; *pp != NULL; pp = &(*pp)->next)

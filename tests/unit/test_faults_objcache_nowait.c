@@ -1,6 +1,8 @@
 /*
- * Fault injection, a known bug kept apart from the sweep of
- * test_faults.c so that the sweep stays green: objcache_get with M_NOWAIT
+ * Fault injection, regression test for a bug found by the sweep (fixed in
+ * oc_attach, which now asks for a thread's first magazines with M_NOWAIT
+ * when the caller may not block, and falls back to the depot):
+ * objcache_get with M_NOWAIT
  * must never wait, even on a thread's first use of a cache and under a
  * lasting page shortage (objcache.h: only M_WAITOK without M_NULLOK
  * blocks; spec 2.3).
@@ -18,13 +20,13 @@
 MALLOC_DEFINE(M_FLT_OC, "flt_oc", "objcache first-use backing");
 
 /*
- * KNOWN BUG (src/objcache.c, oc_attach): objcache_get(oc, M_NOWAIT) on a
+ * The bug (src/objcache.c, oc_attach): objcache_get(oc, M_NOWAIT) on a
  * thread's first use of a cache allocates the slot's state and magazines
  * with kmalloc M_WAITOK / M_INTWAIT, so under a lasting page shortage a
  * non-blocking get sleeps for waitok_timeout and then panics ("out of
  * memory: M_WAITOK waited ...") instead of returning NULL.  The kernel
  * allocates every CPU's magazines in objcache_create, so its M_NOWAIT get
- * never waits.  This case fails until that is fixed.
+ * never waits.
  */
 static void
 first_get_nowait(void *arg)
