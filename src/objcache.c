@@ -50,7 +50,8 @@
  *   thread exits, its shard's exit hook returns both magazines to the
  *   depot (non-empty ones on the full list), so nothing is stranded; the
  *   next thread to adopt the slot takes a pair back from the depot.
- * - Lock order: the cache list (rwlock), then a depot mutex.  No kmalloc
+ * - Lock order: the cache list (a mutex: a glibc rwlock cannot be
+ *   unlocked in a forked child), then a depot mutex.  No kmalloc
  *   is ever called with a depot mutex or the list write lock held, because
  *   kmalloc's M_WAITOK shortage path calls back into objcache reclaim.
  *
@@ -164,7 +165,7 @@ static struct oc_percpu oc_dummy_pc = {
     .previous = &oc_dummy_mag,
 };
 
-static pthread_rwlock_t oc_list_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_mutex_t oc_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct objcache *oc_list;
 static pthread_once_t oc_once = PTHREAD_ONCE_INIT;
 static __thread int oc_in_reclaim;
@@ -406,10 +407,10 @@ oc_shard_exit(struct sk_shard *sh)
 {
 	if (sh->slot >= SK_SLOT_SHARED)
 		return;
-	pthread_rwlock_rdlock(&oc_list_lock);
+	pthread_mutex_lock(&oc_list_lock);
 	for (struct objcache *oc = oc_list; oc != NULL; oc = oc->next)
 		oc_detach(oc, SK_LOAD(&oc->percpu[sh->slot]));
-	pthread_rwlock_unlock(&oc_list_lock);
+	pthread_mutex_unlock(&oc_list_lock);
 }
 
 /* ------------------------------------------------------------------ */
@@ -750,11 +751,14 @@ oc_reclaim_hook(void)
 
 	if (oc_in_reclaim)
 		return 0;
+	/* trylock: this may run inside a kmalloc made while the list lock
+	 * is held (stats printing); then there is nothing to reclaim now */
+	if (pthread_mutex_trylock(&oc_list_lock) != 0)
+		return 0;
 	oc_in_reclaim = 1;
-	pthread_rwlock_rdlock(&oc_list_lock);
 	for (struct objcache *oc = oc_list; oc != NULL; oc = oc->next)
 		n += oc_reclaim_one(oc, sh);
-	pthread_rwlock_unlock(&oc_list_lock);
+	pthread_mutex_unlock(&oc_list_lock);
 	oc_in_reclaim = 0;
 	return n > 0;
 }
@@ -805,10 +809,10 @@ sk_objcache_reap(void)
 {
 	long n = 0;
 
-	pthread_rwlock_rdlock(&oc_list_lock);
+	pthread_mutex_lock(&oc_list_lock);
 	for (struct objcache *oc = oc_list; oc != NULL; oc = oc->next)
 		n += oc_reap_one(oc);
-	pthread_rwlock_unlock(&oc_list_lock);
+	pthread_mutex_unlock(&oc_list_lock);
 	return n;
 }
 
@@ -966,11 +970,11 @@ objcache_create(const char *name, int cluster_limit, int nom_cache,
 		oc_list_push(&d->empty,
 		    oc_mag_alloc(oc, sz.mag_capacity, M_INTWAIT));
 
-	pthread_rwlock_wrlock(&oc_list_lock);
+	pthread_mutex_lock(&oc_list_lock);
 	for (pp = &oc_list; *pp != NULL; pp = &(*pp)->next)
 		;
 	*pp = oc;
-	pthread_rwlock_unlock(&oc_list_lock);
+	pthread_mutex_unlock(&oc_list_lock);
 	return oc;
 }
 
@@ -1016,16 +1020,16 @@ objcache_destroy(struct objcache *oc)
 	long live;
 
 	/* Unlinked, it is invisible to exit hooks, reclaim and the reaper. */
-	pthread_rwlock_wrlock(&oc_list_lock);
+	pthread_mutex_lock(&oc_list_lock);
 	for (pp = &oc_list; *pp != NULL && *pp != oc; pp = &(*pp)->next)
 		;
 	if (*pp == NULL) {
-		pthread_rwlock_unlock(&oc_list_lock);
+		pthread_mutex_unlock(&oc_list_lock);
 		sk_panic("objcache_destroy", "not an object cache (ptr %p)",
 		    (void *)oc);
 	}
 	*pp = oc->next;
-	pthread_rwlock_unlock(&oc_list_lock);
+	pthread_mutex_unlock(&oc_list_lock);
 
 	for (int i = 0; i < SK_SLOT_SHARED; i++) {
 		struct oc_percpu *pc = oc->percpu[i];
@@ -1150,13 +1154,13 @@ objcache_stats_snapshot(struct objcache_stats *buf, int nmax)
 {
 	int n = 0;
 
-	pthread_rwlock_rdlock(&oc_list_lock);
+	pthread_mutex_lock(&oc_list_lock);
 	for (struct objcache *oc = oc_list; oc != NULL; oc = oc->next) {
 		if (buf != NULL && n < nmax)
 			oc_stats_fill(oc, &buf[n]);
 		n++;
 	}
-	pthread_rwlock_unlock(&oc_list_lock);
+	pthread_mutex_unlock(&oc_list_lock);
 	return n;
 }
 
@@ -1190,7 +1194,7 @@ sk_objcache_stats_print(FILE *fp, int json)
 		    "%8s %9s\n",
 		    "NAME", "LIMIT", "REQUESTS", "USED", "CACHED", "EXHAUSTED",
 		    "FAILED", "ALLOCATED");
-	pthread_rwlock_rdlock(&oc_list_lock);
+	pthread_mutex_lock(&oc_list_lock);
 	for (struct objcache *oc = oc_list; oc != NULL; oc = oc->next, n++) {
 		oc_stats_fill(oc, &st);
 		if (json) {
@@ -1220,7 +1224,7 @@ sk_objcache_stats_print(FILE *fp, int json)
 			    st.oc_failed, st.oc_allocated);
 		}
 	}
-	pthread_rwlock_unlock(&oc_list_lock);
+	pthread_mutex_unlock(&oc_list_lock);
 	if (json)
 		fprintf(fp, n ? "\n  ]" : "]");
 }
@@ -1257,7 +1261,7 @@ oc_prefork(void)
 {
 	pthread_mutex_lock(&reaper_set_lock);
 	pthread_mutex_lock(&reaper_lock);
-	pthread_rwlock_wrlock(&oc_list_lock);
+	pthread_mutex_lock(&oc_list_lock);
 	for (struct objcache *oc = oc_list; oc != NULL; oc = oc->next)
 		pthread_mutex_lock(&oc->depot.lock);
 }
@@ -1267,7 +1271,7 @@ oc_postfork_parent(void)
 {
 	for (struct objcache *oc = oc_list; oc != NULL; oc = oc->next)
 		pthread_mutex_unlock(&oc->depot.lock);
-	pthread_rwlock_unlock(&oc_list_lock);
+	pthread_mutex_unlock(&oc_list_lock);
 	pthread_mutex_unlock(&reaper_lock);
 	pthread_mutex_unlock(&reaper_set_lock);
 }
@@ -1286,9 +1290,7 @@ oc_postfork_child(void)
 		SK_STORE(&oc->waiters, 0);
 		pthread_mutex_unlock(&oc->depot.lock);
 	}
-	/* glibc's rwlock remembers the writer's thread id, which is not
-	 * this thread's id in the child: make it anew. */
-	pthread_rwlock_init(&oc_list_lock, NULL);
+	pthread_mutex_unlock(&oc_list_lock);
 	pthread_cond_init(&reaper_cv, NULL);
 	reaper_running = false;
 	reaper_stop = false;

@@ -229,6 +229,16 @@ sk_os_remap(void *addr, size_t oldsize, size_t newsize, int *why)
 		*why = SK_OS_SHORTAGE;
 		return NULL;
 	}
+#ifdef SLABKIT_TSAN
+	/* ThreadSanitizer does not forget the old range's history on mremap
+	 * and then reports races with whoever maps that range next: callers
+	 * fall back to map-copy-unmap in TSan builds. */
+	(void)addr;
+	(void)oldsize;
+	(void)newsize;
+	*why = SK_OS_SHORTAGE;
+	return NULL;
+#endif
 	p = mremap(addr, oldsize, newsize, MREMAP_MAYMOVE);
 	if (p == MAP_FAILED) {
 		*why = errno == ENOMEM ? SK_OS_SHORTAGE : SK_OS_EXHAUSTED;
