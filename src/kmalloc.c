@@ -83,6 +83,8 @@ static atomic_int reclaim_nhooks;
 static void zone_drain_pending(struct sk_shard *sh);
 static void shard_update_slow(struct sk_shard *sh);
 static void lcache_trim(struct sk_shard *sh, size_t keep);
+static void kfree_remote(struct sk_slzone *z, struct sk_chunk *c, long idx,
+    const char *api);
 
 /* ------------------------------------------------------------------ */
 /* Sizing (spec 1.5) */
@@ -1375,6 +1377,8 @@ kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 		sk_panic(api, "malloc type lacks magic (type %p, ptr %p)",
 		    (void *)type, ptr);
 	sk_init();
+	if (sh->empty)
+		sh = sk_shard_get(); /* a freeing-only thread gets a slot too */
 	z = (struct sk_slzone *)(p & sk_slab.zone_mask);
 	tag = sk_pagemap_get((uintptr_t)z);
 	if (tag >= 0) {
@@ -1447,12 +1451,26 @@ sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
 		type->ks_magic != M_MAGIC || SK_LOAD(&type->ks_limit) == 0 ||
 		sh->slow & SK_SHARD_SLOW_ALWAYS || sk_opt.debug ||
 		sk_pagemap_get((uintptr_t)z) >= 0 ||
-		z->z_magic != SK_SLAB_MAGIC || z->z_owner != sh)) {
+		z->z_magic != SK_SLAB_MAGIC)) {
 		kfree_slow(ptr, type, api);
 		return;
 	}
 	off = p - (uintptr_t)z->z_baseptr;
 	idx = (uintptr_t)(((uint64_t)off * z->z_chunkmul) >> 32);
+	if (SK_UNLIKELY(SK_LOAD(&z->z_owner) != sh)) {
+		/* Remote free, straight to the zone's list (spec 1.6 step 4):
+		 * count it on this shard, let kfree_remote check the bits. */
+		if (SK_UNLIKELY(idx >= (uintptr_t)z->z_nmax ||
+			idx * z->z_chunksize != off)) {
+			kfree_slow(ptr, type, api);
+			return;
+		}
+		u = &type->ks_use[sh->slot];
+		SK_OWNER_ADD(&u->inuse, (size_t)-1);
+		SK_OWNER_ADD(&u->memuse, -(size_t)z->z_chunksize);
+		kfree_remote(z, c, (long)idx, api);
+		return;
+	}
 	bit = 1u << (idx & 31);
 	w = SK_LOAD(&z->z_abits[idx >> 5]);
 	/* an offset below the base wraps and fails the bound test */
