@@ -161,6 +161,7 @@ struct sk_slzone {
 	uint32_t *z_rbits;		/* atomic words: chunk on z_rchunks */
 	uint32_t z_bitwords;
 	uint32_t z_id;			/* debug: allocation-site table use */
+	uint16_t z_hflags;		/* harden.c: SK_ZF_* (fixed) */
 #ifdef SLABKIT_SLAB_DEBUG
 	struct {
 		const char *file;
@@ -399,5 +400,95 @@ void sk_mpipe_snapshot(struct malloc_pipe *mp, struct malloc_pipe *out);
 
 /* sysctl vm.zone_kmem_pages, vm.zone_kern_pages, vm.zone_kmem_kvaspace. */
 void sk_zone_page_counts(long *kmem_pages, long *kern_pages, long *kvaspace);
+
+/* ------------------------------------------------------------------ */
+/* harden.c: hardened mode and checker tracking (docs/hardening.md) */
+
+/*
+ * z_hflags bits, set when a zone is set up and fixed until it is retired
+ * (remote freers read them without a lock, so they are not in z_flags).
+ * Zones with either bit take kmalloc's slow paths only (sk_opt.debug).
+ */
+#define SK_ZF_HARDENED	0x1	/* encoded links, canaries, quarantine */
+#define SK_ZF_TRACKED	0x2	/* valgrind or ASan knows every chunk */
+
+extern bool sk_harden_engaged;	/* atomic: a hardened zone/block exists */
+extern bool sk_track_engaged;	/* atomic: a tracked zone/block exists */
+extern long sk_harden_nlarge;	/* atomic: large blocks registered */
+/* Takes the statistics of a chunk's real free after its quarantine. */
+extern struct malloc_type sk_harden_sink[1];
+
+/* options.c: may `hardened' or `track' take this value now? 0 or errno. */
+int sk_harden_option(const char *key, int value);
+
+/* zone_setup (end): hardened layout, tracking; zone_new/release: before
+ * a zone is set up again or unmapped. */
+void sk_harden_zone_setup(struct sk_slzone *z, bool fresh);
+void sk_harden_zone_retire(struct sk_slzone *z);
+/* zone_take_chunk: next never-used chunk of a hardened zone. */
+int32_t sk_harden_carve_next(struct sk_slzone *z);
+/* zone_take_chunk: c of a hardened/tracked zone is handed out. */
+void sk_harden_chunk_taken(struct sk_slzone *z, struct sk_chunk *c,
+    int flags);
+/* kmalloc_slow: after chunk_finish (writes the canary). */
+void sk_harden_chunk_done(struct sk_slzone *z, void *c);
+/* kmalloc_slow: the class of a hardened request, -1 for the large path. */
+int sk_harden_class(int zi, size_t size, size_t *chunk);
+/* kfree_slow: checks, zero fill, quarantine; the chunk to free now (the
+ * one leaving the quarantine, maybe another) or NULL. */
+struct sk_chunk *sk_harden_chunk_free(struct sk_shard *sh,
+    struct sk_slzone *z, struct sk_chunk *c, long idx, const char *api);
+/* block_size: usable bytes of a chunk of a hardened/tracked zone. */
+size_t sk_harden_block_size(struct sk_slzone *z);
+/* kmalloc_large: extra bytes to map (guards), then place the block. */
+size_t sk_harden_large_extra(size_t align);
+void *sk_harden_large_setup(void *base, size_t bytes, size_t align,
+    size_t extra);
+/* kfree_large: true when the block (and its guards) is gone already. */
+bool sk_harden_large_free(struct sk_shard *sh, void *p, size_t bytes);
+/* Unmap a large block that may be registered. */
+void sk_harden_large_unmap(void *p, size_t bytes);
+
+struct sk_chunk *sk_harden_link_get(struct sk_slzone *z,
+    struct sk_chunk **slot, bool remote);
+void sk_harden_link_set(struct sk_slzone *z, struct sk_chunk **slot,
+    struct sk_chunk *v);
+
+/* Free-list link accessors for kmalloc's slow paths. */
+static inline struct sk_chunk *
+sk_link_get(struct sk_slzone *z, struct sk_chunk **slot)
+{
+	if (SK_LIKELY(z->z_hflags == 0))
+		return *slot;
+	return sk_harden_link_get(z, slot, false);
+}
+
+static inline struct sk_chunk *
+sk_link_get_remote(struct sk_slzone *z, struct sk_chunk **slot)
+{
+	if (SK_LIKELY(z->z_hflags == 0))
+		return *slot;
+	return sk_harden_link_get(z, slot, true);
+}
+
+static inline void
+sk_link_set(struct sk_slzone *z, struct sk_chunk **slot, struct sk_chunk *v)
+{
+	if (SK_LIKELY(z->z_hflags == 0))
+		*slot = v;
+	else
+		sk_harden_link_set(z, slot, v);
+}
+
+/* Counters for tests and docs (all since start). */
+struct sk_harden_counters {
+	long	guard_pages;		/* PROT_NONE pages now mapped */
+	long	guard_failures;		/* mprotect refused */
+	long	large_unguarded;	/* registry full */
+	long	quarantined;		/* chunks that entered */
+	long	released;		/* chunks that left */
+	long	zones;			/* hardened zones set up */
+};
+void sk_harden_counters(struct sk_harden_counters *c);
 
 #endif /* SK_INTERNAL_H */

@@ -532,7 +532,7 @@ zone_drain_remote(struct sk_slzone *z)
 		long idx = zone_chunk_index(z, c);
 		uint32_t bit, w;
 
-		next = c->c_next;
+		next = sk_link_get_remote(z, &c->c_next);
 		if (idx < 0)
 			sk_panic("kfree", "remote free list of zone %p corrupted "
 					  "(ptr %p)", (void *)z, (void *)c);
@@ -544,8 +544,8 @@ zone_drain_remote(struct sk_slzone *z)
 			sk_panic("kfree", "memory chunk %p is already free!",
 			    (void *)c);
 		SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
-		c->c_next = NULL;
-		*z->z_lchunksp = c;
+		sk_link_set(z, &c->c_next, NULL);
+		sk_link_set(z, z->z_lchunksp, c);
 		z->z_lchunksp = &c->c_next;
 		n++;
 	}
@@ -584,6 +584,8 @@ release_free_zones(struct sk_shard *sh, int keep)
 		zl_remove(&sh->freezones, z);
 		sh->nfreezones--;
 		sh->zones_released++;
+		if (SK_UNLIKELY(z->z_hflags != 0))
+			sk_harden_zone_retire(z);
 		sk_os_unmap(z, sk_slab.zone_size);
 	}
 	while (sh->freeovzones != NULL) {
@@ -878,6 +880,7 @@ kmalloc_large(struct sk_shard *sh, size_t size, size_t align,
 	size_t ps = sk_slab.page_size;
 	size_t bytes = (size + ps - 1) & ~(ps - 1);
 	size_t npages = bytes >> sk_slab.page_shift;
+	size_t guards = 0;
 	void *p;
 
 	if (bytes < size || npages > INT32_MAX) {
@@ -898,11 +901,15 @@ kmalloc_large(struct sk_shard *sh, size_t size, size_t align,
 		stats_alloc(type, sh, bytes);
 		return p;
 	}
-	p = slab_backend(sh, bytes, align > ps ? align : ps, flags);
+	if (SK_UNLIKELY(sk_opt.hardened))
+		guards = sk_harden_large_extra(align);
+	p = slab_backend(sh, bytes + guards, align > ps ? align : ps, flags);
 	if (p == NULL)
 		return NULL;
+	if (SK_UNLIKELY(sk_opt.hardened || sk_opt.track))
+		p = sk_harden_large_setup(p, bytes, align, guards);
 	if (sk_pagemap_set((uintptr_t)p, (int32_t)npages) != 0) {
-		sk_os_unmap(p, bytes);
+		sk_harden_large_unmap(p, bytes);
 		return NULL;
 	}
 	stats_alloc(type, sh, bytes);
@@ -954,6 +961,8 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 					  (size_t)z->z_nmax);
 	sh->junkindex = (sh->junkindex + SK_SLAB_SLIDE) &
 	    (SK_MAX_ZONE_SIZE - 1);
+	if (SK_UNLIKELY(sk_opt.hardened || sk_opt.track))
+		sk_harden_zone_setup(z, fresh);
 }
 
 /*
@@ -994,6 +1003,8 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 	if ((z = sh->freezones.head) != NULL) {
 		zl_remove(&sh->freezones, z);
 		sh->nfreezones--;
+		if (SK_UNLIKELY(z->z_hflags != 0))
+			sk_harden_zone_retire(z);
 	} else {
 		z = slab_backend(sh, sk_slab.zone_size, sk_slab.zone_size,
 		    flags | M_ZERO);
@@ -1004,6 +1015,8 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 	}
 	zone_setup(sh, z, zi, fresh);
 	if (sk_pagemap_set((uintptr_t)z, -(int32_t)sh->id - 1) != 0) {
+		if (SK_UNLIKELY(z->z_hflags != 0))
+			sk_harden_zone_retire(z);
 		sk_os_unmap(z, sk_slab.zone_size);
 		return NULL;
 	}
@@ -1029,12 +1042,14 @@ zone_take_chunk(struct sk_shard *sh, struct sk_slzone *z, int *flags)
 		zone_exhausted(sh, z);
 	c = z->z_lchunks;
 	if (SK_LIKELY(c != NULL)) {
-		if ((z->z_lchunks = c->c_next) == NULL)
+		if ((z->z_lchunks = sk_link_get(z, &c->c_next)) == NULL)
 			z->z_lchunksp = &z->z_lchunks;
 	} else {
 		c = (struct sk_chunk *)(z->z_baseptr +
 		    (size_t)z->z_uindex * z->z_chunksize);
-		if (++z->z_uindex == z->z_nmax)
+		if (SK_UNLIKELY(z->z_hflags & SK_ZF_HARDENED))
+			z->z_uindex = sk_harden_carve_next(z);
+		else if (++z->z_uindex == z->z_nmax)
 			z->z_uindex = 0;
 		if (SK_UNLIKELY(z->z_uindex == z->z_uendindex &&
 			z->z_nfree != 0))
@@ -1059,6 +1074,8 @@ zone_take_chunk(struct sk_shard *sh, struct sk_slzone *z, int *flags)
 		sk_panic("kmalloc", "memory chunk %p is already allocated!",
 		    (void *)c);
 	SK_STORE(&z->z_abits[idx >> 5], w | bit);
+	if (SK_UNLIKELY(z->z_hflags != 0))
+		sk_harden_chunk_taken(z, c, *flags);
 	return c;
 }
 
@@ -1210,12 +1227,18 @@ kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 	zi = sk_zoneindex(&chunk, &align);
 	if (zi < 0)
 		sk_panic("kmalloc", "Unexpected byte count %zu", size);
+	if (SK_UNLIKELY(sk_opt.hardened) &&
+	    (zi = sk_harden_class(zi, size, &chunk)) < 0)
+		return kmalloc_large(sh, size, 0, type, flags);
 	z = sh->zoneary[zi].tail;
 	if (z == NULL && (z = zone_new(sh, zi, flags)) == NULL)
 		return NULL;
 	c = zone_take_chunk(sh, z, &flags);
 	stats_alloc(type, sh, chunk);
-	return chunk_finish(c, chunk, flags);
+	chunk_finish(c, chunk, flags);
+	if (SK_UNLIKELY(z->z_hflags != 0))
+		sk_harden_chunk_done(z, c);
+	return c;
 }
 
 void *
@@ -1282,6 +1305,9 @@ kfree_large(struct sk_shard *sh, void *ptr, int32_t npages,
 		for (int i = 0; i < 16; i++)
 			w[i] = 0xdeadc0de;
 	}
+	if (SK_UNLIKELY(SK_LOAD(&sk_harden_nlarge) != 0) &&
+	    sk_harden_large_free(sh, ptr, bytes))
+		return; /* a guarded block, unmapped with its guards */
 	if (SK_UNLIKELY(sk_tls_intr > 0) && !sh->empty) {
 		/* spec 1.6 step 2: no unmapping in interrupt context */
 		struct sk_slzone *z = ptr;
@@ -1328,7 +1354,7 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, long idx,
 	}
 	head = SK_LOAD(&z->z_rchunks);
 	do {
-		c->c_next = head;
+		sk_link_set(z, &c->c_next, head);
 	} while (!__atomic_compare_exchange_n(&z->z_rchunks, &head, c, true,
 	    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
 	if (!rsignal)
@@ -1397,9 +1423,20 @@ kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 		sk_panic(api, "pointer %p is not the start of a chunk "
 			      "(interior or misaligned pointer, ptr %p)",
 		    ptr, ptr);
+	if (SK_UNLIKELY(z->z_hflags != 0)) {
+		/* harden.c: checks, quarantine, checker; the user's type is
+		 * charged now, the chunk freed below may be an older one */
+		stats_free(type, sh, z->z_chunksize);
+		type = sk_harden_sink;
+		if ((c = sk_harden_chunk_free(sh, z, c, idx, api)) == NULL)
+			return;
+		ptr = c;
+		z = (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
+		idx = zone_chunk_index(z, c);
+	}
 	if (SK_LOAD(&z->z_owner) != sh) {
 		stats_free(type, sh, z->z_chunksize);
-		if (SK_UNLIKELY(sk_opt.weird))
+		if (SK_UNLIKELY(sk_opt.weird) && z->z_hflags == 0)
 			memset((char *)c + sizeof(void *), 0xde,
 			    (z->z_chunksize < 64 ? z->z_chunksize : 64) -
 				sizeof(void *));
@@ -1413,14 +1450,15 @@ kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 		sk_panic(api, "memory chunk %p is already free! (double free, "
 			      "ptr %p)", ptr, ptr);
 	SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
-	if (SK_UNLIKELY(sk_opt.weird)) {
+	if (SK_UNLIKELY(sk_opt.weird) && z->z_hflags == 0) {
 		uint32_t *wp = ptr;
 		size_t n = z->z_chunksize < 64 ? z->z_chunksize : 64;
 
 		for (size_t i = 0; i < n / 4; i++)
 			wp[i] = 0xdeadc0de;
 	}
-	if ((c->c_next = z->z_lchunks) == NULL)
+	sk_link_set(z, &c->c_next, z->z_lchunks);
+	if (z->z_lchunks == NULL)
 		z->z_lchunksp = &c->c_next;
 	z->z_lchunks = c;
 	if (z->z_nfree++ == 0)
@@ -1542,6 +1580,8 @@ block_size(const void *ptr, const char *api, bool *large)
 	    (SK_LOAD(&z->z_rbits[idx >> 5]) & (1u << (idx & 31))))
 		sk_panic(api, "memory chunk %p is free (use after free, ptr %p)",
 		    ptr, ptr);
+	if (SK_UNLIKELY(z->z_hflags != 0))
+		return sk_harden_block_size(z);
 	return z->z_chunksize;
 }
 

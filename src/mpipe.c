@@ -94,6 +94,7 @@
 #include <slabkit/mpipe.h>
 
 #include "internal.h"
+#include "track.h"
 
 #define MPIPE_MAGIC     0x6d706970u /* "mpip" */
 #define MPIPE_UNLIMITED 0x7FFF0000  /* nmax < 0 (spec 3.2) */
@@ -269,6 +270,7 @@ mp_in_intr(struct malloc_pipe *mp)
 static void
 mp_release(struct malloc_pipe *mp, void *buf)
 {
+	SK_TRACK_SHOW(buf, 0); /* it may come from the array (track.h) */
 	if (mp->deconstruct != NULL)
 		mp->deconstruct(buf, mp->priv);
 	sk_kfree(buf, mp->type);
@@ -321,6 +323,7 @@ mp_take(struct malloc_pipe *mp, struct mp_hold *h, bool mfailed, bool intr)
 
 	if (SK_LIKELY(mp->free_count > 0)) {
 		buf = mp->array[--mp->free_count];
+		SK_TRACK_SHOW(buf, 0);
 		mp->array[mp->free_count] = NULL;
 		mp->st_allocs++;
 		return buf;
@@ -349,6 +352,7 @@ mp_take(struct malloc_pipe *mp, struct mp_hold *h, bool mfailed, bool intr)
 		if (mp->free_count > 0) {
 			/* Freed while we were in kmalloc. */
 			buf = mp->array[--mp->free_count];
+			SK_TRACK_SHOW(buf, 0);
 			mp->array[mp->free_count] = NULL;
 			mp->st_allocs++;
 		}
@@ -741,6 +745,7 @@ mpipe_free(malloc_pipe_t mp, void *buf)
 		if (!(mp->mpflags & (MPF_CACHEDATA | MPF_NOZERO)) &&
 		    mp->bytes > 0)
 			memset(buf, 0, (size_t)mp->bytes);
+		SK_TRACK_HIDE(buf, 0); /* until mp_take hands it out again */
 		mp->array[mp->free_count++] = buf;
 		mp_wakeup(mp);
 		mp_unlock(mp, &h);

@@ -87,6 +87,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "track.h"
 
 static MALLOC_DEFINE(M_OBJCACHE, "objcache", "Object Cache");
 static MALLOC_DEFINE(M_OBJMAG, "objcache mag", "Object Cache Magazine");
@@ -290,6 +291,7 @@ oc_budget_return(struct objcache *oc, long n)
 static inline void
 oc_destruct(struct objcache *oc, void *obj)
 {
+	SK_TRACK_SHOW(obj, 0); /* it may come from a magazine (track.h) */
 	oc->dtor(obj, oc->privdata);
 	oc->free(obj, oc->allocator_args);
 	OC_ADD(&oc->nfreed, 1);
@@ -475,6 +477,7 @@ oc_depot_get(struct objcache *oc, struct oc_percpu *pc, int ocflags)
 			}
 			m = d->full.head;
 			obj = m->objects[--m->rounds];
+			SK_TRACK_SHOW(obj, 0);
 			if (m->rounds == 0)
 				oc_list_push(&d->empty, oc_full_pop(d));
 			pthread_mutex_unlock(&d->lock);
@@ -526,6 +529,7 @@ oc_get_slow(struct objcache *oc, int ocflags)
 		m = pc->loaded;
 		if (m->rounds > 0) {
 			obj = m->objects[--m->rounds];
+			SK_TRACK_SHOW(obj, 0);
 			SK_OWNER_ADD(&pc->gets, 1);
 			return obj;
 		}
@@ -558,6 +562,7 @@ objcache_get(struct objcache *oc, int ocflags)
 	m = pc->loaded;
 	r = m->rounds;
 	if (SK_LIKELY(r > 0)) {
+		SK_TRACK_SHOW(m->objects[r - 1], 0);
 		m->rounds = r - 1;
 		SK_OWNER_ADD(&pc->gets, 1);
 		return m->objects[r - 1];
@@ -661,6 +666,7 @@ objcache_put(struct objcache *oc, void *obj)
 	struct oc_magazine *m;
 	int r;
 
+	SK_TRACK_HIDE(obj, 0); /* until objcache_get hands it out again */
 	pc = SK_LOAD(&oc->percpu[sk_shard_current()->slot]);
 	m = pc->loaded;
 	r = m->rounds;

@@ -30,6 +30,11 @@ struct sk_options sk_opt = {
 	.zone_cache = -1,
 	.zone_burst = 32,
 	.waitok_timeout_ms = 60000,
+#if defined(SLABKIT_ASAN) && defined(SLABKIT_ASAN_TRACK_DEFAULT)
+	/* track=asan by default under -fsanitize=address (docs/hardening.md) */
+	.track = 2,
+	.debug = true,
+#endif
 };
 
 static int
@@ -158,13 +163,18 @@ slabkit_set_option(const char *key, const char *value)
 	}
 	if (strcmp(key, "track") == 0) {
 		if (value == NULL || strcmp(value, "none") == 0)
-			sk_opt.track = 0;
+			n = 0;
 		else if (strcmp(value, "valgrind") == 0)
-			sk_opt.track = 1;
+			n = 1;
 		else if (strcmp(value, "asan") == 0)
-			sk_opt.track = 2;
+			n = 2;
 		else
 			return EINVAL;
+		if ((err = sk_harden_option(key, (int)n)) != 0)
+			return err; /* ENOTSUP, or EBUSY once in use */
+		SK_STORE(&sk_opt.track, (int)n);
+		SK_STORE(&sk_opt.debug, sk_opt.invariants || sk_opt.pattern ||
+		    sk_opt.weird || sk_opt.hardened || sk_opt.track != 0);
 		return 0;
 	}
 	{
@@ -184,9 +194,13 @@ slabkit_set_option(const char *key, const char *value)
 				continue;
 			if ((err = parse_bool(value, &b)) != 0)
 				return err;
+			if (bools[i].flag == &sk_opt.hardened &&
+			    (err = sk_harden_option(key, b)) != 0)
+				return err; /* EBUSY: hardened zones exist */
 			SK_STORE(bools[i].flag, b);
 			SK_STORE(&sk_opt.debug, sk_opt.invariants ||
-			    sk_opt.pattern || sk_opt.weird || sk_opt.hardened);
+			    sk_opt.pattern || sk_opt.weird || sk_opt.hardened ||
+			    sk_opt.track != 0);
 			return 0;
 		}
 	}

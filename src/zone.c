@@ -79,6 +79,7 @@
 #include <slabkit/zone.h>
 
 #include "internal.h"
+#include "track.h"
 
 #define ZONE_ROUNDING 32           /* spec 4.1 */
 #define ZENTRY_FREE   0x12342378UL /* spec 4.1: word 1 of a free item */
@@ -193,6 +194,7 @@ zone_hand_out(struct vm_zone *z, void **item)
 		zone_entry_not_free(z, item);
 	item[0] = NULL;
 	item[1] = NULL;
+	SK_TRACK_ZITEM_SHOW(z, item);
 	return item;
 }
 
@@ -638,6 +640,7 @@ zalloc(vm_zone_t z)
 				SK_OWNER_ADD(&pc->znalloc, 1);
 				item[0] = NULL;
 				item[1] = NULL;
+				SK_TRACK_ZITEM_SHOW(z, item);
 				return item;
 			}
 		}
@@ -690,6 +693,7 @@ zfree(vm_zone_t z, void *ptr)
 	struct vm_zpcpu *pc;
 	void **item = ptr;
 
+	SK_TRACK_ZITEM_HIDE(z, item); /* until zalloc hands it out (track.h) */
 	/* spec 4.4 zfree: this thread's cache while below its cap */
 	if (SK_LIKELY(z != NULL && item != NULL &&
 	              (z->zstate & (ZS_INTR | ZS_CACHED)) == ZS_CACHED)) {
@@ -1023,12 +1027,15 @@ zdestroy(vm_zone_t z)
 		sk_panic("zdestroy", "undestroyable zone %s", z->zname);
 	zone_list_remove(z);
 	if (z->zstate & ZS_INTR) {
+		SK_TRACK_RESET((void *)z->zkva, z->zresv);
 		sk_os_unmap((void *)z->zkva, z->zresv);
 		__atomic_fetch_sub(
 		    &zone_kmem_pages, z->zpagecount, __ATOMIC_RELAXED);
 		__atomic_fetch_sub(
 		    &zone_kmem_kvaspace, (long)z->zresv, __ATOMIC_RELAXED);
 	} else {
+		for (long i = 0; i < z->zkmcur; i++)
+			SK_TRACK_RESET((void *)z->zkmvec[i], z->zalloc * ps);
 		for (long i = 0; i < z->zkmcur; i++)
 			sk_os_unmap(
 			    (void *)z->zkmvec[i], (size_t)z->zalloc * ps);

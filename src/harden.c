@@ -1,0 +1,974 @@
+/*
+ * harden.c: hardened mode (SLABKIT_OPTIONS=hardened) and the checker
+ * tracking of track.h (SLABKIT_OPTIONS=track=valgrind|asan).
+ *
+ * The kernel's slab trusts its callers; a userspace heap faces programs
+ * with bugs and, sometimes, an attacker who turns a heap bug into control
+ * of the allocator.  Hardened mode makes the usual heap exploits and the
+ * usual heap bugs fail loudly, at a price paid only by the processes that
+ * ask for it.  Each mechanism, for a zone set up while the option is on:
+ *
+ * - Encoded free-list links.  A free chunk's c_next holds
+ *   next ^ key ^ (slot address >> 4), with a random 64-bit key per zone,
+ *   on the local and on the remote list.  Every decode checks that the
+ *   result is a chunk of the same zone in the state the list implies (free
+ *   on a local list, remote-freed on the remote list); anything else
+ *   panics "free list of zone ... corrupted".  A use-after-free write can
+ *   no longer point the next allocation at memory of its choosing.
+ * - Randomised carving.  Never-used chunks are carved from a random start
+ *   with a random stride coprime with NMax, so the first allocations of a
+ *   zone are not neighbours in a predictable order.  A walk with such a
+ *   stride visits every chunk once before it comes back to its start, so
+ *   the kernel's "corrupted zone" test keeps its meaning.
+ * - Guard pages.  The last page of every zone is PROT_NONE (zones stay
+ *   ZoneSize-aligned; the zone serves fewer chunks), so running off the end
+ *   of a zone faults instead of reaching the next zone's header.  Large
+ *   blocks get a PROT_NONE page on each side; they are unmapped with the
+ *   block.  The guards are address space, not memory: the type statistics
+ *   count the block alone, sk_harden_counters() counts the guards.
+ * - Canaries.  Every chunk ends with an 8-byte word derived from a
+ *   per-process secret and the chunk's address.  A request is served from
+ *   the smallest class that holds it plus the canary at the alignment the
+ *   request would have had without it (a power-of-two size keeps its
+ *   power-of-two alignment), and kmalloc_usable_size says 8 bytes less.
+ *   kfree checks the word: running into the next chunk must cross it, and
+ *   panics "buffer overflow detected".
+ * - Zero on free, checked at reuse.  kfree zero-fills the chunk except the
+ *   link word; the allocation that hands it out again checks every other
+ *   byte and panics "write after free detected".  Hardened zones are zero
+ *   when set up, so every hand-out is checked and M_ZERO is passive.
+ * - Delayed reuse.  A freed chunk waits in a per-shard FIFO quarantine of
+ *   SK_QUARANTINE chunks; it is freed for real (and checked for writes)
+ *   only when it leaves.  It keeps its "handed out" bit meanwhile, and a
+ *   mark in its first word (secret ^ address) catches a second kfree of it.
+ *   The type statistics count it as freed at once.
+ *
+ * Who pays.  Hardened and tracked zones carry a z_hflags bit; with either
+ * option on, sk_opt.debug is set, so kmalloc's fast paths (which test
+ * sk_opt.debug already) send everything to the slow paths, where the hooks
+ * below are called behind a test of z_hflags.  A process that never turns
+ * the options on runs exactly the code it ran before.  Both options are
+ * sticky: once a hardened (or tracked) zone or block exists they cannot be
+ * switched off (EBUSY), since the fast paths cannot read encoded links.
+ * Switching them on late covers only zones and blocks set up afterwards.
+ *
+ * Limits.  The XOR encoding resists blind overwrites, not an attacker who
+ * can read a free chunk and knows what it points to.  Canaries catch
+ * linear overflows that cross the end of the chunk, not a stray write
+ * into another chunk.  The quarantine is per shard and bounded.  The large
+ * block registry holds 2^18 blocks; beyond that blocks are served without
+ * guards (counted).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "internal.h"
+#include "track.h"
+
+#define SK_QUARANTINE	64	/* chunks per shard */
+#define HZ_MAGIC	0x6861u	/* "ha" */
+
+/* Per-zone state of a hardened zone, just after the header bitmaps. */
+struct sk_hzone {
+	uint64_t key;		/* link encoding */
+	uint32_t stride;	/* carve step, coprime with NMax */
+	uint16_t magic;
+	uint16_t guarded;	/* the last page is PROT_NONE */
+};
+
+struct sk_quarantine {
+	uint32_t head;
+	uint32_t count;
+	struct sk_chunk *slot[SK_QUARANTINE];
+};
+
+bool sk_harden_engaged;	/* atomic: a hardened zone or block exists */
+bool sk_track_engaged;	/* atomic: a tracked zone or block exists */
+long sk_harden_nlarge;	/* atomic: blocks in the large registry */
+
+/* Absorbs the statistics of a chunk's real free (harden.c comment). */
+struct malloc_type sk_harden_sink[1] = {{
+	.ks_magic = M_MAGIC,
+	.ks_shortdesc = "hardened-sink",
+	.ks_use = &sk_harden_sink[0].ks_use0,
+}};
+
+static uint64_t h_secret;	/* canaries and quarantine marks */
+static uint64_t h_counter;	/* atomic: zone key sequence */
+static pthread_once_t h_once = PTHREAD_ONCE_INIT;
+static int q_hook = -1;		/* hook_data slot of the quarantine */
+static pthread_once_t q_once = PTHREAD_ONCE_INIT;
+static __thread int q_releasing;	/* kfree of a chunk leaving */
+
+static struct sk_harden_counters h_cnt;	/* atomic fields */
+
+#define CNT_ADD(f, n) __atomic_fetch_add(&h_cnt.f, (n), __ATOMIC_RELAXED)
+
+/* ------------------------------------------------------------------ */
+/* Secrets */
+
+static uint64_t
+mix64(uint64_t x)
+{
+	/* splitmix64's finaliser */
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static void
+h_init(void)
+{
+	uint64_t s = sk_os_random();
+
+	if (s == 0)
+		s = 0x5eed5eed5eed5eedULL;
+	SK_STORE(&h_secret, s);
+}
+
+static inline uint64_t
+secret(void)
+{
+	pthread_once(&h_once, h_init);
+	return SK_LOAD(&h_secret);
+}
+
+static inline uint64_t
+canary_of(const void *c)
+{
+	return SK_LOAD(&h_secret) ^ ((uintptr_t)c * 0x9e3779b97f4a7c15ULL);
+}
+
+static inline uint64_t
+qmark_of(const void *c)
+{
+	return ~SK_LOAD(&h_secret) ^ (uintptr_t)c;
+}
+
+/* ------------------------------------------------------------------ */
+/* Raw access to memory that a checker may have hidden */
+
+static inline bool
+track_valgrind(void)
+{
+	return SK_TRACK_HAVE_VALGRIND && sk_opt.track == SK_TRACK_VALGRIND;
+}
+
+SK_NO_ASAN static uint64_t
+raw_load(const void *p)
+{
+	return *(const volatile uint64_t *)p;
+}
+
+SK_NO_ASAN static void
+raw_store(void *p, uint64_t v)
+{
+	*(volatile uint64_t *)p = v;
+}
+
+/* Offset of the first non-zero byte of [p + from, p + n), or 0. */
+SK_NO_ASAN static size_t
+raw_nonzero(const void *p, size_t from, size_t n)
+{
+	const volatile unsigned char *b = p;
+
+	for (size_t i = from; i < n; i++)
+		if (b[i] != 0)
+			return i;
+	return 0;
+}
+
+/* Read a word that memcheck may hold inaccessible; keep it so. */
+static uint64_t
+word_get(const void *p, bool tracked)
+{
+	uint64_t v;
+
+	if (!tracked || !track_valgrind())
+		return raw_load(p);
+#if SK_TRACK_HAVE_VALGRIND
+	VALGRIND_MAKE_MEM_DEFINED(p, 8);
+	v = raw_load(p);
+	VALGRIND_MAKE_MEM_NOACCESS(p, 8);
+#else
+	v = raw_load(p);
+#endif
+	return v;
+}
+
+static void
+word_set(void *p, uint64_t v, bool tracked)
+{
+	if (!tracked || !track_valgrind()) {
+		raw_store(p, v);
+		return;
+	}
+#if SK_TRACK_HAVE_VALGRIND
+	VALGRIND_MAKE_MEM_UNDEFINED(p, 8);
+	raw_store(p, v);
+	VALGRIND_MAKE_MEM_NOACCESS(p, 8);
+#else
+	raw_store(p, v);
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* Checker tracking (track.h) */
+
+int
+sk_track_supported(int mode)
+{
+	if (mode == SK_TRACK_VALGRIND && !SK_TRACK_HAVE_VALGRIND)
+		return ENOTSUP;
+	if (mode == SK_TRACK_ASAN && !SK_TRACK_HAVE_ASAN)
+		return ENOTSUP;
+	return 0;
+}
+
+#if SK_TRACK_HAVE_ASAN
+/* Give [p, p + n) the shadow of freed heap memory (ASan's 0xfd), so a
+ * touch reports "heap-use-after-free".  Whole granules only. */
+SK_NO_ASAN static void
+asan_mark_freed(const void *p, size_t n)
+{
+	static size_t scale, offset;
+	uintptr_t a = (uintptr_t)p, e = a + n;
+	volatile unsigned char *s;
+
+	if (scale == 0)
+		__asan_get_shadow_mapping(&scale, &offset);
+	a = (a + ((uintptr_t)1 << scale) - 1) & ~(((uintptr_t)1 << scale) - 1);
+	e &= ~(((uintptr_t)1 << scale) - 1);
+	if (e <= a)
+		return;
+	s = (volatile unsigned char *)((a >> scale) + offset);
+	for (size_t i = 0; i < (e - a) >> scale; i++)
+		s[i] = 0xfd;
+}
+#endif
+
+static void
+track_hide(const void *p, size_t n)
+{
+	if (n == 0)
+		return;
+#if SK_TRACK_HAVE_VALGRIND
+	if (sk_opt.track == SK_TRACK_VALGRIND)
+		VALGRIND_MAKE_MEM_NOACCESS(p, n);
+#endif
+#if SK_TRACK_HAVE_ASAN
+	if (sk_opt.track == SK_TRACK_ASAN)
+		asan_mark_freed(p, n);
+#endif
+	(void)p;
+}
+
+static void
+track_show(const void *p, size_t n, bool defined)
+{
+	if (n == 0)
+		return;
+#if SK_TRACK_HAVE_VALGRIND
+	if (sk_opt.track == SK_TRACK_VALGRIND) {
+		if (defined)
+			VALGRIND_MAKE_MEM_DEFINED(p, n);
+		else
+			VALGRIND_MAKE_MEM_UNDEFINED(p, n);
+	}
+#endif
+#if SK_TRACK_HAVE_ASAN
+	if (sk_opt.track == SK_TRACK_ASAN)
+		__asan_unpoison_memory_region(p, (n + 7) & ~(size_t)7);
+#endif
+	(void)p;
+	(void)defined;
+}
+
+/* A block handed out / given back (kmalloc chunks and large blocks). */
+static void
+track_alloc(const void *p, size_t n, bool zeroed)
+{
+#if SK_TRACK_HAVE_VALGRIND
+	if (sk_opt.track == SK_TRACK_VALGRIND) {
+		VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, zeroed);
+		return;
+	}
+#endif
+	track_show(p, n, zeroed);
+}
+
+static void
+track_free(const void *p, size_t n)
+{
+#if SK_TRACK_HAVE_VALGRIND
+	if (sk_opt.track == SK_TRACK_VALGRIND) {
+		VALGRIND_FREELIKE_BLOCK(p, 0);
+		return;
+	}
+#endif
+	track_hide(p, n);
+}
+
+/* Memory that is not a block at all (chunks never handed out). */
+static void
+track_poison(const void *p, size_t n)
+{
+#if SK_TRACK_HAVE_VALGRIND
+	if (sk_opt.track == SK_TRACK_VALGRIND)
+		VALGRIND_MAKE_MEM_NOACCESS(p, n);
+#endif
+#if SK_TRACK_HAVE_ASAN
+	if (sk_opt.track == SK_TRACK_ASAN)
+		__asan_poison_memory_region(p, n);
+#endif
+	(void)p;
+	(void)n;
+}
+
+/* Everything in [p, p + n) back to plain memory (before reuse, unmap). */
+static void
+track_reset(const void *p, size_t n)
+{
+#if SK_TRACK_HAVE_VALGRIND
+	if (sk_opt.track == SK_TRACK_VALGRIND)
+		VALGRIND_MAKE_MEM_DEFINED(p, n);
+#endif
+#if SK_TRACK_HAVE_ASAN
+	if (sk_opt.track == SK_TRACK_ASAN)
+		__asan_unpoison_memory_region(p, n);
+#endif
+	(void)p;
+	(void)n;
+}
+
+/* The kmalloc usable size of p when slabkit owns it as a live block. */
+static size_t
+object_size(const void *p, size_t size)
+{
+	if (size != 0)
+		return size;
+	if (sk_kmalloc_owns(p) == 0)
+		return 0;
+	return sk_kmalloc_usable_size_api(p, "objcache");
+}
+
+void
+sk_track_hide(const void *p, size_t size)
+{
+	if (p != NULL)
+		track_hide(p, object_size(p, size));
+}
+
+void
+sk_track_show(const void *p, size_t size)
+{
+	if (p != NULL)
+		track_show(p, object_size(p, size), true);
+}
+
+void
+sk_track_reset(const void *p, size_t size)
+{
+	track_reset(p, size);
+}
+
+/* ------------------------------------------------------------------ */
+/* Options */
+
+int
+sk_harden_option(const char *key, int value)
+{
+	int err;
+
+	if (strcmp(key, "hardened") == 0) {
+		if (!value && SK_LOAD(&sk_harden_engaged))
+			return EBUSY;
+		return 0;
+	}
+	if ((err = sk_track_supported(value)) != 0)
+		return err;
+	if (SK_LOAD(&sk_track_engaged) && value != sk_opt.track)
+		return EBUSY;
+	return 0;
+}
+
+void
+sk_harden_counters(struct sk_harden_counters *c)
+{
+	c->guard_pages = SK_LOAD(&h_cnt.guard_pages);
+	c->guard_failures = SK_LOAD(&h_cnt.guard_failures);
+	c->large_unguarded = SK_LOAD(&h_cnt.large_unguarded);
+	c->quarantined = SK_LOAD(&h_cnt.quarantined);
+	c->released = SK_LOAD(&h_cnt.released);
+	c->zones = SK_LOAD(&h_cnt.zones);
+}
+
+/* ------------------------------------------------------------------ */
+/* Zones */
+
+static inline struct sk_hzone *
+hzone_of(struct sk_slzone *z)
+{
+	uintptr_t a = (uintptr_t)(z->z_rbits + z->z_bitwords);
+
+	return (struct sk_hzone *)((a + 7) & ~(uintptr_t)7);
+}
+
+static uint32_t
+gcd32(uint32_t a, uint32_t b)
+{
+	while (b != 0) {
+		uint32_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+void
+sk_harden_zone_retire(struct sk_slzone *z)
+{
+	if (z->z_hflags & SK_ZF_TRACKED)
+		track_reset(z, sk_slab.zone_size);
+	if ((z->z_hflags & SK_ZF_HARDENED) && hzone_of(z)->guarded)
+		CNT_ADD(guard_pages, -1);
+	z->z_hflags = 0;
+}
+
+void
+sk_harden_zone_setup(struct sk_slzone *z, bool fresh)
+{
+	size_t ps = sk_slab.page_size, size = z->z_chunksize;
+	char *end = (char *)z + sk_slab.zone_size;
+	uint16_t hf = 0;
+
+	if (sk_opt.hardened)
+		hf |= SK_ZF_HARDENED;
+	if (sk_opt.track != 0)
+		hf |= SK_ZF_TRACKED;
+	if (hf == 0)
+		return;
+	if (hf & SK_ZF_HARDENED) {
+		struct sk_hzone *hz = hzone_of(z);
+		char *base = z->z_baseptr;
+		uint64_t r;
+		uint32_t n, s;
+
+		/* the zone state before the first chunk (whole chunks) */
+		if ((char *)(hz + 1) > base)
+			base += ((size_t)((char *)(hz + 1) - base) + size - 1) /
+			    size * size;
+		end -= ps;
+		if (!fresh) /* stale chunks: hardened zones start zeroed */
+			memset(hz, 0, (size_t)(end - (char *)hz));
+		hz->guarded = sk_os_protect_none(end, ps) == 0;
+		if (hz->guarded)
+			CNT_ADD(guard_pages, 1);
+		else
+			CNT_ADD(guard_failures, 1);
+		n = (uint32_t)((size_t)(end - base) / size);
+		z->z_baseptr = base;
+		z->z_nmax = z->z_nfree = (int32_t)n;
+		z->z_flags &= ~SLZF_UNOTZEROD;
+		hz->key = mix64(secret() +
+		    __atomic_add_fetch(&h_counter, 1, __ATOMIC_RELAXED));
+		hz->magic = HZ_MAGIC;
+		r = mix64(hz->key);
+		s = 1;
+		if (n > 2) {
+			s = 1 + (uint32_t)(r % (n - 1));
+			while (gcd32(s, n) != 1)
+				s = s % (n - 1) + 1;
+		}
+		hz->stride = s;
+		z->z_uindex = z->z_uendindex = (int32_t)((r >> 32) % n);
+		SK_STORE(&sk_harden_engaged, true);
+		CNT_ADD(zones, 1);
+	}
+	z->z_hflags = hf;
+	if (hf & SK_ZF_TRACKED) {
+		track_poison(z->z_baseptr, (size_t)z->z_nmax * size);
+		SK_STORE(&sk_track_engaged, true);
+	}
+}
+
+int32_t
+sk_harden_carve_next(struct sk_slzone *z)
+{
+	uint32_t u = (uint32_t)z->z_uindex + hzone_of(z)->stride;
+
+	if (u >= (uint32_t)z->z_nmax)
+		u -= (uint32_t)z->z_nmax;
+	return (int32_t)u;
+}
+
+/* ------------------------------------------------------------------ */
+/* Links */
+
+static inline uint64_t
+link_pad(struct sk_slzone *z, struct sk_chunk **slot)
+{
+	return hzone_of(z)->key ^ ((uintptr_t)slot >> 4);
+}
+
+/* Chunk index of p in z, or -1 (kmalloc.c's zone_chunk_index). */
+static long
+chunk_index(struct sk_slzone *z, const void *p)
+{
+	uintptr_t off = (uintptr_t)p - (uintptr_t)z->z_baseptr;
+	uintptr_t idx;
+
+	if ((uintptr_t)p < (uintptr_t)z->z_baseptr)
+		return -1;
+	idx = (uintptr_t)(((uint64_t)off * z->z_chunkmul) >> 32);
+	if (idx >= (uintptr_t)z->z_nmax || idx * z->z_chunksize != off)
+		return -1;
+	return (long)idx;
+}
+
+__attribute__((cold, noreturn, noinline)) static void
+link_corrupted(struct sk_slzone *z, struct sk_chunk **slot, uint64_t v,
+    const char *what)
+{
+	sk_panic("kmalloc",
+	    "free list of zone %p corrupted: the link in chunk %p decodes to "
+	    "%p, %s (ptr %p)",
+	    (void *)z, (void *)slot, (void *)(uintptr_t)v, what, (void *)slot);
+}
+
+struct sk_chunk *
+sk_harden_link_get(struct sk_slzone *z, struct sk_chunk **slot, bool remote)
+{
+	bool tracked = (z->z_hflags & SK_ZF_TRACKED) != 0;
+	uint64_t v;
+	long idx;
+	uint32_t bit, w;
+
+	if (slot == &z->z_lchunks)
+		return *slot;
+	v = word_get(slot, tracked);
+	if (!(z->z_hflags & SK_ZF_HARDENED))
+		return (struct sk_chunk *)(uintptr_t)v;
+	v ^= link_pad(z, slot);
+	if (v == 0)
+		return NULL;
+	if ((idx = chunk_index(z, (void *)(uintptr_t)v)) < 0)
+		link_corrupted(z, slot, v, "outside its zone");
+	bit = 1u << (idx & 31);
+	if (remote) {
+		w = __atomic_load_n(&z->z_rbits[idx >> 5], __ATOMIC_ACQUIRE);
+		if (!(w & bit))
+			link_corrupted(z, slot, v, "a chunk not remote-freed");
+	} else {
+		w = SK_LOAD(&z->z_abits[idx >> 5]) |
+		    SK_LOAD(&z->z_rbits[idx >> 5]);
+		if (w & bit)
+			link_corrupted(z, slot, v, "a chunk in use");
+	}
+	return (struct sk_chunk *)(uintptr_t)v;
+}
+
+void
+sk_harden_link_set(struct sk_slzone *z, struct sk_chunk **slot,
+    struct sk_chunk *v)
+{
+	uint64_t w = (uintptr_t)v;
+
+	if (slot == &z->z_lchunks) {
+		*slot = v;
+		return;
+	}
+	if (z->z_hflags & SK_ZF_HARDENED)
+		w ^= link_pad(z, slot);
+	word_set(slot, w, (z->z_hflags & SK_ZF_TRACKED) != 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Classes: room for the canary at the same alignment */
+
+/* Alignment every chunk of class zi has (zone_setup's layout rule). */
+static size_t
+class_alignment(int zi)
+{
+	size_t c = sk_class_size[zi], a = sk_class_align[zi];
+
+	if ((c & (c - 1)) == 0)
+		return c;
+	if (a < 16)
+		a = 16;
+	return (c & -c) < a ? (c & -c) : a;
+}
+
+int
+sk_harden_class(int zi, size_t size, size_t *chunk)
+{
+	size_t need = class_alignment(zi);
+
+	for (int i = zi; i < SK_NZONES; i++) {
+		size_t c = sk_class_size[i];
+
+		if (c > sk_slab.zone_limit)
+			break;
+		if (c >= size + 8 && class_alignment(i) >= need) {
+			*chunk = c;
+			return i;
+		}
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Allocation */
+
+__attribute__((cold, noreturn, noinline)) static void
+write_after_free(const char *api, const void *c, size_t off)
+{
+	sk_panic(api,
+	    "write after free detected: chunk %p was written at offset %zu "
+	    "after it was freed (ptr %p)",
+	    c, off, c);
+}
+
+void
+sk_harden_chunk_taken(struct sk_slzone *z, struct sk_chunk *c, int flags)
+{
+	size_t size = z->z_chunksize, off;
+	bool hard = (z->z_hflags & SK_ZF_HARDENED) != 0;
+
+	if (z->z_hflags & SK_ZF_TRACKED)
+		track_alloc(c, size, hard || (flags & M_PASSIVE_ZERO));
+	if (hard && (off = raw_nonzero(c, sizeof(void *), size)) != 0)
+		write_after_free("kmalloc", c, off);
+}
+
+void
+sk_harden_chunk_done(struct sk_slzone *z, void *c)
+{
+	if (z->z_hflags & SK_ZF_HARDENED)
+		raw_store((char *)c + z->z_chunksize - 8, canary_of(c));
+}
+
+size_t
+sk_harden_block_size(struct sk_slzone *z)
+{
+	/* a quarantined chunk was reported free by block_size already */
+	if (z->z_hflags & SK_ZF_HARDENED)
+		return z->z_chunksize - 8;
+	return z->z_chunksize;
+}
+
+/* ------------------------------------------------------------------ */
+/* Free and quarantine */
+
+static void quarantine_bit(struct sk_chunk *c, bool set);
+
+static void
+quarantine_exit(struct sk_shard *sh)
+{
+	struct sk_quarantine *q = sh->hook_data[q_hook];
+
+	if (q == NULL)
+		return;
+	/* kfree each chunk for real (q_releasing skips the quarantine) */
+	while (q->count > 0) {
+		struct sk_chunk *c = q->slot[q->head];
+
+		q->head = (q->head + 1) % SK_QUARANTINE;
+		q->count--;
+		quarantine_bit(c, false);
+		q_releasing = 1;
+		sk_kfree_api(c, sk_harden_sink, "kfree");
+		q_releasing = 0;
+		CNT_ADD(released, 1);
+	}
+}
+
+static void
+q_register(void)
+{
+	q_hook = sk_shard_register_exit_hook(quarantine_exit);
+}
+
+static struct sk_quarantine *
+quarantine_of(struct sk_shard *sh)
+{
+	struct sk_quarantine *q;
+	int why;
+
+	if (sh->empty)
+		return NULL;
+	pthread_once(&q_once, q_register);
+	q = sh->hook_data[q_hook];
+	if (q == NULL) {
+		q = sk_os_map_untracked((sizeof(*q) + sk_slab.page_size - 1) &
+			~(sk_slab.page_size - 1),
+		    &why);
+		sh->hook_data[q_hook] = q;
+	}
+	return q;
+}
+
+/* Check that a chunk leaving the quarantine was not written meanwhile. */
+static void
+quarantine_check(struct sk_chunk *c)
+{
+	struct sk_slzone *z =
+	    (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
+	bool tracked = (z->z_hflags & SK_ZF_TRACKED) != 0;
+	size_t off = 0;
+
+	if (word_get(c, tracked) != qmark_of(c))
+		write_after_free("kfree", c, 0);
+	if (tracked && track_valgrind()) {
+#if SK_TRACK_HAVE_VALGRIND
+		VALGRIND_MAKE_MEM_DEFINED(c, z->z_chunksize);
+		off = raw_nonzero(c, sizeof(void *), z->z_chunksize);
+		VALGRIND_MAKE_MEM_NOACCESS(c, z->z_chunksize);
+#endif
+	} else {
+		off = raw_nonzero(c, sizeof(void *), z->z_chunksize);
+	}
+	if (off != 0)
+		write_after_free("kfree", c, off);
+}
+
+/* Mark or unmark a chunk as quarantined: its bit in z_rbits. */
+static void
+quarantine_bit(struct sk_chunk *c, bool set)
+{
+	struct sk_slzone *z =
+	    (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
+	long idx = chunk_index(z, c);
+	uint32_t bit = 1u << (idx & 31);
+
+	if (set)
+		__atomic_fetch_or(&z->z_rbits[idx >> 5], bit, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(&z->z_rbits[idx >> 5], ~bit,
+		    __ATOMIC_RELAXED);
+}
+
+struct sk_chunk *
+sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
+    struct sk_chunk *c, long idx, const char *api)
+{
+	uint32_t bit = 1u << (idx & 31);
+	size_t size = z->z_chunksize;
+	struct sk_quarantine *q;
+	struct sk_chunk *old;
+
+	/* a chunk in the quarantine has its z_rbits bit set: caught here */
+	if (!(SK_LOAD(&z->z_abits[idx >> 5]) & bit) ||
+	    (SK_LOAD(&z->z_rbits[idx >> 5]) & bit))
+		sk_panic(api, "memory chunk %p is already free! (double free, "
+			      "ptr %p)", (void *)c, (void *)c);
+	if (!(z->z_hflags & SK_ZF_HARDENED)) {
+		track_free(c, size);
+		return c;
+	}
+	if (q_releasing)
+		return c; /* leaving the quarantine at thread exit */
+	if (raw_load((char *)c + size - 8) != canary_of(c))
+		sk_panic(api, "buffer overflow detected: the canary after the "
+			      "%zu usable bytes of chunk %p was overwritten "
+			      "(ptr %p)",
+		    size - 8, (void *)c, (void *)c);
+	memset((char *)c + sizeof(void *), 0, size - sizeof(void *));
+	raw_store(c, qmark_of(c));
+	if (z->z_hflags & SK_ZF_TRACKED)
+		track_free(c, size);
+	if ((q = quarantine_of(sh)) == NULL)
+		return c; /* no shard: no quarantine */
+	quarantine_bit(c, true);
+	CNT_ADD(quarantined, 1);
+	if (q->count < SK_QUARANTINE) {
+		q->slot[(q->head + q->count) % SK_QUARANTINE] = c;
+		q->count++;
+		return NULL;
+	}
+	old = q->slot[q->head];
+	q->slot[q->head] = c;
+	q->head = (q->head + 1) % SK_QUARANTINE;
+	quarantine_check(old);
+	quarantine_bit(old, false);
+	CNT_ADD(released, 1);
+	return old;
+}
+
+/* ------------------------------------------------------------------ */
+/* Large blocks: a lock-free registry of guarded or tracked blocks */
+
+#define LR_BITS		18
+#define LR_SIZE		((size_t)1 << LR_BITS)
+#define LR_TOMB		((uintptr_t)1)
+#define LR_GUARD	0x1
+#define LR_TRACK	0x2
+
+struct lr_entry {
+	uintptr_t key;	/* atomic: block address; 0 empty, LR_TOMB gone */
+	uintptr_t val;	/* atomic: LR_* flags */
+};
+
+static struct lr_entry *lr_table; /* atomic */
+static pthread_once_t lr_once = PTHREAD_ONCE_INIT;
+
+static void
+lr_init(void)
+{
+	int why;
+
+	SK_STORE_REL(&lr_table, (struct lr_entry *)sk_os_map_untracked(
+				    LR_SIZE * sizeof(struct lr_entry), &why));
+}
+
+static inline size_t
+lr_hash(uintptr_t p)
+{
+	return (size_t)(mix64(p >> 12) & (LR_SIZE - 1));
+}
+
+static bool
+lr_insert(uintptr_t p, uintptr_t val)
+{
+	struct lr_entry *t;
+	size_t h = lr_hash(p);
+
+	pthread_once(&lr_once, lr_init);
+	if ((t = SK_LOAD_ACQ(&lr_table)) == NULL)
+		return false;
+	for (size_t i = 0; i < LR_SIZE; i++) {
+		struct lr_entry *e = &t[(h + i) & (LR_SIZE - 1)];
+		uintptr_t k = SK_LOAD(&e->key);
+
+		if ((k == 0 || k == LR_TOMB) &&
+		    __atomic_compare_exchange_n(&e->key, &k, p, false,
+			__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+			SK_STORE(&e->val, val);
+			__atomic_fetch_add(&sk_harden_nlarge, 1,
+			    __ATOMIC_RELEASE);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Remove p; returns its flags, or 0 when p is not registered. */
+static uintptr_t
+lr_remove(uintptr_t p)
+{
+	struct lr_entry *t = SK_LOAD_ACQ(&lr_table);
+	size_t h = lr_hash(p);
+
+	if (t == NULL)
+		return 0;
+	for (size_t i = 0; i < LR_SIZE; i++) {
+		struct lr_entry *e = &t[(h + i) & (LR_SIZE - 1)];
+		uintptr_t k = SK_LOAD_ACQ(&e->key);
+
+		if (k == 0)
+			return 0;
+		if (k == p) {
+			uintptr_t v = SK_LOAD(&e->val);
+
+			SK_STORE_REL(&e->key, LR_TOMB);
+			__atomic_fetch_sub(&sk_harden_nlarge, 1,
+			    __ATOMIC_RELAXED);
+			return v;
+		}
+	}
+	return 0;
+}
+
+size_t
+sk_harden_large_extra(size_t align)
+{
+	size_t ps = sk_slab.page_size;
+
+	if (!sk_opt.hardened)
+		return 0;
+	return (align > ps ? align : ps) + ps;
+}
+
+void *
+sk_harden_large_setup(void *base, size_t bytes, size_t align, size_t extra)
+{
+	size_t ps = sk_slab.page_size, lead = extra - ps;
+	char *p = (char *)base + (extra != 0 ? lead : 0);
+	uintptr_t flags = 0;
+
+	(void)align;
+	if (extra != 0) {
+		if (lead > ps)
+			sk_os_unmap(base, lead - ps);
+		if (sk_os_protect_none(p - ps, ps) != 0 ||
+		    sk_os_protect_none(p + bytes, ps) != 0)
+			CNT_ADD(guard_failures, 1);
+		else
+			CNT_ADD(guard_pages, 2);
+		flags |= LR_GUARD;
+		SK_STORE(&sk_harden_engaged, true);
+	}
+	if (sk_opt.track != 0) {
+		flags |= LR_TRACK;
+		SK_STORE(&sk_track_engaged, true);
+	}
+	if (flags == 0)
+		return p;
+	if (!lr_insert((uintptr_t)p, flags)) {
+		/* registry full: serve the block unguarded, untracked */
+		if (flags & LR_GUARD) {
+			sk_os_unmap(p - ps, ps);
+			sk_os_unmap(p + bytes, ps);
+		}
+		CNT_ADD(large_unguarded, 1);
+		return p;
+	}
+	if (flags & LR_TRACK)
+		track_alloc(p, bytes, true);
+	return p;
+}
+
+bool
+sk_harden_large_free(struct sk_shard *sh, void *ptr, size_t bytes)
+{
+	size_t ps = sk_slab.page_size;
+	char *p = ptr;
+	uintptr_t flags = lr_remove((uintptr_t)p);
+
+	if (flags == 0)
+		return false;
+#if SK_TRACK_HAVE_VALGRIND
+	if ((flags & LR_TRACK) && track_valgrind()) {
+		/* (ASan: nothing; the pages go away and a late touch faults.
+		 * Poisoning them would leave stale shadow for the next
+		 * mapping at this address.) */
+		VALGRIND_FREELIKE_BLOCK(p, 0);
+		/* the deferred-free queue keeps its record in the block */
+		VALGRIND_MAKE_MEM_DEFINED(p, sizeof(struct sk_slzone));
+	}
+#endif
+	if (!(flags & LR_GUARD))
+		return false;
+	if (SK_UNLIKELY(sk_tls_intr > 0) && !sh->empty) {
+		/* the block is queued (spec 1.6 step 2); its guards go now */
+		sk_os_unmap(p - ps, ps);
+		sk_os_unmap(p + bytes, ps);
+		CNT_ADD(guard_pages, -2);
+		return false;
+	}
+	sk_os_unmap(p - ps, bytes + 2 * ps);
+	CNT_ADD(guard_pages, -2);
+	return true;
+}
+
+void
+sk_harden_large_unmap(void *p, size_t bytes)
+{
+	if (SK_LOAD(&sk_harden_nlarge) == 0 ||
+	    !sk_harden_large_free(sk_tls_shard, p, bytes))
+		sk_os_unmap(p, bytes);
+}
