@@ -545,6 +545,27 @@ oc_get_slow(struct objcache *oc, int ocflags)
 	}
 }
 
+/* objcache_get with M_ZERO (a panic) or heap tracking on. */
+static __attribute__((noinline)) void *
+oc_get_special(struct objcache *oc, int ocflags)
+{
+	struct oc_percpu *pc;
+	struct oc_magazine *m;
+	void *obj;
+
+	if (ocflags & M_ZERO)
+		oc_panic_zero(oc);
+	pc = SK_LOAD(&oc->percpu[sk_shard_current()->slot]);
+	m = pc->loaded;
+	if (m->rounds > 0) {
+		obj = m->objects[--m->rounds];
+		SK_TRACK_SHOW(obj, 0);
+		SK_OWNER_ADD(&pc->gets, 1);
+		return obj;
+	}
+	return oc_get_slow(oc, ocflags); /* it shows what it hands out */
+}
+
 /*
  * objcache_get: any thread; see objcache.h for the flags.  The fast path
  * pops the calling thread's loaded magazine: no lock, no atomic RMW.
@@ -556,13 +577,14 @@ objcache_get(struct objcache *oc, int ocflags)
 	struct oc_magazine *m;
 	int r;
 
-	if (SK_UNLIKELY(ocflags & M_ZERO))
-		oc_panic_zero(oc);
+	/* M_ZERO and heap tracking leave by a tail call, so the fast path
+	 * makes no call and saves no register. */
+	if (SK_UNLIKELY((ocflags & M_ZERO) || sk_opt.track))
+		return oc_get_special(oc, ocflags);
 	pc = SK_LOAD(&oc->percpu[sk_shard_current()->slot]);
 	m = pc->loaded;
 	r = m->rounds;
 	if (SK_LIKELY(r > 0)) {
-		SK_TRACK_SHOW(m->objects[r - 1], 0);
 		m->rounds = r - 1;
 		SK_OWNER_ADD(&pc->gets, 1);
 		return m->objects[r - 1];
@@ -655,6 +677,14 @@ oc_put_slow(struct objcache *oc, void *obj)
 	}
 }
 
+/* objcache_put with heap tracking on: hide the object, then put it. */
+static __attribute__((noinline)) void
+oc_put_tracked(struct objcache *oc, void *obj)
+{
+	SK_TRACK_HIDE(obj, 0); /* until objcache_get hands it out again */
+	oc_put_slow(oc, obj);
+}
+
 /*
  * objcache_put: any thread; obj must be constructed.  The fast path
  * pushes on the calling thread's loaded magazine: no lock, no atomic RMW.
@@ -666,7 +696,10 @@ objcache_put(struct objcache *oc, void *obj)
 	struct oc_magazine *m;
 	int r;
 
-	SK_TRACK_HIDE(obj, 0); /* until objcache_get hands it out again */
+	if (SK_UNLIKELY(sk_opt.track)) {
+		oc_put_tracked(oc, obj);
+		return;
+	}
 	pc = SK_LOAD(&oc->percpu[sk_shard_current()->slot]);
 	m = pc->loaded;
 	r = m->rounds;
