@@ -169,15 +169,18 @@ raw_store(void *p, uint64_t v)
 	*(volatile uint64_t *)p = v;
 }
 
-/* Offset of the first non-zero byte of [p + from, p + n), or 0. */
+/*
+ * Offset of the first non-zero byte of [p + from, p + n), or 0; p 8-byte
+ * aligned, from and n multiples of 8 (chunk sizes are).
+ */
 SK_NO_ASAN static size_t
 raw_nonzero(const void *p, size_t from, size_t n)
 {
-	const volatile unsigned char *b = p;
+	const uint64_t *w = p;
 
-	for (size_t i = from; i < n; i++)
-		if (b[i] != 0)
-			return i;
+	for (size_t i = from / 8; i < n / 8; i++)
+		if (w[i] != 0)
+			return i * 8 + (size_t)__builtin_ctzll(w[i]) / 8;
 	return 0;
 }
 
@@ -367,6 +370,21 @@ sk_track_show(const void *p, size_t size)
 {
 	if (p != NULL)
 		track_show(p, object_size(p, size), true);
+}
+
+void *
+sk_track_show_ret(void *p, size_t size)
+{
+	sk_track_show(p, size);
+	return p;
+}
+
+void *
+sk_track_zitem_show_ret(void *item, size_t zsize)
+{
+	if (zsize > 2 * sizeof(void *))
+		track_show((void **)item + 2, zsize - 2 * sizeof(void *), true);
+	return item;
 }
 
 void
@@ -603,22 +621,37 @@ class_alignment(int zi)
 	return (c & -c) < a ? (c & -c) : a;
 }
 
+/* For each class: the next one up with the same alignment, or -1. */
+static int8_t class_up[SK_NZONES];
+static pthread_once_t class_once = PTHREAD_ONCE_INIT;
+
+static void
+class_init(void)
+{
+	for (int zi = 0; zi < SK_NZONES; zi++) {
+		class_up[zi] = -1;
+		for (int i = zi + 1; i < SK_NZONES; i++) {
+			if (sk_class_size[i] > sk_slab.zone_limit)
+				break;
+			if (class_alignment(i) >= class_alignment(zi)) {
+				class_up[zi] = (int8_t)i;
+				break;
+			}
+		}
+	}
+}
+
 int
 sk_harden_class(int zi, size_t size, size_t *chunk)
 {
-	size_t need = class_alignment(zi);
-
-	for (int i = zi; i < SK_NZONES; i++) {
-		size_t c = sk_class_size[i];
-
-		if (c > sk_slab.zone_limit)
-			break;
-		if (c >= size + 8 && class_alignment(i) >= need) {
-			*chunk = c;
-			return i;
-		}
+	if (sk_class_size[zi] - size >= 8) {
+		*chunk = sk_class_size[zi];
+		return zi; /* the slack holds the canary */
 	}
-	return -1;
+	pthread_once(&class_once, class_init);
+	if ((zi = class_up[zi]) >= 0)
+		*chunk = sk_class_size[zi];
+	return zi;
 }
 
 /* ------------------------------------------------------------------ */
@@ -669,7 +702,7 @@ static void quarantine_bit(struct sk_chunk *c, bool set);
 static void
 quarantine_exit(struct sk_shard *sh)
 {
-	struct sk_quarantine *q = sh->hook_data[q_hook];
+	struct sk_quarantine *q = sh->hook_data[SK_LOAD(&q_hook)];
 
 	if (q == NULL)
 		return;
@@ -690,24 +723,27 @@ quarantine_exit(struct sk_shard *sh)
 static void
 q_register(void)
 {
-	q_hook = sk_shard_register_exit_hook(quarantine_exit);
+	SK_STORE(&q_hook, sk_shard_register_exit_hook(quarantine_exit));
 }
 
 static struct sk_quarantine *
 quarantine_of(struct sk_shard *sh)
 {
 	struct sk_quarantine *q;
-	int why;
+	int why, h;
 
 	if (sh->empty)
 		return NULL;
-	pthread_once(&q_once, q_register);
-	q = sh->hook_data[q_hook];
+	if (SK_UNLIKELY((h = SK_LOAD(&q_hook)) < 0)) {
+		pthread_once(&q_once, q_register);
+		h = SK_LOAD(&q_hook);
+	}
+	q = sh->hook_data[h];
 	if (q == NULL) {
 		q = sk_os_map_untracked((sizeof(*q) + sk_slab.page_size - 1) &
 			~(sk_slab.page_size - 1),
 		    &why);
-		sh->hook_data[q_hook] = q;
+		sh->hook_data[h] = q;
 	}
 	return q;
 }

@@ -323,7 +323,6 @@ mp_take(struct malloc_pipe *mp, struct mp_hold *h, bool mfailed, bool intr)
 
 	if (SK_LIKELY(mp->free_count > 0)) {
 		buf = mp->array[--mp->free_count];
-		SK_TRACK_SHOW(buf, 0);
 		mp->array[mp->free_count] = NULL;
 		mp->st_allocs++;
 		return buf;
@@ -352,7 +351,6 @@ mp_take(struct malloc_pipe *mp, struct mp_hold *h, bool mfailed, bool intr)
 		if (mp->free_count > 0) {
 			/* Freed while we were in kmalloc. */
 			buf = mp->array[--mp->free_count];
-			SK_TRACK_SHOW(buf, 0);
 			mp->array[mp->free_count] = NULL;
 			mp->st_allocs++;
 		}
@@ -648,6 +646,7 @@ mpipe_alloc_nowait(malloc_pipe_t mp)
 	if (buf == NULL)
 		mp->st_fails++;
 	mp_unlock(mp, &h);
+	SK_TRACK_SHOW_RETURN(buf, 0); /* it may come from the array */
 	return buf;
 }
 
@@ -667,6 +666,7 @@ mpipe_alloc_waitok(malloc_pipe_t mp)
 		mfailed = true;
 	}
 	mp_unlock(mp, &h);
+	SK_TRACK_SHOW_RETURN(buf, 0); /* it may come from the array */
 	return buf;
 }
 
@@ -707,6 +707,7 @@ mpipe_alloc_callback(
 	mp_unlock(mp, &h);
 	if (mcb != NULL)
 		sk_kfree(mcb, M_MPIPEARY);
+	SK_TRACK_SHOW_RETURN(buf, 0); /* it may come from the array */
 	return buf;
 }
 

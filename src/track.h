@@ -127,6 +127,11 @@ int sk_track_supported(int mode);
 void sk_track_hide(const void *p, size_t size);
 void sk_track_show(const void *p, size_t size);
 
+/* Show p and return it: a fast path's last act is then a tail call, so
+ * the hook costs the fast path a load and a branch, no stack frame. */
+void *sk_track_show_ret(void *p, size_t size);
+void *sk_track_zitem_show_ret(void *item, size_t zsize);
+
 /* One-line hooks for objcache.c, mpipe.c and zone.c. */
 #define SK_TRACK_HIDE(p, size)                                           \
 	do {                                                             \
@@ -137,6 +142,11 @@ void sk_track_show(const void *p, size_t size);
 	do {                                                             \
 		if (SK_UNLIKELY(sk_opt.track != 0))                      \
 			sk_track_show((p), (size));                      \
+	} while (0)
+#define SK_TRACK_SHOW_RETURN(p, size)                                    \
+	do {                                                             \
+		if (SK_UNLIKELY(sk_opt.track != 0))                      \
+			return sk_track_show_ret((p), (size));           \
 	} while (0)
 /* A zone item (z a struct vm_zone *, possibly NULL): its first two words
  * (the free-list link and the ZENTRY_FREE marker) stay visible. */
@@ -154,6 +164,12 @@ void sk_track_show(const void *p, size_t size);
 		    (size_t)(z)->zsize > 2 * sizeof(void *))             \
 			sk_track_show((void **)(item) + 2,               \
 			    (size_t)(z)->zsize - 2 * sizeof(void *));    \
+	} while (0)
+#define SK_TRACK_ZITEM_SHOW_RETURN(z, item)                              \
+	do {                                                             \
+		if (SK_UNLIKELY(sk_opt.track != 0))                      \
+			return sk_track_zitem_show_ret((item),           \
+			    (size_t)(z)->zsize);                         \
 	} while (0)
 
 /* Memory about to be unmapped: forget what the checker was told about it

@@ -640,7 +640,7 @@ zalloc(vm_zone_t z)
 				SK_OWNER_ADD(&pc->znalloc, 1);
 				item[0] = NULL;
 				item[1] = NULL;
-				SK_TRACK_ZITEM_SHOW(z, item);
+				SK_TRACK_ZITEM_SHOW_RETURN(z, item);
 				return item;
 			}
 		}
@@ -658,6 +658,7 @@ zone_free_slow(struct vm_zone *z, void **item)
 		sk_panic("zfree", "invalid zone (NULL) (ptr %p)", item);
 	if (SK_UNLIKELY(item == NULL))
 		sk_panic("zfree", "freeing NULL to zone %s", z->zname);
+	SK_TRACK_ZITEM_HIDE(z, item); /* until zalloc hands it out (track.h) */
 	if (z->zstate & ZS_INTR) {
 		zone_intr_free(z, item);
 		return;
@@ -693,7 +694,6 @@ zfree(vm_zone_t z, void *ptr)
 	struct vm_zpcpu *pc;
 	void **item = ptr;
 
-	SK_TRACK_ZITEM_HIDE(z, item); /* until zalloc hands it out (track.h) */
 	/* spec 4.4 zfree: this thread's cache while below its cap */
 	if (SK_LIKELY(z != NULL && item != NULL &&
 	              (z->zstate & (ZS_INTR | ZS_CACHED)) == ZS_CACHED)) {
@@ -706,6 +706,7 @@ zfree(vm_zone_t z, void *ptr)
 				item[1] = ZENTRY_MARK;
 				pc->zitems = item;
 				SK_OWNER_ADD(&pc->zfreecnt, 1);
+				SK_TRACK_ZITEM_HIDE(z, item); /* track.h */
 				return;
 			}
 		}
