@@ -40,8 +40,9 @@
  * - Delayed reuse.  A freed chunk waits in a per-shard FIFO quarantine of
  *   SK_QUARANTINE chunks; it is freed for real (and checked for writes)
  *   only when it leaves.  It keeps its "handed out" bit meanwhile, and a
- *   mark in its first word (secret ^ address) catches a second kfree of it.
- *   The type statistics count it as freed at once.
+ *   mark in its first word (secret ^ address) catches a second kfree of it
+ *   (in a tracked zone, whose free chunks the checker keeps unreadable,
+ *   its z_rbits bit does).  The type statistics count it as freed at once.
  *
  * Who pays.  Hardened and tracked zones carry a z_hflags bit; with either
  * option on, sk_opt.debug is set, so kmalloc's fast paths (which test
@@ -81,6 +82,8 @@ struct sk_hzone {
 struct sk_quarantine {
 	uint32_t head;
 	uint32_t count;
+	uint64_t entered;	/* atomic (owner writes): chunks that came in */
+	uint64_t left;		/* atomic (owner writes): chunks that left */
 	struct sk_chunk *slot[SK_QUARANTINE];
 };
 
@@ -88,11 +91,16 @@ bool sk_harden_engaged;	/* atomic: a hardened zone or block exists */
 bool sk_track_engaged;	/* atomic: a tracked zone or block exists */
 long sk_harden_nlarge;	/* atomic: blocks in the large registry */
 
-/* Absorbs the statistics of a chunk's real free (harden.c comment). */
+/*
+ * Absorbs the statistics of a chunk's real free: the user's type was
+ * charged at its kfree.  Never registered, so never listed; it has slots
+ * of its own so that charging it costs no atomic operation.
+ */
+static struct kmalloc_use sink_use[SK_NSLOTS];
 struct malloc_type sk_harden_sink[1] = {{
 	.ks_magic = M_MAGIC,
-	.ks_shortdesc = "hardened-sink",
-	.ks_use = &sk_harden_sink[0].ks_use0,
+	.ks_shortdesc = "hardened-sink", /* limit 0: kfree's slow path */
+	.ks_use = sink_use,
 }};
 
 static uint64_t h_secret;	/* canaries and quarantine marks */
@@ -413,14 +421,27 @@ sk_harden_option(const char *key, int value)
 	return 0;
 }
 
+static void
+quarantine_sum(struct sk_shard *sh, void *arg)
+{
+	struct sk_harden_counters *c = arg;
+	struct sk_quarantine *q = SK_LOAD(&sh->hook_data[SK_LOAD(&q_hook)]);
+
+	if (q != NULL) {
+		c->quarantined += (long)SK_LOAD(&q->entered);
+		c->released += (long)SK_LOAD(&q->left);
+	}
+}
+
 void
 sk_harden_counters(struct sk_harden_counters *c)
 {
 	c->guard_pages = SK_LOAD(&h_cnt.guard_pages);
 	c->guard_failures = SK_LOAD(&h_cnt.guard_failures);
 	c->large_unguarded = SK_LOAD(&h_cnt.large_unguarded);
-	c->quarantined = SK_LOAD(&h_cnt.quarantined);
-	c->released = SK_LOAD(&h_cnt.released);
+	c->quarantined = c->released = 0;
+	if (SK_LOAD(&q_hook) >= 0)
+		sk_shard_foreach(quarantine_sum, c);
 	c->zones = SK_LOAD(&h_cnt.zones);
 }
 
@@ -686,12 +707,16 @@ sk_harden_chunk_done(struct sk_slzone *z, void *c)
 }
 
 size_t
-sk_harden_block_size(struct sk_slzone *z)
+sk_harden_block_size(struct sk_slzone *z, const void *ptr, const char *api)
 {
-	/* a quarantined chunk was reported free by block_size already */
-	if (z->z_hflags & SK_ZF_HARDENED)
-		return z->z_chunksize - 8;
-	return z->z_chunksize;
+	if (!(z->z_hflags & SK_ZF_HARDENED))
+		return z->z_chunksize;
+	/* (in a tracked zone block_size saw the z_rbits bit already) */
+	if (!(z->z_hflags & SK_ZF_TRACKED) && raw_load(ptr) == qmark_of(ptr))
+		sk_panic(api, "memory chunk %p is free (use after free: it is in "
+			      "the quarantine, ptr %p)",
+		    ptr, ptr);
+	return z->z_chunksize - 8;
 }
 
 /* ------------------------------------------------------------------ */
@@ -716,7 +741,7 @@ quarantine_exit(struct sk_shard *sh)
 		q_releasing = 1;
 		sk_kfree_api(c, sk_harden_sink, "kfree");
 		q_releasing = 0;
-		CNT_ADD(released, 1);
+		SK_OWNER_ADD(&q->left, 1);
 	}
 }
 
@@ -743,7 +768,7 @@ quarantine_of(struct sk_shard *sh)
 		q = sk_os_map_untracked((sizeof(*q) + sk_slab.page_size - 1) &
 			~(sk_slab.page_size - 1),
 		    &why);
-		sh->hook_data[h] = q;
+		SK_STORE(&sh->hook_data[h], q);
 	}
 	return q;
 }
@@ -772,15 +797,40 @@ quarantine_check(struct sk_chunk *c)
 		write_after_free("kfree", c, off);
 }
 
-/* Mark or unmark a chunk as quarantined: its bit in z_rbits. */
+bool
+sk_harden_quarantined(const void *c)
+{
+	struct sk_slzone *z =
+	    (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
+	long idx = chunk_index(z, c);
+
+	if (!(z->z_hflags & SK_ZF_HARDENED) || idx < 0)
+		return false;
+	if (z->z_hflags & SK_ZF_TRACKED)
+		return (SK_LOAD(&z->z_abits[idx >> 5]) &
+			   SK_LOAD(&z->z_rbits[idx >> 5]) &
+			   (1u << (idx & 31))) != 0;
+	return raw_load(c) == qmark_of(c);
+}
+
+/*
+ * Mark or unmark a chunk of a tracked zone as quarantined: its bit in
+ * z_rbits, so that every check of "is it free?" says yes without reading
+ * the chunk, which the checker holds inaccessible.  (Other zones use the
+ * mark in the chunk's first word: no atomic operation.)
+ */
 static void
 quarantine_bit(struct sk_chunk *c, bool set)
 {
 	struct sk_slzone *z =
 	    (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
-	long idx = chunk_index(z, c);
-	uint32_t bit = 1u << (idx & 31);
+	long idx;
+	uint32_t bit;
 
+	if (!(z->z_hflags & SK_ZF_TRACKED))
+		return;
+	idx = chunk_index(z, c);
+	bit = 1u << (idx & 31);
 	if (set)
 		__atomic_fetch_or(&z->z_rbits[idx >> 5], bit, __ATOMIC_RELAXED);
 	else
@@ -797,7 +847,7 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 	struct sk_quarantine *q;
 	struct sk_chunk *old;
 
-	/* a chunk in the quarantine has its z_rbits bit set: caught here */
+	/* (a quarantined chunk of a tracked zone has its z_rbits bit set) */
 	if (!(SK_LOAD(&z->z_abits[idx >> 5]) & bit) ||
 	    (SK_LOAD(&z->z_rbits[idx >> 5]) & bit))
 		sk_panic(api, "memory chunk %p is already free! (double free, "
@@ -808,6 +858,10 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 	}
 	if (q_releasing)
 		return c; /* leaving the quarantine at thread exit */
+	if (!(z->z_hflags & SK_ZF_TRACKED) && raw_load(c) == qmark_of(c))
+		sk_panic(api, "memory chunk %p is already free! (double free "
+			      "of a chunk in the quarantine, ptr %p)",
+		    (void *)c, (void *)c);
 	if (raw_load((char *)c + size - 8) != canary_of(c))
 		sk_panic(api, "buffer overflow detected: the canary after the "
 			      "%zu usable bytes of chunk %p was overwritten "
@@ -820,7 +874,7 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 	if ((q = quarantine_of(sh)) == NULL)
 		return c; /* no shard: no quarantine */
 	quarantine_bit(c, true);
-	CNT_ADD(quarantined, 1);
+	SK_OWNER_ADD(&q->entered, 1);
 	if (q->count < SK_QUARANTINE) {
 		q->slot[(q->head + q->count) % SK_QUARANTINE] = c;
 		q->count++;
@@ -831,7 +885,7 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 	q->head = (q->head + 1) % SK_QUARANTINE;
 	quarantine_check(old);
 	quarantine_bit(old, false);
-	CNT_ADD(released, 1);
+	SK_OWNER_ADD(&q->left, 1);
 	return old;
 }
 

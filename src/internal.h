@@ -438,8 +438,12 @@ int sk_harden_class(int zi, size_t size, size_t *chunk);
  * one leaving the quarantine, maybe another) or NULL. */
 struct sk_chunk *sk_harden_chunk_free(struct sk_shard *sh,
     struct sk_slzone *z, struct sk_chunk *c, long idx, const char *api);
-/* block_size: usable bytes of a chunk of a hardened/tracked zone. */
-size_t sk_harden_block_size(struct sk_slzone *z);
+/* Is c (a chunk of a hardened zone) in a quarantine now?  (Tests.) */
+bool sk_harden_quarantined(const void *c);
+/* block_size: usable bytes of a chunk of a hardened/tracked zone (panics
+ * for a chunk in the quarantine). */
+size_t sk_harden_block_size(struct sk_slzone *z, const void *ptr,
+    const char *api);
 /* kmalloc_large: extra bytes to map (guards), then place the block. */
 size_t sk_harden_large_extra(size_t align);
 void *sk_harden_large_setup(void *base, size_t bytes, size_t align,

@@ -1581,7 +1581,7 @@ block_size(const void *ptr, const char *api, bool *large)
 		sk_panic(api, "memory chunk %p is free (use after free, ptr %p)",
 		    ptr, ptr);
 	if (SK_UNLIKELY(z->z_hflags != 0))
-		return sk_harden_block_size(z);
+		return sk_harden_block_size(z, ptr, api);
 	return z->z_chunksize;
 }
 

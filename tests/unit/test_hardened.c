@@ -92,15 +92,6 @@ faults(const void *p)
 	return r;
 }
 
-/* Is p (a chunk of a hardened zone) in a quarantine?  Its z_rbits bit. */
-static int
-quarantined(const void *p)
-{
-	long i = index_of(p);
-
-	return (zone_of(p)->z_rbits[i >> 5] >> (i & 31)) & 1;
-}
-
 /* Push 64 chunks of another class through the quarantine: it is full. */
 static void
 fill_quarantine(void)
@@ -117,7 +108,7 @@ free_list_head(size_t size)
 	char *p = kmalloc(size, M_HARD, M_WAITOK);
 
 	kfree(p, M_HARD);
-	while (quarantined(p))
+	while (sk_harden_quarantined(p))
 		kfree(kmalloc(24, M_HARD, M_WAITOK), M_HARD);
 	return p;
 }
@@ -654,7 +645,7 @@ late_mode(void)
 	bad += slabkit_set_option("hardened", "1") != 0;
 	bad += slabkit_set_option("hardened", "0") != 0;
 	p = kmalloc(64, M_HARD, M_WAITOK);
-	bad += zone_of(p)->z_hflags != 0;
+	bad += (zone_of(p)->z_hflags & SK_ZF_HARDENED) != 0;
 	bad += slabkit_set_option("hardened", "1") != 0;
 	q = kmalloc(7000, M_HARD, M_WAITOK); /* a new zone: hardened */
 	bad += !(zone_of(q)->z_hflags & SK_ZF_HARDENED);
