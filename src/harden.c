@@ -663,16 +663,20 @@ class_init(void)
 }
 
 int
-sk_harden_class(int zi, size_t size, size_t *chunk)
+sk_harden_class(int zi, size_t size, size_t *chunk, size_t *align)
 {
+	int up;
+
 	if (sk_class_size[zi] - size >= 8) {
 		*chunk = sk_class_size[zi];
 		return zi; /* the slack holds the canary */
 	}
 	pthread_once(&class_once, class_init);
-	if ((zi = class_up[zi]) >= 0)
-		*chunk = sk_class_size[zi];
-	return zi;
+	if ((up = class_up[zi]) >= 0)
+		*chunk = sk_class_size[up];
+	else
+		*align = class_alignment(zi); /* pages, at that alignment */
+	return up;
 }
 
 /* ------------------------------------------------------------------ */

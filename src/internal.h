@@ -432,8 +432,9 @@ void sk_harden_chunk_taken(struct sk_slzone *z, struct sk_chunk *c,
     int flags);
 /* kmalloc_slow: after chunk_finish (writes the canary). */
 void sk_harden_chunk_done(struct sk_slzone *z, void *c);
-/* kmalloc_slow: the class of a hardened request, -1 for the large path. */
-int sk_harden_class(int zi, size_t size, size_t *chunk);
+/* kmalloc_slow: the class of a hardened request; -1 for the large path,
+ * with *align the alignment the request would have had. */
+int sk_harden_class(int zi, size_t size, size_t *chunk, size_t *align);
 /* kfree_slow: checks, zero fill, quarantine; the chunk to free now (the
  * one leaving the quarantine, maybe another) or NULL. */
 struct sk_chunk *sk_harden_chunk_free(struct sk_shard *sh,

@@ -1228,8 +1228,8 @@ kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 	if (zi < 0)
 		sk_panic("kmalloc", "Unexpected byte count %zu", size);
 	if (SK_UNLIKELY(sk_opt.hardened) &&
-	    (zi = sk_harden_class(zi, size, &chunk)) < 0)
-		return kmalloc_large(sh, size, 0, type, flags);
+	    (zi = sk_harden_class(zi, size, &chunk, &align)) < 0)
+		return kmalloc_large(sh, size, align, type, flags);
 	z = sh->zoneary[zi].tail;
 	if (z == NULL && (z = zone_new(sh, zi, flags)) == NULL)
 		return NULL;

@@ -656,7 +656,10 @@ late_mode(void)
 	return bad;
 }
 
-TEST(late_enable_covers_new_zones)
+/* Run this binary again in `mode' with SLABKIT_OPTIONS=`opts'; its exit
+ * status (0: every check held). */
+static int
+run_self(const char *mode, const char *opts)
 {
 	pid_t pid;
 	int status = -1;
@@ -664,13 +667,53 @@ TEST(late_enable_covers_new_zones)
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
-		execl(self, self, "late", (char *)NULL);
+		if (opts != NULL)
+			setenv("SLABKIT_OPTIONS", opts, 1);
+		execl(self, self, mode, (char *)NULL);
 		_exit(127);
 	}
-	CHECK(pid > 0);
-	CHECK_EQ(waitpid(pid, &status, 0), pid);
-	CHECK(WIFEXITED(status));
-	CHECK_EQ(WEXITSTATUS(status), 0);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+TEST(late_enable_covers_new_zones)
+{
+	CHECK_EQ(run_self("late", NULL), 0);
+}
+
+/*
+ * 32 KiB zones (small memory): the biggest power-of-two classes have no
+ * bigger class of their alignment, so they go to whole pages, still at
+ * their alignment.
+ */
+static int
+small_zones_mode(void)
+{
+	int bad = 0;
+
+	bad += sk_slab.zone_size != 32 * 1024;
+	bad += !sk_opt.hardened;
+	for (size_t n = 16; n < sk_slab.zone_limit; n *= 2) {
+		char *p = kmalloc(n, M_HARD, M_WAITOK);
+
+		bad += (uintptr_t)p % n != 0;
+		bad += kmalloc_usable_size(p) < n;
+		memset(p, 1, kmalloc_usable_size(p));
+		kfree(p, M_HARD);
+	}
+	for (size_t a = 16; a <= 16384; a *= 2) {
+		char *p = sk_kmalloc_aligned(a / 2 + 100, a, M_HARD, M_WAITOK);
+
+		bad += (uintptr_t)p % a != 0;
+		kfree(p, M_HARD);
+	}
+	return bad;
+}
+
+TEST(alignment_with_small_zones)
+{
+	CHECK_EQ(run_self("small", "memlimit=60M,hardened"), 0);
 }
 
 int
@@ -679,6 +722,8 @@ main(int argc, char **argv)
 	self = argv[0];
 	if (argc > 1 && strcmp(argv[1], "late") == 0)
 		return late_mode() == 0 ? 0 : 1;
+	if (argc > 1 && strcmp(argv[1], "small") == 0)
+		return small_zones_mode() == 0 ? 0 : 1;
 	enable_rc = slabkit_set_option("hardened", "1");
 	RUN(option_is_on_and_sticky);
 	RUN(sizes_and_alignment);
@@ -699,5 +744,6 @@ main(int argc, char **argv)
 	RUN(krealloc_keeps_contents);
 	RUN(m_zero_and_objcache);
 	RUN(late_enable_covers_new_zones);
+	RUN(alignment_with_small_zones);
 	return sk_t_done();
 }
