@@ -68,28 +68,28 @@
 #include "internal.h"
 #include "track.h"
 
-#define SK_QUARANTINE	64	/* chunks per shard */
-#define HZ_MAGIC	0x6861u	/* "ha" */
+#define SK_QUARANTINE 64      /* chunks per shard */
+#define HZ_MAGIC      0x6861u /* "ha" */
 
 /* Per-zone state of a hardened zone, just after the header bitmaps. */
 struct sk_hzone {
-	uint64_t key;		/* link encoding */
-	uint32_t stride;	/* carve step, coprime with NMax */
+	uint64_t key;    /* link encoding */
+	uint32_t stride; /* carve step, coprime with NMax */
 	uint16_t magic;
-	uint16_t guarded;	/* the last page is PROT_NONE */
+	uint16_t guarded; /* the last page is PROT_NONE */
 };
 
 struct sk_quarantine {
 	uint32_t head;
 	uint32_t count;
-	uint64_t entered;	/* atomic (owner writes): chunks that came in */
-	uint64_t left;		/* atomic (owner writes): chunks that left */
+	uint64_t entered; /* atomic (owner writes): chunks that came in */
+	uint64_t left;    /* atomic (owner writes): chunks that left */
 	struct sk_chunk *slot[SK_QUARANTINE];
 };
 
-bool sk_harden_engaged;	/* atomic: a hardened zone or block exists */
-bool sk_track_engaged;	/* atomic: a tracked zone or block exists */
-long sk_harden_nlarge;	/* atomic: blocks in the large registry */
+bool sk_harden_engaged; /* atomic: a hardened zone or block exists */
+bool sk_track_engaged;  /* atomic: a tracked zone or block exists */
+long sk_harden_nlarge;  /* atomic: blocks in the large registry */
 
 /*
  * Absorbs the statistics of a chunk's real free: the user's type was
@@ -98,19 +98,19 @@ long sk_harden_nlarge;	/* atomic: blocks in the large registry */
  */
 static struct kmalloc_use sink_use[SK_NSLOTS];
 struct malloc_type sk_harden_sink[1] = {{
-	.ks_magic = M_MAGIC,
-	.ks_shortdesc = "hardened-sink", /* limit 0: kfree's slow path */
-	.ks_use = sink_use,
+    .ks_magic = M_MAGIC,
+    .ks_shortdesc = "hardened-sink", /* limit 0: kfree's slow path */
+    .ks_use = sink_use,
 }};
 
-static uint64_t h_secret;	/* canaries and quarantine marks */
-static uint64_t h_counter;	/* atomic: zone key sequence */
+static uint64_t h_secret;  /* canaries and quarantine marks */
+static uint64_t h_counter; /* atomic: zone key sequence */
 static pthread_once_t h_once = PTHREAD_ONCE_INIT;
-static int q_hook = -1;		/* hook_data slot of the quarantine */
+static int q_hook = -1; /* hook_data slot of the quarantine */
 static pthread_once_t q_once = PTHREAD_ONCE_INIT;
-static __thread int q_releasing;	/* kfree of a chunk leaving */
+static __thread int q_releasing; /* kfree of a chunk leaving */
 
-static struct sk_harden_counters h_cnt;	/* atomic fields */
+static struct sk_harden_counters h_cnt; /* atomic fields */
 
 #define CNT_ADD(f, n) __atomic_fetch_add(&h_cnt.f, (n), __ATOMIC_RELAXED)
 
@@ -500,7 +500,7 @@ sk_harden_zone_setup(struct sk_slzone *z, bool fresh)
 		/* the zone state before the first chunk (whole chunks) */
 		if ((char *)(hz + 1) > base)
 			base += ((size_t)((char *)(hz + 1) - base) + size - 1) /
-			    size * size;
+			        size * size;
 		end -= ps;
 		if (!fresh) /* stale chunks: hardened zones start zeroed */
 			memset(hz, 0, (size_t)(end - (char *)hz));
@@ -513,8 +513,8 @@ sk_harden_zone_setup(struct sk_slzone *z, bool fresh)
 		z->z_baseptr = base;
 		z->z_nmax = z->z_nfree = (int32_t)n;
 		z->z_flags &= ~SLZF_UNOTZEROD;
-		hz->key = mix64(secret() +
-		    __atomic_add_fetch(&h_counter, 1, __ATOMIC_RELAXED));
+		hz->key = mix64(secret() + __atomic_add_fetch(&h_counter, 1,
+		                               __ATOMIC_RELAXED));
 		hz->magic = HZ_MAGIC;
 		r = mix64(hz->key);
 		s = 1;
@@ -570,8 +570,8 @@ chunk_index(struct sk_slzone *z, const void *p)
 }
 
 __attribute__((cold, noreturn, noinline)) static void
-link_corrupted(struct sk_slzone *z, struct sk_chunk **slot, uint64_t v,
-    const char *what)
+link_corrupted(
+    struct sk_slzone *z, struct sk_chunk **slot, uint64_t v, const char *what)
 {
 	sk_panic("kmalloc",
 	    "free list of zone %p corrupted: the link in chunk %p decodes to "
@@ -612,8 +612,8 @@ sk_harden_link_get(struct sk_slzone *z, struct sk_chunk **slot, bool remote)
 }
 
 void
-sk_harden_link_set(struct sk_slzone *z, struct sk_chunk **slot,
-    struct sk_chunk *v)
+sk_harden_link_set(
+    struct sk_slzone *z, struct sk_chunk **slot, struct sk_chunk *v)
 {
 	uint64_t w = (uintptr_t)v;
 
@@ -717,8 +717,9 @@ sk_harden_block_size(struct sk_slzone *z, const void *ptr, const char *api)
 		return z->z_chunksize;
 	/* (in a tracked zone block_size saw the z_rbits bit already) */
 	if (!(z->z_hflags & SK_ZF_TRACKED) && raw_load(ptr) == qmark_of(ptr))
-		sk_panic(api, "memory chunk %p is free (use after free: it is in "
-			      "the quarantine, ptr %p)",
+		sk_panic(api,
+		    "memory chunk %p is free (use after free: it is in "
+		    "the quarantine, ptr %p)",
 		    ptr, ptr);
 	return z->z_chunksize - 8;
 }
@@ -770,7 +771,7 @@ quarantine_of(struct sk_shard *sh)
 	q = sh->hook_data[h];
 	if (q == NULL) {
 		q = sk_os_map_untracked((sizeof(*q) + sk_slab.page_size - 1) &
-			~(sk_slab.page_size - 1),
+		                            ~(sk_slab.page_size - 1),
 		    &why);
 		SK_STORE(&sh->hook_data[h], q);
 	}
@@ -812,8 +813,8 @@ sk_harden_quarantined(const void *c)
 		return false;
 	if (z->z_hflags & SK_ZF_TRACKED)
 		return (SK_LOAD(&z->z_abits[idx >> 5]) &
-			   SK_LOAD(&z->z_rbits[idx >> 5]) &
-			   (1u << (idx & 31))) != 0;
+		           SK_LOAD(&z->z_rbits[idx >> 5]) &
+		           (1u << (idx & 31))) != 0;
 	return raw_load(c) == qmark_of(c);
 }
 
@@ -838,8 +839,8 @@ quarantine_bit(struct sk_chunk *c, bool set)
 	if (set)
 		__atomic_fetch_or(&z->z_rbits[idx >> 5], bit, __ATOMIC_RELAXED);
 	else
-		__atomic_fetch_and(&z->z_rbits[idx >> 5], ~bit,
-		    __ATOMIC_RELAXED);
+		__atomic_fetch_and(
+		    &z->z_rbits[idx >> 5], ~bit, __ATOMIC_RELAXED);
 }
 
 struct sk_chunk *
@@ -854,8 +855,10 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 	/* (a quarantined chunk of a tracked zone has its z_rbits bit set) */
 	if (!(SK_LOAD(&z->z_abits[idx >> 5]) & bit) ||
 	    (SK_LOAD(&z->z_rbits[idx >> 5]) & bit))
-		sk_panic(api, "memory chunk %p is already free! (double free, "
-			      "ptr %p)", (void *)c, (void *)c);
+		sk_panic(api,
+		    "memory chunk %p is already free! (double free, "
+		    "ptr %p)",
+		    (void *)c, (void *)c);
 	if (!(z->z_hflags & SK_ZF_HARDENED)) {
 		track_free(c, size);
 		return c;
@@ -863,13 +866,15 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 	if (q_releasing)
 		return c; /* leaving the quarantine at thread exit */
 	if (!(z->z_hflags & SK_ZF_TRACKED) && raw_load(c) == qmark_of(c))
-		sk_panic(api, "memory chunk %p is already free! (double free "
-			      "of a chunk in the quarantine, ptr %p)",
+		sk_panic(api,
+		    "memory chunk %p is already free! (double free "
+		    "of a chunk in the quarantine, ptr %p)",
 		    (void *)c, (void *)c);
 	if (raw_load((char *)c + size - 8) != canary_of(c))
-		sk_panic(api, "buffer overflow detected: the canary after the "
-			      "%zu usable bytes of chunk %p was overwritten "
-			      "(ptr %p)",
+		sk_panic(api,
+		    "buffer overflow detected: the canary after the "
+		    "%zu usable bytes of chunk %p was overwritten "
+		    "(ptr %p)",
 		    size - 8, (void *)c, (void *)c);
 	memset((char *)c + sizeof(void *), 0, size - sizeof(void *));
 	raw_store(c, qmark_of(c));
@@ -896,15 +901,15 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 /* ------------------------------------------------------------------ */
 /* Large blocks: a lock-free registry of guarded or tracked blocks */
 
-#define LR_BITS		18
-#define LR_SIZE		((size_t)1 << LR_BITS)
-#define LR_TOMB		((uintptr_t)1)
-#define LR_GUARD	0x1
-#define LR_TRACK	0x2
+#define LR_BITS  18
+#define LR_SIZE  ((size_t)1 << LR_BITS)
+#define LR_TOMB  ((uintptr_t)1)
+#define LR_GUARD 0x1
+#define LR_TRACK 0x2
 
 struct lr_entry {
-	uintptr_t key;	/* atomic: block address; 0 empty, LR_TOMB gone */
-	uintptr_t val;	/* atomic: LR_* flags */
+	uintptr_t key; /* atomic: block address; 0 empty, LR_TOMB gone */
+	uintptr_t val; /* atomic: LR_* flags */
 };
 
 static struct lr_entry *lr_table; /* atomic */
@@ -916,7 +921,7 @@ lr_init(void)
 	int why;
 
 	SK_STORE_REL(&lr_table, (struct lr_entry *)sk_os_map_untracked(
-				    LR_SIZE * sizeof(struct lr_entry), &why));
+	                            LR_SIZE * sizeof(struct lr_entry), &why));
 }
 
 static inline size_t
@@ -940,10 +945,10 @@ lr_insert(uintptr_t p, uintptr_t val)
 
 		if ((k == 0 || k == LR_TOMB) &&
 		    __atomic_compare_exchange_n(&e->key, &k, p, false,
-			__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+		        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
 			SK_STORE(&e->val, val);
-			__atomic_fetch_add(&sk_harden_nlarge, 1,
-			    __ATOMIC_RELEASE);
+			__atomic_fetch_add(
+			    &sk_harden_nlarge, 1, __ATOMIC_RELEASE);
 			return true;
 		}
 	}
@@ -969,8 +974,8 @@ lr_remove(uintptr_t p)
 			uintptr_t v = SK_LOAD(&e->val);
 
 			SK_STORE_REL(&e->key, LR_TOMB);
-			__atomic_fetch_sub(&sk_harden_nlarge, 1,
-			    __ATOMIC_RELAXED);
+			__atomic_fetch_sub(
+			    &sk_harden_nlarge, 1, __ATOMIC_RELAXED);
 			return v;
 		}
 	}

@@ -48,28 +48,27 @@
 
 #include "internal.h"
 
-#define SK_TRACK_NONE		0
-#define SK_TRACK_VALGRIND	1
-#define SK_TRACK_ASAN		2
+#define SK_TRACK_NONE     0
+#define SK_TRACK_VALGRIND 1
+#define SK_TRACK_ASAN     2
 
 #if defined(__SANITIZE_ADDRESS__) || defined(SLABKIT_ASAN)
 #include <sanitizer/asan_interface.h>
-#define SK_TRACK_HAVE_ASAN	1
-#define SK_NO_ASAN		__attribute__((no_sanitize_address))
+#define SK_TRACK_HAVE_ASAN 1
+#define SK_NO_ASAN         __attribute__((no_sanitize_address))
 #else
-#define SK_TRACK_HAVE_ASAN	0
+#define SK_TRACK_HAVE_ASAN 0
 #define SK_NO_ASAN
 #endif
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
 #include <valgrind/memcheck.h>
-#define SK_TRACK_HAVE_VALGRIND	1
+#define SK_TRACK_HAVE_VALGRIND 1
 #endif
 #endif
 
-#if !defined(SK_TRACK_HAVE_VALGRIND) && defined(__x86_64__) && \
-    defined(__GNUC__)
+#if !defined(SK_TRACK_HAVE_VALGRIND) && defined(__x86_64__) && defined(__GNUC__)
 /*
  * The amd64 client request of valgrind.h (a preamble of rotations that
  * leaves %rdi unchanged, then xchg %rbx,%rbx): valgrind recognises the
@@ -83,35 +82,35 @@ sk_vg_request(unsigned long dflt, unsigned long req, unsigned long a1,
 	volatile unsigned long res;
 
 	__asm__ volatile("rolq $3,  %%rdi ; rolq $13, %%rdi\n\t"
-			 "rolq $61, %%rdi ; rolq $51, %%rdi\n\t"
-			 "xchgq %%rbx,%%rbx"
-			 : "=d"(res)
-			 : "a"(&args[0]), "0"(dflt)
-			 : "cc", "memory");
+	                 "rolq $61, %%rdi ; rolq $51, %%rdi\n\t"
+	                 "xchgq %%rbx,%%rbx"
+	                 : "=d"(res)
+	                 : "a"(&args[0]), "0"(dflt)
+	                 : "cc", "memory");
 	return res;
 }
-#define SK_VG_MC(n)	((('M' & 0xffu) << 24 | ('C' & 0xffu) << 16) + (n))
-#define VALGRIND_MALLOCLIKE_BLOCK(p, n, rz, z)                           \
-	((void)sk_vg_request(0, 0x1301, (unsigned long)(p),              \
+#define SK_VG_MC(n) ((('M' & 0xffu) << 24 | ('C' & 0xffu) << 16) + (n))
+#define VALGRIND_MALLOCLIKE_BLOCK(p, n, rz, z)                                 \
+	((void)sk_vg_request(0, 0x1301, (unsigned long)(p),                    \
 	    (unsigned long)(n), (unsigned long)(rz), (unsigned long)(z)))
-#define VALGRIND_FREELIKE_BLOCK(p, rz)                                   \
-	((void)sk_vg_request(0, 0x1302, (unsigned long)(p),              \
-	    (unsigned long)(rz), 0, 0))
-#define VALGRIND_MAKE_MEM_NOACCESS(p, n)                                 \
-	((void)sk_vg_request(0, SK_VG_MC(0), (unsigned long)(p),         \
-	    (unsigned long)(n), 0, 0))
-#define VALGRIND_MAKE_MEM_UNDEFINED(p, n)                                \
-	((void)sk_vg_request(0, SK_VG_MC(1), (unsigned long)(p),         \
-	    (unsigned long)(n), 0, 0))
-#define VALGRIND_MAKE_MEM_DEFINED(p, n)                                  \
-	((void)sk_vg_request(0, SK_VG_MC(2), (unsigned long)(p),         \
-	    (unsigned long)(n), 0, 0))
-#define RUNNING_ON_VALGRIND	sk_vg_request(0, 0x1001, 0, 0, 0, 0)
-#define SK_TRACK_HAVE_VALGRIND	1
+#define VALGRIND_FREELIKE_BLOCK(p, rz)                                         \
+	((void)sk_vg_request(                                                  \
+	    0, 0x1302, (unsigned long)(p), (unsigned long)(rz), 0, 0))
+#define VALGRIND_MAKE_MEM_NOACCESS(p, n)                                       \
+	((void)sk_vg_request(                                                  \
+	    0, SK_VG_MC(0), (unsigned long)(p), (unsigned long)(n), 0, 0))
+#define VALGRIND_MAKE_MEM_UNDEFINED(p, n)                                      \
+	((void)sk_vg_request(                                                  \
+	    0, SK_VG_MC(1), (unsigned long)(p), (unsigned long)(n), 0, 0))
+#define VALGRIND_MAKE_MEM_DEFINED(p, n)                                        \
+	((void)sk_vg_request(                                                  \
+	    0, SK_VG_MC(2), (unsigned long)(p), (unsigned long)(n), 0, 0))
+#define RUNNING_ON_VALGRIND    sk_vg_request(0, 0x1001, 0, 0, 0, 0)
+#define SK_TRACK_HAVE_VALGRIND 1
 #endif
 
 #ifndef SK_TRACK_HAVE_VALGRIND
-#define SK_TRACK_HAVE_VALGRIND	0
+#define SK_TRACK_HAVE_VALGRIND 0
 #endif
 
 /* Is mode t usable in this build?  0, or ENOTSUP. */
@@ -133,52 +132,51 @@ void *sk_track_show_ret(void *p, size_t size);
 void *sk_track_zitem_show_ret(void *item, size_t zsize);
 
 /* One-line hooks for objcache.c, mpipe.c and zone.c. */
-#define SK_TRACK_HIDE(p, size)                                           \
-	do {                                                             \
-		if (SK_UNLIKELY(sk_opt.track != 0))                      \
-			sk_track_hide((p), (size));                      \
+#define SK_TRACK_HIDE(p, size)                                                 \
+	do {                                                                   \
+		if (SK_UNLIKELY(sk_opt.track != 0))                            \
+			sk_track_hide((p), (size));                            \
 	} while (0)
-#define SK_TRACK_SHOW(p, size)                                           \
-	do {                                                             \
-		if (SK_UNLIKELY(sk_opt.track != 0))                      \
-			sk_track_show((p), (size));                      \
+#define SK_TRACK_SHOW(p, size)                                                 \
+	do {                                                                   \
+		if (SK_UNLIKELY(sk_opt.track != 0))                            \
+			sk_track_show((p), (size));                            \
 	} while (0)
-#define SK_TRACK_SHOW_RETURN(p, size)                                    \
-	do {                                                             \
-		if (SK_UNLIKELY(sk_opt.track != 0))                      \
-			return sk_track_show_ret((p), (size));           \
+#define SK_TRACK_SHOW_RETURN(p, size)                                          \
+	do {                                                                   \
+		if (SK_UNLIKELY(sk_opt.track != 0))                            \
+			return sk_track_show_ret((p), (size));                 \
 	} while (0)
 /* A zone item (z a struct vm_zone *, possibly NULL): its first two words
  * (the free-list link and the ZENTRY_FREE marker) stay visible. */
-#define SK_TRACK_ZITEM_HIDE(z, item)                                     \
-	do {                                                             \
-		if (SK_UNLIKELY(sk_opt.track != 0) && (z) != NULL &&     \
-		    (item) != NULL &&                                    \
-		    (size_t)(z)->zsize > 2 * sizeof(void *))             \
-			sk_track_hide((void **)(item) + 2,               \
-			    (size_t)(z)->zsize - 2 * sizeof(void *));    \
+#define SK_TRACK_ZITEM_HIDE(z, item)                                           \
+	do {                                                                   \
+		if (SK_UNLIKELY(sk_opt.track != 0) && (z) != NULL &&           \
+		    (item) != NULL && (size_t)(z)->zsize > 2 * sizeof(void *)) \
+			sk_track_hide((void **)(item) + 2,                     \
+			    (size_t)(z)->zsize - 2 * sizeof(void *));          \
 	} while (0)
-#define SK_TRACK_ZITEM_SHOW(z, item)                                     \
-	do {                                                             \
-		if (SK_UNLIKELY(sk_opt.track != 0) &&                    \
-		    (size_t)(z)->zsize > 2 * sizeof(void *))             \
-			sk_track_show((void **)(item) + 2,               \
-			    (size_t)(z)->zsize - 2 * sizeof(void *));    \
+#define SK_TRACK_ZITEM_SHOW(z, item)                                           \
+	do {                                                                   \
+		if (SK_UNLIKELY(sk_opt.track != 0) &&                          \
+		    (size_t)(z)->zsize > 2 * sizeof(void *))                   \
+			sk_track_show((void **)(item) + 2,                     \
+			    (size_t)(z)->zsize - 2 * sizeof(void *));          \
 	} while (0)
-#define SK_TRACK_ZITEM_SHOW_RETURN(z, item)                              \
-	do {                                                             \
-		if (SK_UNLIKELY(sk_opt.track != 0))                      \
-			return sk_track_zitem_show_ret((item),           \
-			    (size_t)(z)->zsize);                         \
+#define SK_TRACK_ZITEM_SHOW_RETURN(z, item)                                    \
+	do {                                                                   \
+		if (SK_UNLIKELY(sk_opt.track != 0))                            \
+			return sk_track_zitem_show_ret(                        \
+			    (item), (size_t)(z)->zsize);                       \
 	} while (0)
 
 /* Memory about to be unmapped: forget what the checker was told about it
  * (ASan's shadow would otherwise outlive the mapping). */
 void sk_track_reset(const void *p, size_t size);
-#define SK_TRACK_RESET(p, size)                                          \
-	do {                                                             \
-		if (SK_UNLIKELY(sk_opt.track != 0))                      \
-			sk_track_reset((p), (size));                     \
+#define SK_TRACK_RESET(p, size)                                                \
+	do {                                                                   \
+		if (SK_UNLIKELY(sk_opt.track != 0))                            \
+			sk_track_reset((p), (size));                           \
 	} while (0)
 
 #endif /* SK_TRACK_H */

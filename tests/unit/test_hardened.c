@@ -209,7 +209,8 @@ TEST(overflow_detected_at_free)
 {
 	CHECK_ABORTS(overflow_next_chunk, NULL, "buffer overflow detected");
 	CHECK_ABORTS(overflow_next_chunk, NULL, "(ptr 0x");
-	CHECK_ABORTS(overflow_one_byte, NULL, "slabkit: kfree: buffer overflow");
+	CHECK_ABORTS(
+	    overflow_one_byte, NULL, "slabkit: kfree: buffer overflow");
 }
 
 /* ------------------------------------------------------------------ */
@@ -253,8 +254,8 @@ write_after_free_on_list(void *arg)
 
 TEST(write_after_free_detected)
 {
-	CHECK_ABORTS(write_after_free_in_quarantine, NULL,
-	    "write after free detected");
+	CHECK_ABORTS(
+	    write_after_free_in_quarantine, NULL, "write after free detected");
 	CHECK_ABORTS(write_after_free_on_list, NULL,
 	    "slabkit: kmalloc: write after free detected");
 	CHECK_ABORTS(write_after_free_on_list, NULL, "(ptr 0x");
@@ -415,8 +416,8 @@ TEST(corrupted_link_detected)
 	CHECK_ABORTS(corrupt_local_link, NULL, "free list of zone");
 	CHECK_ABORTS(corrupt_local_link, NULL, "corrupted");
 	CHECK_ABORTS(corrupt_local_link_zero, NULL, "corrupted");
-	CHECK_ABORTS(corrupt_remote_link, NULL,
-	    "slabkit: kmalloc: free list of zone");
+	CHECK_ABORTS(
+	    corrupt_remote_link, NULL, "slabkit: kmalloc: free list of zone");
 }
 
 TEST(links_are_encoded)
@@ -428,7 +429,7 @@ TEST(links_are_encoded)
 
 	/* the stored word is not a chunk address of the zone */
 	CHECK(raw == NULL || (uintptr_t)raw < (uintptr_t)z ||
-	    (uintptr_t)raw >= (uintptr_t)z + sk_slab.zone_size);
+	      (uintptr_t)raw >= (uintptr_t)z + sk_slab.zone_size);
 	q = kmalloc(56, M_HARD, M_WAITOK);
 	CHECK_PTR_EQ(q, p);
 	kfree(q, M_HARD);
@@ -463,8 +464,8 @@ TEST(random_carve_order)
 				ok = 0;
 		}
 		start[zi] = index_of(chunks[zi][0]);
-		stride[zi] = (index_of(chunks[zi][1]) - start[zi] + nmax) %
-		    nmax;
+		stride[zi] =
+		    (index_of(chunks[zi][1]) - start[zi] + nmax) % nmax;
 		/* a walk of one stride that visits every chunk once */
 		{
 			char seen[64] = {0};
@@ -504,8 +505,8 @@ corrupt_carve_index(void *arg)
 
 	(void)arg;
 	/* make the next carve land back on UEndIndex while chunks remain */
-	z->z_uindex = (int32_t)((z->z_uendindex - stride + z->z_nmax) %
-	    z->z_nmax);
+	z->z_uindex =
+	    (int32_t)((z->z_uendindex - stride + z->z_nmax) % z->z_nmax);
 	z->z_lchunks = NULL;
 	z->z_lchunksp = &z->z_lchunks;
 	if (z->z_nfree < 2)

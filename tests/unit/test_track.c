@@ -202,7 +202,8 @@ TEST(valgrind_paths)
 	int status = -1;
 
 	if (!SK_TRACK_HAVE_VALGRIND) {
-		printf("  skipped: no valgrind client requests on this machine\n");
+		printf(
+		    "  skipped: no valgrind client requests on this machine\n");
 		CHECK_EQ(slabkit_set_option("track", "valgrind"), ENOTSUP);
 		return;
 	}
