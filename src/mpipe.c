@@ -496,7 +496,9 @@ mpipe_init(malloc_pipe_t mp, malloc_type_t type, int bytes, int nnom, int nmax,
 	if (bytes < 0)
 		sk_panic("mpipe_init", "negative buffer size %d (ptr %p)",
 		    bytes, (void *)mp);
-	if (mp->magic == MPIPE_MAGIC && reg_contains(mp))
+	/* The registry first: a fresh pipe's storage may be uninitialised,
+	 * and only a registered pipe's magic may be read. */
+	if (reg_contains(mp) && mp->magic == MPIPE_MAGIC)
 		sk_panic("mpipe_init",
 		    "pipe is already initialised; call "
 		    "mpipe_done first (ptr %p)",

@@ -5,6 +5,7 @@
 set -u
 build=${1:-build/release}
 export SK_TEST_SCALE=${SK_TEST_SCALE:-10}
+export SK_TEST_VALGRIND=1
 pass=0 fail=0
 for t in "$build"/tests/unit-test_*; do
 	[ -x "$t" ] || continue

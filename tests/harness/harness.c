@@ -69,6 +69,12 @@ sk_t_scale(long n)
 }
 
 int
+sk_t_under_valgrind(void)
+{
+	return getenv("SK_TEST_VALGRIND") != NULL;
+}
+
+int
 sk_t_expect_abort(void (*fn)(void *), void *arg, const char *msg)
 {
 	char buf[8192];

@@ -91,4 +91,8 @@ sk_t_rand(uint64_t *state)
 /* Scale a loop count down under valgrind/sanitizers (SK_TEST_SCALE=..%). */
 long sk_t_scale(long n);
 
+/* True under tools/valgrind-unit.sh (SK_TEST_VALGRIND set): timing- and
+ * signal-rate targets are relaxed there, never correctness checks. */
+int sk_t_under_valgrind(void);
+
 #endif

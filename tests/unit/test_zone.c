@@ -906,7 +906,8 @@ TEST(interrupt_zone_from_signal_handler)
 	atomic_store(&s.stop, 1);
 	pthread_join(t, NULL);
 	sigaction(SIGUSR1, &old, NULL);
-	CHECK(sig_runs >= target);
+	/* valgrind delivers far fewer signals; correctness checks stay */
+	CHECK(sig_runs >= target || (sk_t_under_valgrind() && sig_runs > 0));
 	CHECK_EQ(sig_bad, 0);
 	CHECK_EQ(sig_nulls, 0);
 	CHECK_EQ(bad, 0);
