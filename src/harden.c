@@ -39,10 +39,12 @@
  *   when set up, so every hand-out is checked and M_ZERO is passive.
  * - Delayed reuse.  A freed chunk waits in a per-shard FIFO quarantine of
  *   SK_QUARANTINE chunks; it is freed for real (and checked for writes)
- *   only when it leaves.  It keeps its "handed out" bit meanwhile, and a
- *   mark in its first word (secret ^ address) catches a second kfree of it
- *   (in a tracked zone, whose free chunks the checker keeps unreadable,
- *   its z_rbits bit does).  The type statistics count it as freed at once.
+ *   only when it leaves.  It keeps its "handed out" bit meanwhile and
+ *   gets its "remote free" bit too, so the bitmaps alone make a second
+ *   kfree (from any thread, whatever the program wrote into the chunk)
+ *   panic "already free".  A mark in its first word (secret ^ address)
+ *   is checked when it leaves.  The type statistics count it as freed at
+ *   once.
  *
  * Who pays.  Hardened and tracked zones carry a z_hflags bit; with either
  * option on, sk_opt.debug is set, so kmalloc's fast paths (which test
@@ -713,14 +715,11 @@ sk_harden_chunk_done(struct sk_slzone *z, void *c)
 size_t
 sk_harden_block_size(struct sk_slzone *z, const void *ptr, const char *api)
 {
+	/* a chunk in the quarantine: block_size saw its z_rbits bit */
+	(void)ptr;
+	(void)api;
 	if (!(z->z_hflags & SK_ZF_HARDENED))
 		return z->z_chunksize;
-	/* (in a tracked zone block_size saw the z_rbits bit already) */
-	if (!(z->z_hflags & SK_ZF_TRACKED) && raw_load(ptr) == qmark_of(ptr))
-		sk_panic(api,
-		    "memory chunk %p is free (use after free: it is in "
-		    "the quarantine, ptr %p)",
-		    ptr, ptr);
 	return z->z_chunksize - 8;
 }
 
@@ -811,31 +810,24 @@ sk_harden_quarantined(const void *c)
 
 	if (!(z->z_hflags & SK_ZF_HARDENED) || idx < 0)
 		return false;
-	if (z->z_hflags & SK_ZF_TRACKED)
-		return (SK_LOAD(&z->z_abits[idx >> 5]) &
-		           SK_LOAD(&z->z_rbits[idx >> 5]) &
-		           (1u << (idx & 31))) != 0;
-	return raw_load(c) == qmark_of(c);
+	return (SK_LOAD(&z->z_abits[idx >> 5]) &
+	           SK_LOAD(&z->z_rbits[idx >> 5]) & (1u << (idx & 31))) != 0;
 }
 
 /*
- * Mark or unmark a chunk of a tracked zone as quarantined: its bit in
- * z_rbits, so that every check of "is it free?" says yes without reading
- * the chunk, which the checker holds inaccessible.  (Other zones use the
- * mark in the chunk's first word: no atomic operation.)
+ * Mark or unmark a chunk as quarantined: its bit in z_rbits (with its
+ * "handed out" bit still set), so that every "is it free?" check of
+ * kmalloc.c and harden.c says yes from the bitmaps alone, whatever the
+ * program wrote into the chunk since, and whichever thread asks.
  */
 static void
 quarantine_bit(struct sk_chunk *c, bool set)
 {
 	struct sk_slzone *z =
 	    (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
-	long idx;
-	uint32_t bit;
+	long idx = chunk_index(z, c);
+	uint32_t bit = 1u << (idx & 31);
 
-	if (!(z->z_hflags & SK_ZF_TRACKED))
-		return;
-	idx = chunk_index(z, c);
-	bit = 1u << (idx & 31);
 	if (set)
 		__atomic_fetch_or(&z->z_rbits[idx >> 5], bit, __ATOMIC_RELAXED);
 	else
@@ -865,11 +857,6 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 	}
 	if (q_releasing)
 		return c; /* leaving the quarantine at thread exit */
-	if (!(z->z_hflags & SK_ZF_TRACKED) && raw_load(c) == qmark_of(c))
-		sk_panic(api,
-		    "memory chunk %p is already free! (double free "
-		    "of a chunk in the quarantine, ptr %p)",
-		    (void *)c, (void *)c);
 	if (raw_load((char *)c + size - 8) != canary_of(c))
 		sk_panic(api,
 		    "buffer overflow detected: the canary after the "

@@ -297,6 +297,17 @@ double_free_quarantined(void *arg)
 	kfree(p, M_HARD);
 }
 
+static void
+double_free_scribbled(void *arg)
+{
+	char *p = kmalloc(64, M_HARD, M_WAITOK);
+
+	(void)arg;
+	kfree(p, M_HARD);
+	memset(p, 0x5a, 16); /* over the mark and the link word */
+	kfree(p, M_HARD);
+}
+
 static void *
 free_in_thread(void *p)
 {
@@ -329,6 +340,7 @@ usable_size_of_quarantined(void *arg)
 TEST(double_free_through_quarantine)
 {
 	CHECK_ABORTS(double_free_quarantined, NULL, "already free");
+	CHECK_ABORTS(double_free_scribbled, NULL, "already free");
 	CHECK_ABORTS(double_free_remote_quarantined, NULL, "already free");
 	CHECK_ABORTS(usable_size_of_quarantined, NULL, "use after free");
 }
