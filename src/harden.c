@@ -779,7 +779,7 @@ quarantine_of(struct sk_shard *sh)
 
 /* Check that a chunk leaving the quarantine was not written meanwhile. */
 static void
-quarantine_check(struct sk_chunk *c)
+quarantine_check(struct sk_chunk *c, const char *api)
 {
 	struct sk_slzone *z =
 	    (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
@@ -787,7 +787,7 @@ quarantine_check(struct sk_chunk *c)
 	size_t off = 0;
 
 	if (word_get(c, tracked) != qmark_of(c))
-		write_after_free("kfree", c, 0);
+		write_after_free(api, c, 0);
 	if (tracked && track_valgrind()) {
 #if SK_TRACK_HAVE_VALGRIND
 		VALGRIND_MAKE_MEM_DEFINED(c, z->z_chunksize);
@@ -798,7 +798,7 @@ quarantine_check(struct sk_chunk *c)
 		off = raw_nonzero(c, sizeof(void *), z->z_chunksize);
 	}
 	if (off != 0)
-		write_after_free("kfree", c, off);
+		write_after_free(api, c, off);
 }
 
 bool
@@ -879,7 +879,7 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 	old = q->slot[q->head];
 	q->slot[q->head] = c;
 	q->head = (q->head + 1) % SK_QUARANTINE;
-	quarantine_check(old);
+	quarantine_check(old, api); /* named after the caller's free */
 	quarantine_bit(old, false);
 	SK_OWNER_ADD(&q->left, 1);
 	return old;
