@@ -92,7 +92,9 @@ sk_t_rand(uint64_t *state)
 long sk_t_scale(long n);
 
 /* True under tools/valgrind-unit.sh (SK_TEST_VALGRIND set): timing- and
- * signal-rate targets are relaxed there, never correctness checks. */
+ * signal-rate targets are dropped there (valgrind runs one thread at a
+ * time, so a signalling thread may not run at all), never correctness
+ * checks. */
 int sk_t_under_valgrind(void);
 
 #endif
