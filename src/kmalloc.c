@@ -1641,11 +1641,18 @@ krealloc_large(void *ptr, size_t osize, size_t size,
 	stats_calls(type, sh);
 	if (bytes > osize && !limit_check(type, flags | M_NULLOK))
 		return NULL;
+	/*
+	 * Clear the old tag first: once mremap has moved the pages, another
+	 * thread may map a new block at the old address at once, and a late
+	 * clear would wipe that block's tag.
+	 */
+	sk_pagemap_set((uintptr_t)ptr, 0);
 	n = sk_os_remap(ptr, osize, bytes, &why);
-	if (n == NULL)
+	if (n == NULL) {
+		sk_pagemap_set((uintptr_t)ptr,
+		    (int32_t)(osize >> sk_slab.page_shift));
 		return NULL;
-	if (n != ptr)
-		sk_pagemap_set((uintptr_t)ptr, 0);
+	}
 	if (sk_pagemap_set((uintptr_t)n,
 		(int32_t)(bytes >> sk_slab.page_shift)) != 0)
 		sk_panic("krealloc", "cannot map the page-tag table (ptr %p)",
