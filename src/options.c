@@ -17,6 +17,7 @@
  *                        panic; 0 waits forever [60000]
  *   hardened[=0|1]       hardened mode [0]
  *   track=none|valgrind|asan  tell a checker about slabkit's heaps [none]
+ *                        (also the environment variable SLABKIT_TRACK)
  *   stats_shm[=0|1]      live statistics for `slabkit stat PID' [0]
  *   verbose[=0|1]        say what was configured [0]
  */
@@ -257,7 +258,11 @@ void
 sk_options_init(void)
 {
 	const char *env = sk_os_getenv("SLABKIT_OPTIONS");
+	const char *track = sk_os_getenv("SLABKIT_TRACK");
 
 	if (env != NULL)
 		slabkit_set_options(env);
+	/* SLABKIT_TRACK=valgrind|asan|none is a shorthand for track=... */
+	if (track != NULL && slabkit_set_option("track", track) != 0)
+		sk_warn("SLABKIT_TRACK", "bad value '%s' ignored", track);
 }
