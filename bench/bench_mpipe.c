@@ -37,6 +37,8 @@
 #include <slabkit/kmalloc.h>
 #include <slabkit/mpipe.h>
 
+#include "bench_timing.h"
+
 MALLOC_DEFINE(M_BENCHMP, "benchmpipe", "bench_mpipe buffers");
 
 #define BUFSIZE 256
@@ -147,83 +149,22 @@ run_case(enum api api, int which, long steps)
 		buf_free(api, ws[i]);
 }
 
-struct job {
-	enum api api;
-	int which;
-	long steps;
-	pthread_barrier_t *bar;
-	double start, end;
-};
-
-static double
-now_s(void)
+/* run_case through the shared timing helpers (bench_timing.h) */
+static void
+run_case_any(int api, int which, long steps)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	run_case((enum api)api, which, steps);
 }
 
-static void *
-job_main(void *arg)
-{
-	struct job *j = arg;
-
-	pthread_barrier_wait(j->bar);
-	j->start = now_s();
-	run_case(j->api, j->which, j->steps);
-	j->end = now_s();
-	return NULL;
-}
-
-/* ns per step of each thread, first start to last end. */
 static double
 time_case(enum api api, int which, int nthreads, long steps)
 {
-	pthread_barrier_t bar;
-	pthread_t t[2];
-	struct job j[2];
-	double start, end;
-
-	pthread_barrier_init(&bar, NULL, (unsigned)nthreads);
-	for (int i = 0; i < nthreads; i++) {
-		j[i] = (struct job){api, which, steps, &bar, 0, 0};
-		pthread_create(&t[i], NULL, job_main, &j[i]);
-	}
-	for (int i = 0; i < nthreads; i++)
-		pthread_join(t[i], NULL);
-	pthread_barrier_destroy(&bar);
-	start = j[0].start;
-	end = j[0].end;
-	for (int i = 1; i < nthreads; i++) {
-		if (j[i].start < start)
-			start = j[i].start;
-		if (j[i].end > end)
-			end = j[i].end;
-	}
-	return (end - start) * 1e9 / (double)steps;
+	return bench_time_case(run_case_any, (int)api, which, nthreads, steps);
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static const char *
-malloc_name(void)
-{
-	Dl_info info;
-
-	if (dladdr((void *)(uintptr_t)malloc, &info) == 0 ||
-	    info.dli_fname == NULL)
-		return "unknown";
-	return strrchr(info.dli_fname, '/') != NULL
-	           ? strrchr(info.dli_fname, '/') + 1
-	           : info.dli_fname;
-}
+#define now_s bench_now_s
+#define cmp_double bench_cmp_double
+#define malloc_name bench_malloc_name
 
 static void
 make_pipes(void)
