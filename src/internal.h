@@ -72,6 +72,7 @@ struct sk_options {
 	bool	stats_shm;	/* live statistics segment for `slabkit stat` */
 	bool	verbose;
 	bool	debug;		/* any of invariants, pattern, weird */
+	int	objcache_reap_ms; /* objcache working-set reaper; 0 off */
 };
 extern struct sk_options sk_opt;
 

@@ -977,6 +977,10 @@ objcache_create(const char *name, int cluster_limit, int nom_cache,
 
 	sk_init();
 	pthread_once(&oc_once, oc_init_once);
+	/* SLABKIT_OPTIONS=objcache_reap=MS starts the reaper with the first
+	 * cache (options.c calls no allocator, so the check lives here). */
+	if (SK_LOAD(&sk_opt.objcache_reap_ms) > 0)
+		objcache_reaper_set(SK_LOAD(&sk_opt.objcache_reap_ms));
 	if (name == NULL)
 		name = "objcache";
 	if (cluster_limit < 0 || nom_cache < 0)

@@ -13,6 +13,7 @@
  *   weird[=0|1]          0xdeadc0de over freed chunks [0]
  *   stats[=text|json]    print every table at exit [off]
  *   stats_file=PATH      where stats go [stderr]
+ *   objcache_reap=MS     objcache working-set reaper interval [0: off]
  *   waitok_timeout=MS    bound on an M_WAITOK page-shortage wait, then
  *                        panic; 0 waits forever [60000]
  *   hardened[=0|1]       hardened mode [0]
@@ -136,6 +137,12 @@ slabkit_set_option(const char *key, const char *value)
 		if ((err = parse_long(value, 1, 1 << 20, &n)) != 0)
 			return err;
 		SK_STORE(&sk_opt.zone_burst, (int)n);
+		return 0;
+	}
+	if (strcmp(key, "objcache_reap") == 0) {
+		if ((err = parse_long(value, 0, 3600000, &n)) != 0)
+			return err;
+		SK_STORE(&sk_opt.objcache_reap_ms, (int)n);
 		return 0;
 	}
 	if (strcmp(key, "waitok_timeout") == 0) {

@@ -1219,6 +1219,9 @@ TEST(options)
 	CHECK_EQ(sk_opt.zone_burst, 16);
 	CHECK_EQ(slabkit_set_option("zone_burst", "32"), 0);
 	CHECK_EQ(slabkit_set_options("bogus,zone_burst=32"), ENOENT);
+	CHECK_EQ(slabkit_set_option("objcache_reap", "x"), EINVAL);
+	CHECK_EQ(slabkit_set_option("objcache_reap", "0"), 0);
+	CHECK_EQ(sk_opt.objcache_reap_ms, 0);
 }
 
 int
