@@ -1678,6 +1678,45 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 		sk_kfree_api(ptr, type, api);
 		return NULL;
 	}
+	/*
+	 * Fast path: a live chunk of a zone and a new size the fast path of
+	 * kmalloc serves.  The checks are block_size()'s (page tag, magic,
+	 * chunk boundary, handed out and not on the remote list); anything
+	 * that fails them takes the full path below, which reports it.
+	 */
+	if (SK_LIKELY(size - 1 < sk_slab.fast_limit && !sk_opt.debug &&
+		type->ks_magic == M_MAGIC)) {
+		uintptr_t p = (uintptr_t)ptr, off, idx;
+		struct sk_slzone *z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+
+		if (sk_pagemap_get((uintptr_t)z) < 0 &&
+		    z->z_magic == SK_SLAB_MAGIC) {
+			uint32_t bit;
+
+			off = p - (uintptr_t)z->z_baseptr;
+			idx = (uintptr_t)(((uint64_t)off * z->z_chunkmul) >> 32);
+			bit = 1u << (idx & 31);
+			if (idx < (uintptr_t)z->z_nmax &&
+			    idx * z->z_chunksize == off &&
+			    (SK_LOAD(&z->z_abits[idx >> 5]) & bit) &&
+			    !(SK_LOAD(&z->z_rbits[idx >> 5]) & bit)) {
+				int zi = size <= SK_SMALL_TABLE_MAX
+				    ? sk_small_class[(size + 7) >> 3]
+				    : sk_zoneindex_ladder(&(size_t){size},
+					  &(size_t){0});
+
+				osize = z->z_chunksize;
+				if (zi == z->z_zoneindex)
+					return ptr; /* same chunk size */
+				n = sk_kmalloc(size, type, flags);
+				if (n == NULL)
+					return NULL;
+				memcpy(n, ptr, size < osize ? size : osize);
+				sk_kfree_api(ptr, type, api);
+				return n;
+			}
+		}
+	}
 	sk_init();
 	type_check_magic(type, api);
 	osize = block_size(ptr, api, &large);
