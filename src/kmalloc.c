@@ -1038,6 +1038,14 @@ zone_take_chunk(struct sk_shard *sh, struct sk_slzone *z, int *flags)
 	uintptr_t idx;
 	uint32_t w, bit;
 
+	/*
+	 * Deviation: remote frees are harvested as soon as the local list is
+	 * empty, not only when NFree reaches 0 (spec 1.4 step 7), so a zone
+	 * fed by other threads reuses their chunks before it carves (and
+	 * touches) never-used ones.
+	 */
+	if (z->z_lchunks == NULL && SK_LOAD(&z->z_rchunks) != NULL)
+		zone_drain_remote(z);
 	if (SK_UNLIKELY(--z->z_nfree <= 0))
 		zone_exhausted(sh, z);
 	c = z->z_lchunks;
@@ -1138,9 +1146,13 @@ sk_kmalloc(size_t size, struct malloc_type *type, int flags)
 			.tail;
 	if (SK_UNLIKELY(z == NULL || z->z_nfree <= 1))
 		return kmalloc_slow(size, type, flags);
+	c = z->z_lchunks;
+	/* Remote frees waiting and nothing local: harvest them (slow path)
+	 * rather than carve and touch a fresh chunk. */
+	if (SK_UNLIKELY(c == NULL && SK_LOAD(&z->z_rchunks) != NULL))
+		return kmalloc_slow(size, type, flags);
 	z->z_nfree--;
 	chunk = z->z_chunksize;
-	c = z->z_lchunks;
 	if (SK_LIKELY(c != NULL)) {
 		if ((z->z_lchunks = c->c_next) == NULL)
 			z->z_lchunksp = &z->z_lchunks;
