@@ -73,6 +73,7 @@ struct sk_options {
 	bool	verbose;
 	bool	debug;		/* any of invariants, pattern, weird */
 	int	objcache_reap_ms; /* objcache working-set reaper; 0 off */
+	int	colour;		/* zone colouring: 1 on, 0 off, -1 auto */
 };
 extern struct sk_options sk_opt;
 
@@ -331,6 +332,9 @@ void sk_kmalloc_register_reclaim(int (*fn)(void));
 void sk_kmalloc_shard_exit(struct sk_shard *sh);
 /* slab_cleanup for one shard (owner thread, or an orphan under lock). */
 void sk_kmalloc_shard_cleanup(struct sk_shard *sh);
+
+/* Defined only by the malloc drop-in (malloc.c); a weak reference here. */
+extern const int sk_malloc_dropin __attribute__((weak));
 
 /* Registry of types (stats.c walks it). */
 extern struct malloc_type *sk_type_list;

@@ -924,6 +924,18 @@ kmalloc_large(struct sk_shard *sh, size_t size, size_t align,
 	return p;
 }
 
+/*
+ * The malloc drop-in defines sk_malloc_dropin; the plain library leaves
+ * this weak reference NULL.  SLABKIT_OPTIONS=colour=0|1 overrides.
+ */
+static inline bool
+sk_colouring(void)
+{
+	if (sk_opt.colour >= 0)
+		return sk_opt.colour != 0;
+	return &sk_malloc_dropin == NULL;
+}
+
 /* Set up a zone for class zi at z (fresh or reused), spec 1.4 step 8. */
 static void
 zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
@@ -956,9 +968,12 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 	z->z_bitwords = (uint32_t)words;
 	z->z_lchunks = NULL;
 	z->z_lchunksp = &z->z_lchunks;
-	/* colouring, spec 1.4 step 8 */
-	z->z_uindex = z->z_uendindex = (int32_t)(sh->junkindex %
-					  (size_t)z->z_nmax);
+	/* colouring, spec 1.4 step 8 (off in the malloc drop-in by default:
+	 * there every thread has its own zones, and a first chunk far from
+	 * the header costs each of them a page) */
+	z->z_uindex = z->z_uendindex = sk_colouring()
+	    ? (int32_t)(sh->junkindex % (size_t)z->z_nmax)
+	    : 0;
 	sh->junkindex = (sh->junkindex + SK_SLAB_SLIDE) &
 	    (SK_MAX_ZONE_SIZE - 1);
 	if (SK_UNLIKELY(sk_opt.hardened || sk_opt.track))

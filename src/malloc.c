@@ -86,6 +86,9 @@
  * (kmalloc's lazy malloc_init) or by the constructor, whichever comes
  * first, and never unregistered.
  */
+/* Tells kmalloc.c it serves malloc(3) (zone colouring off by default). */
+const int sk_malloc_dropin = 1;
+
 struct malloc_type M_LIBC[1] = {{
     .ks_magic = M_MAGIC,
     .ks_shortdesc = "malloc",

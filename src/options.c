@@ -14,6 +14,7 @@
  *   stats[=text|json]    print every table at exit [off]
  *   stats_file=PATH      where stats go [stderr]
  *   objcache_reap=MS     objcache working-set reaper interval [0: off]
+ *   colour[=0|1]         zone colouring [on; off in the malloc drop-in]
  *   waitok_timeout=MS    bound on an M_WAITOK page-shortage wait, then
  *                        panic; 0 waits forever [60000]
  *   hardened[=0|1]       hardened mode [0]
@@ -30,6 +31,7 @@
 
 struct sk_options sk_opt = {
 	.zone_cache = -1,
+	.colour = -1,
 	.zone_burst = 32,
 	.waitok_timeout_ms = 60000,
 #if defined(SLABKIT_ASAN) && defined(SLABKIT_ASAN_TRACK_DEFAULT)
@@ -137,6 +139,12 @@ slabkit_set_option(const char *key, const char *value)
 		if ((err = parse_long(value, 1, 1 << 20, &n)) != 0)
 			return err;
 		SK_STORE(&sk_opt.zone_burst, (int)n);
+		return 0;
+	}
+	if (strcmp(key, "colour") == 0 || strcmp(key, "color") == 0) {
+		if ((err = parse_bool(value, &b)) != 0)
+			return err;
+		SK_STORE(&sk_opt.colour, b ? 1 : 0);
 		return 0;
 	}
 	if (strcmp(key, "objcache_reap") == 0) {
