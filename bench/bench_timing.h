@@ -102,4 +102,26 @@ bench_malloc_name(void)
 	           : info.dli_fname;
 }
 
+/*
+ * The "loop API CASE N" command line of the callgrind mode: finds API and
+ * CASE among the names given; returns 0, or 2 (usage) when either is
+ * unknown or N is not positive.
+ */
+static inline int
+bench_parse_loop(int argc, char **argv, const char *const *apis, int napi,
+    const char *const *cases, int ncase, int *api, int *which, long *n)
+{
+	*api = *which = -1;
+	if (argc < 5)
+		return 2;
+	for (int i = 0; i < napi; i++)
+		if (strcmp(argv[2], apis[i]) == 0)
+			*api = i;
+	for (int i = 0; i < ncase; i++)
+		if (strcmp(argv[3], cases[i]) == 0)
+			*which = i;
+	*n = atol(argv[4]);
+	return *api < 0 || *which < 0 || *n <= 0 ? 2 : 0;
+}
+
 #endif /* BENCH_TIMING_H */

@@ -165,19 +165,11 @@ make_zones(void)
 static int
 loop_mode(int argc, char **argv)
 {
-	int api = -1, which = -1;
+	int api, which;
 	long n;
 
-	if (argc < 5)
-		return 2;
-	for (int i = 0; i < NAPI; i++)
-		if (strcmp(argv[2], api_names[i]) == 0)
-			api = i;
-	for (int i = 0; i < NCASE; i++)
-		if (strcmp(argv[3], case_names[i]) == 0)
-			which = i;
-	n = atol(argv[4]);
-	if (api < 0 || which < 0 || n <= 0)
+	if (bench_parse_loop(argc, argv, api_names, NAPI, case_names, NCASE,
+		&api, &which, &n) != 0)
 		return 2;
 	make_zones();
 	run_case((enum api)api, which, n);
