@@ -513,7 +513,8 @@ sk_harden_zone_setup(struct sk_slzone *z, bool fresh)
 			CNT_ADD(guard_failures, 1);
 		n = (uint32_t)((size_t)(end - base) / size);
 		z->z_baseptr = base;
-		z->z_nmax = z->z_nfree = (int32_t)n;
+		z->z_nmax = (int32_t)n;
+		z->z_nused = 0;
 		z->z_flags &= ~SLZF_UNOTZEROD;
 		hz->key = mix64(secret() + __atomic_add_fetch(&h_counter, 1,
 		                               __ATOMIC_RELAXED));

@@ -37,6 +37,44 @@
 /* Owner-only counter update: a load and a store, no read-modify-write. */
 #define SK_OWNER_ADD(p, v)	SK_STORE((p), SK_LOAD(p) + (v))
 
+/*
+ * The same as one instruction: a non-locked add to memory.  Other threads
+ * only read these counters (statistics), and an aligned 8-byte store is
+ * never torn on x86-64; C11 relaxed atomics cannot express "add to
+ * memory" without a lock prefix, hence the asm.  ThreadSanitizer builds
+ * (which cannot see into asm) and other machines use SK_OWNER_ADD.
+ */
+#if defined(__x86_64__) && !defined(SLABKIT_TSAN)
+static inline void
+sk_slot_add(size_t *p, size_t v)
+{
+	__asm__("addq %1, %0" : "+m"(*p) : "er"(v));
+}
+/* Add and tell whether the result is >= 0 as a signed value. */
+static inline bool
+sk_slot_add_nonneg(size_t *p, size_t v)
+{
+	bool nonneg;
+
+	__asm__("addq %2, %0" : "+m"(*p), "=@ccns"(nonneg) : "er"(v));
+	return nonneg;
+}
+#else
+static inline void
+sk_slot_add(size_t *p, size_t v)
+{
+	SK_OWNER_ADD(p, v);
+}
+static inline bool
+sk_slot_add_nonneg(size_t *p, size_t v)
+{
+	size_t n = SK_LOAD(p) + v;
+
+	SK_STORE(p, n);
+	return (ptrdiff_t)n >= 0;
+}
+#endif
+
 /* ------------------------------------------------------------------ */
 /* panic.c: diagnostics that never allocate */
 
@@ -143,27 +181,43 @@ struct sk_chunk {
 
 struct sk_shard;
 
+/*
+ * A zone.  The first cache line is what the fast paths touch.  Free-list
+ * links of ordinary zones are stored encoded (next ^ z_key) and the list
+ * ends at the zone itself, so the one "list empty" test also rejects the
+ * sentinel zone; hardened and tracked zones keep NULL-terminated lists
+ * whose links harden.c encodes.  Bitmaps follow the header: ordinary zones
+ * (ZF_GRANULE) have one bit per 8-byte granule of the zone, set on the
+ * first granule of every chunk handed out (abits) or freed by another
+ * thread and not yet drained (rbits); hardened and tracked zones one bit
+ * per chunk index.
+ */
 struct sk_slzone {
+	struct sk_chunk *z_lchunks;	/* local free list head */
+	uintptr_t z_key;		/* link key (ordinary zones) */
+	struct sk_shard *z_fastowner;	/* owner while the fast paths may
+					   serve this zone, else NULL */
+	int32_t	z_nused;		/* chunks handed out (owner's view:
+					   remote frees count until drained) */
+	uint32_t z_chunksize;
+	int32_t	z_carved;		/* never-used chunks carved so far */
 	uint32_t z_magic;		/* SK_SLAB_MAGIC; -1 when free */
 	uint16_t z_zoneindex;
-	uint16_t z_flags;		/* SLZF_UNOTZEROD */
+	uint16_t z_flags;		/* SLZF_UNOTZEROD, ZF_* */
+	int32_t	z_nmax;
 	struct sk_shard *z_owner;	/* atomic: owning shard (z_CpuGd) */
 	struct sk_slzone *z_next;	/* ZoneAry / FreeZones links */
 	struct sk_slzone *z_prev;
-	int32_t	z_nfree;
-	int32_t	z_nmax;
 	char	*z_baseptr;
 	int32_t	z_uindex;
 	int32_t	z_uendindex;
-	uint32_t z_chunksize;
 	uint32_t z_chunkmul;		/* ceil(2^32 / chunksize): no division */
-	struct sk_chunk *z_lchunks;	/* local free list (LIFO head) */
-	struct sk_chunk **z_lchunksp;	/* its tail link */
-	uint32_t *z_abits;		/* atomic words: chunk handed out */
-	uint32_t *z_rbits;		/* atomic words: chunk on z_rchunks */
+	uint32_t *z_abits;		/* words: chunk handed out */
+	uint32_t *z_rbits;		/* atomic words: remote-freed */
 	uint32_t z_bitwords;
 	uint32_t z_id;			/* debug: allocation-site table use */
 	uint16_t z_hflags;		/* harden.c: SK_ZF_* (fixed) */
+	bool	z_inarena;		/* carved from the zone arena */
 #ifdef SLABKIT_SLAB_DEBUG
 	struct {
 		const char *file;
@@ -172,12 +226,29 @@ struct sk_slzone {
 	} z_sources[SK_SLAB_DEBUG_ENTRIES];
 #endif
 	/* Written by other threads: keep off the owner's cache line. */
-	struct sk_chunk *z_rchunks SK_ALIGNED(SK_CACHELINE); /* atomic */
+	struct sk_chunk *z_rchunks SK_ALIGNED(SK_CACHELINE); /* atomic:
+					   remote list (hardened/tracked) */
 	int32_t	z_rsignal;		/* atomic */
 	int32_t	z_rcount;		/* atomic */
 	struct sk_slzone *z_pend_next;	/* atomic: owner's doorbell list */
 	int32_t	z_pending;		/* atomic: on the doorbell list */
+	int32_t	z_rhint;		/* atomic: remote frees may wait in
+					   rbits (ordinary zones) */
+	struct sk_slzone *z_arena_next;	/* zone arena free list */
 };
+
+/* The zone every empty direct-table entry points at: its list is empty. */
+extern struct sk_slzone sk_zone_sentinel;
+
+/*
+ * The zone arena: one reservation from which ordinary zones are carved,
+ * never unmapped.  A pointer p is in a zone of the arena when
+ * p - sk_zarena_base < sk_zarena_used (one compare on the free path; a
+ * zone outside it, mapped when the arena is full or absent, takes the
+ * slow path).
+ */
+extern uintptr_t sk_zarena_base;
+extern size_t sk_zarena_used;	/* atomic: grows only */
 
 struct sk_zonelist {
 	struct sk_slzone *head;
@@ -202,7 +273,18 @@ struct sk_zonelist {
  * atomic doorbell list z_pend.  When the thread exits, the whole shard is
  * parked on the orphan list and adopted by the next thread that starts.
  */
+#define SK_DIRECT8	128	/* kmalloc sizes 1..1024, by (n - 1) / 8 */
+#define SK_DIRECT16	64	/* malloc sizes 1..1024, by (n - 1) / 16 */
+
 struct sk_shard {
+	/* The fast paths read only these: the zone serving each small size
+	 * (its class's current zone, or the sentinel), the offset of this
+	 * shard's statistics slot in a type's slot array, and the key a
+	 * zone's z_fastowner must equal for a local fast free. */
+	struct sk_slzone *direct8[SK_DIRECT8];	/* atomic (relaxed) */
+	struct sk_slzone *direct16[SK_DIRECT16]; /* atomic (relaxed) */
+	size_t	uoff;				/* slot * sizeof(kmalloc_use) */
+	struct sk_shard *fastkey;		/* atomic: self, or 1 */
 	struct sk_zonelist zoneary[SK_NZONES];	/* zones with free chunks */
 	struct sk_zonelist freezones;		/* wholly free zones */
 	struct sk_zonelist exhausted;		/* zones off ZoneAry, no free
@@ -327,6 +409,11 @@ uint64_t sk_kmalloc_passive_zero_count(void);
 
 /* A reclaim hook (objcache registers one) run on M_WAITOK shortage. */
 void sk_kmalloc_register_reclaim(int (*fn)(void));
+
+/* A new shard: its direct tables point at the sentinel zone. */
+void sk_kmalloc_shard_setup(struct sk_shard *sh);
+/* A debug-class option changed: keep or leave the fast paths. */
+void sk_kmalloc_debug_changed(void);
 
 /* Shard exit: drain, release free zones, return deferred frees. */
 void sk_kmalloc_shard_exit(struct sk_shard *sh);

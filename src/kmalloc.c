@@ -60,6 +60,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "kmalloc_fast.h"
 
 struct sk_slab_config sk_slab;
 __thread int sk_tls_intr;
@@ -83,8 +84,10 @@ static atomic_int reclaim_nhooks;
 static void zone_drain_pending(struct sk_shard *sh);
 static void shard_update_slow(struct sk_shard *sh);
 static void lcache_trim(struct sk_shard *sh, size_t keep);
-static void kfree_remote(struct sk_slzone *z, struct sk_chunk *c, long idx,
-    const char *api);
+static inline bool sk_colouring(void);
+static void zarena_init(void);
+static void shard_set_release(struct sk_shard *sh);
+static void direct_init(void);
 
 /* ------------------------------------------------------------------ */
 /* Sizing (spec 1.5) */
@@ -128,6 +131,8 @@ sk_kmalloc_init(void)
 	sk_kmalloc_sizing(mb, sk_os_ncpus(), &sk_slab);
 	if (sk_opt.zone_cache >= 0)
 		sk_slab.zone_rels_thresh = sk_opt.zone_cache;
+	direct_init();
+	zarena_init();
 }
 
 size_t
@@ -400,6 +405,22 @@ fold_loose(struct malloc_type *type, size_t bytes)
 	sk_type_sum(type, &st); /* also advances ks_maxused */
 }
 
+/*
+ * A slot's loosememuse is biased: it holds the bytes allocated since the
+ * last fold minus the fold window (ZoneSize), so the add that makes it
+ * non-negative is the one that folds (the fast paths test the add's sign
+ * flag).  reserved[0] holds the window in force (0 before the first fold).
+ */
+static void
+fold_slot(struct malloc_type *type, struct kmalloc_use *u)
+{
+	size_t credit = SK_LOAD(&u->loosememuse) + SK_LOAD(&u->reserved[0]);
+
+	SK_STORE(&u->loosememuse, -sk_slab.zone_size);
+	SK_STORE(&u->reserved[0], sk_slab.zone_size);
+	fold_loose(type, credit);
+}
+
 /* Count an allocation of `bytes' (spec 1.4 step 9). */
 static inline void
 stats_alloc(struct malloc_type *type, struct sk_shard *sh, size_t bytes)
@@ -407,16 +428,10 @@ stats_alloc(struct malloc_type *type, struct sk_shard *sh, size_t bytes)
 	struct kmalloc_use *u = use_slot(type, sh);
 
 	if (SK_LIKELY(u != NULL)) {
-		size_t loose = SK_LOAD(&u->loosememuse) + bytes;
-
-		SK_OWNER_ADD(&u->inuse, 1);
-		SK_OWNER_ADD(&u->memuse, bytes);
-		if (SK_UNLIKELY(loose >= sk_slab.zone_size)) {
-			SK_STORE(&u->loosememuse, (size_t)0);
-			fold_loose(type, loose);
-		} else {
-			SK_STORE(&u->loosememuse, loose);
-		}
+		sk_slot_add(&u->inuse, 1);
+		sk_slot_add(&u->memuse, bytes);
+		if (sk_slot_add_nonneg(&u->loosememuse, bytes))
+			fold_slot(type, u);
 		return;
 	}
 	u = use_shared(type);
@@ -489,6 +504,135 @@ zl_remove(struct sk_zonelist *l, struct sk_slzone *z)
 
 #define ZF_ONLIST 0x8000 /* z_flags: listed in ZoneAry */
 #define ZF_EXHAUSTED 0x4000 /* z_flags: on the shard's exhausted list */
+#define ZF_GRANULE 0x2000 /* z_flags: granule bitmaps, encoded links */
+
+struct sk_slzone sk_zone_sentinel = {
+	.z_lchunks = (struct sk_chunk *)&sk_zone_sentinel,
+};
+
+/* Direct-table entries of each class (sizes up to 1024 only). */
+static uint8_t d8_lo[SK_NZONES], d8_n[SK_NZONES];
+static uint8_t d16_lo[SK_NZONES], d16_n[SK_NZONES];
+
+static void
+direct_init(void)
+{
+	for (int i = SK_DIRECT8 - 1; i >= 0; i--) {
+		int zi = sk_small_class[i + 1];
+
+		d8_lo[zi] = (uint8_t)i;
+		d8_n[zi]++;
+	}
+	for (int j = SK_DIRECT16 - 1; j >= 0; j--) {
+		int zi = sk_small_class[2 * j + 2];
+
+		d16_lo[zi] = (uint8_t)j;
+		d16_n[zi]++;
+	}
+}
+
+static void
+direct_fill(struct sk_shard *sh, int zi, struct sk_slzone *z)
+{
+	for (int i = 0; i < d8_n[zi]; i++)
+		SK_STORE(&sh->direct8[d8_lo[zi] + i], z);
+	for (int j = 0; j < d16_n[zi]; j++)
+		SK_STORE(&sh->direct16[d16_lo[zi] + j], z);
+}
+
+/*
+ * Point the direct tables of class zi at the zone kmalloc_slow would use
+ * (the list's tail), or at the sentinel when the fast path must not serve
+ * the class.  The fence and second look pair with debug_changed(): either
+ * this thread sees the debug option, or that function's sentinel store
+ * comes after ours.
+ */
+static void
+direct_update(struct sk_shard *sh, int zi)
+{
+	struct sk_slzone *z = sh->zoneary[zi].tail;
+
+	if (d8_n[zi] == 0 && d16_n[zi] == 0)
+		return;
+	if (z == NULL || z->z_fastowner != sh || SK_LOAD(&sk_opt.debug) ||
+	    (sh->slow & SK_SHARD_SLOW_RELEASE))
+		z = &sk_zone_sentinel;
+	direct_fill(sh, zi, z);
+	if (z != &sk_zone_sentinel) {
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (SK_LOAD(&sk_opt.debug))
+			direct_fill(sh, zi, &sk_zone_sentinel);
+	}
+}
+
+static void
+shard_fast_off(struct sk_shard *sh, void *arg)
+{
+	bool on = arg != NULL;
+
+	if (sh->empty)
+		return;
+	if (on && !(sh->slow & SK_SHARD_SLOW_ALWAYS)) {
+		SK_STORE(&sh->fastkey, sh);
+		return;
+	}
+	SK_STORE(&sh->fastkey, (struct sk_shard *)1);
+	for (int i = 0; i < SK_DIRECT8; i++)
+		SK_STORE(&sh->direct8[i], &sk_zone_sentinel);
+	for (int j = 0; j < SK_DIRECT16; j++)
+		SK_STORE(&sh->direct16[j], &sk_zone_sentinel);
+}
+
+/*
+ * Free zones (or deferred large blocks) wait for the next kmalloc that may
+ * block (spec 1.6 step 7): send every size to the slow path until then.
+ */
+static void
+shard_set_release(struct sk_shard *sh)
+{
+	sh->slow |= SK_SHARD_SLOW_RELEASE;
+	for (int i = 0; i < SK_DIRECT8; i++)
+		SK_STORE(&sh->direct8[i], &sk_zone_sentinel);
+	for (int j = 0; j < SK_DIRECT16; j++)
+		SK_STORE(&sh->direct16[j], &sk_zone_sentinel);
+}
+
+void
+sk_kmalloc_debug_changed(void)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	sk_shard_foreach(shard_fast_off,
+	    SK_LOAD(&sk_opt.debug) ? NULL : (void *)1);
+}
+
+void
+sk_kmalloc_shard_setup(struct sk_shard *sh)
+{
+	for (int i = 0; i < SK_DIRECT8; i++)
+		sh->direct8[i] = &sk_zone_sentinel;
+	for (int j = 0; j < SK_DIRECT16; j++)
+		sh->direct16[j] = &sk_zone_sentinel;
+	sh->uoff = (size_t)sh->slot * sizeof(struct kmalloc_use);
+	sh->fastkey = (sh->slow & SK_SHARD_SLOW_ALWAYS) || sk_opt.debug
+	    ? (struct sk_shard *)1
+	    : sh;
+}
+
+static inline void
+zary_insert(struct sk_shard *sh, struct sk_slzone *z)
+{
+	zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
+	z->z_flags |= ZF_ONLIST;
+	direct_update(sh, z->z_zoneindex);
+}
+
+static inline void
+zary_remove(struct sk_shard *sh, struct sk_slzone *z)
+{
+	zl_remove(&sh->zoneary[z->z_zoneindex], z);
+	z->z_flags &= ~ZF_ONLIST;
+	direct_update(sh, z->z_zoneindex);
+}
 
 /* Put a zone that has free chunks back on ZoneAry (head: a mature zone). */
 static inline void
@@ -500,8 +644,15 @@ zone_relist(struct sk_shard *sh, struct sk_slzone *z)
 		zl_remove(&sh->exhausted, z);
 		z->z_flags &= ~ZF_EXHAUSTED;
 	}
-	zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
-	z->z_flags |= ZF_ONLIST;
+	if ((z->z_flags & ZF_GRANULE) && !(sh->slow & SK_SHARD_SLOW_ALWAYS))
+		z->z_fastowner = sh;
+	zary_insert(sh, z);
+}
+
+static inline int32_t
+zone_nfree(const struct sk_slzone *z)
+{
+	return z->z_nmax - z->z_nused;
 }
 
 /* Chunk index of p in z, or -1 when p is not a chunk boundary of z. */
@@ -520,9 +671,94 @@ zone_chunk_index(struct sk_slzone *z, const void *p)
 	return (long)idx;
 }
 
-/* Move the remote list to the local tail; returns the number moved. */
+/* The bit of chunk c (a chunk boundary) in z's bitmaps. */
+static inline size_t
+zone_bit(struct sk_slzone *z, const void *c)
+{
+	if (SK_LIKELY(z->z_flags & ZF_GRANULE))
+		return ((uintptr_t)c - (uintptr_t)z) >> 3;
+	return (size_t)zone_chunk_index(z, c);
+}
+
+static inline bool
+bit_get(uint32_t *w, size_t b)
+{
+	return (SK_LOAD(&w[b >> 5]) >> (b & 31)) & 1;
+}
+
+static inline void
+bit_put(uint32_t *w, size_t b, bool v)
+{
+	uint32_t x = SK_LOAD(&w[b >> 5]);
+
+	if (v)
+		x |= 1u << (b & 31);
+	else
+		x &= ~(1u << (b & 31));
+	SK_STORE(&w[b >> 5], x);
+}
+
+/* Handed out and not remote-freed: a live chunk. */
+static inline bool
+zone_chunk_live(struct sk_slzone *z, const void *c)
+{
+	size_t b = zone_bit(z, c);
+
+	return bit_get(z->z_abits, b) && !bit_get(z->z_rbits, b);
+}
+
+static inline bool
+zone_list_empty(struct sk_slzone *z)
+{
+	return (z->z_flags & ZF_GRANULE) ? z->z_lchunks == (void *)z
+					 : z->z_lchunks == NULL;
+}
+
+static inline void
+zone_push(struct sk_slzone *z, struct sk_chunk *c)
+{
+	if (z->z_flags & ZF_GRANULE)
+		c->c_next = (struct sk_chunk *)((uintptr_t)z->z_lchunks ^
+		    z->z_key);
+	else
+		sk_link_set(z, &c->c_next, z->z_lchunks);
+	z->z_lchunks = c;
+}
+
+/* Pop the head of a non-empty local list. */
+static inline struct sk_chunk *
+zone_pop(struct sk_slzone *z)
+{
+	struct sk_chunk *c = z->z_lchunks;
+
+	if (z->z_flags & ZF_GRANULE)
+		z->z_lchunks = sk_zone_next(z, c);
+	else
+		z->z_lchunks = sk_link_get(z, &c->c_next);
+	return c;
+}
+
+void
+sk_zone_link_corrupted(struct sk_slzone *z, struct sk_chunk *c, uintptr_t v)
+{
+	sk_panic("kmalloc",
+	    "free list of zone %p corrupted, use after free? (the link in free "
+	    "chunk %p decodes to %p, outside its zone; ptr %p)",
+	    (void *)z, (void *)c, (void *)v, (void *)c);
+}
+
+void
+sk_zone_chunk_in_use(struct sk_slzone *z, struct sk_chunk *c)
+{
+	sk_panic("kmalloc",
+	    "free list of zone %p corrupted, use after free? (it leads to "
+	    "chunk %p, which is in use; ptr %p)",
+	    (void *)z, (void *)c, (void *)c);
+}
+
+/* Pull remote frees of a hardened or tracked zone (its atomic list). */
 static int
-zone_drain_remote(struct sk_slzone *z)
+zone_drain_list(struct sk_slzone *z)
 {
 	struct sk_chunk *c, *next;
 	int n = 0;
@@ -544,13 +780,76 @@ zone_drain_remote(struct sk_slzone *z)
 			sk_panic("kfree", "memory chunk %p is already free!",
 			    (void *)c);
 		SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
-		sk_link_set(z, &c->c_next, NULL);
-		sk_link_set(z, z->z_lchunksp, c);
-		z->z_lchunksp = &c->c_next;
+		zone_push(z, c);
 		n++;
 	}
-	z->z_nfree += n;
+	z->z_nused -= n;
 	return n;
+}
+
+/*
+ * Pull the remote frees of an ordinary zone: every chunk another thread
+ * freed has its rbits bit set (the freer's one atomic operation).  One
+ * exchange per non-zero word, none per chunk; the chunks go on the local
+ * list.  The hint is cleared first (an exchange, so the clear is ordered
+ * before the loads): a freer sets it before its bit.
+ */
+static int
+zone_drain_rbits(struct sk_slzone *z)
+{
+	uint64_t *ab = (uint64_t *)(void *)z->z_abits;
+	uint64_t *rb = (uint64_t *)(void *)z->z_rbits;
+	size_t first = ((uintptr_t)z->z_baseptr - (uintptr_t)z) >> 9;
+	size_t last = ((uintptr_t)z->z_baseptr - (uintptr_t)z +
+	    (size_t)z->z_nmax * z->z_chunksize + 511) >> 9;
+	int n = 0;
+
+	__atomic_exchange_n(&z->z_rhint, 0, __ATOMIC_SEQ_CST);
+	for (size_t w = first; w < last; w++) {
+		uint64_t bits, a;
+
+		if (SK_LOAD(&rb[w]) == 0)
+			continue;
+		bits = __atomic_exchange_n(&rb[w], 0, __ATOMIC_ACQ_REL);
+		a = SK_LOAD(&ab[w]);
+		if ((a & bits) != bits) {
+			uint64_t bad = bits & ~a;
+			struct sk_chunk *c = (struct sk_chunk *)((char *)z +
+			    ((w * 64 + (size_t)__builtin_ctzll(bad)) << 3));
+
+			sk_panic("kfree", "memory chunk %p is already free! "
+					  "(double free, ptr %p)",
+			    (void *)c, (void *)c);
+		}
+		SK_STORE(&ab[w], a & ~bits);
+		while (bits != 0) {
+			size_t b = (size_t)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			zone_push(z, (struct sk_chunk *)((char *)z +
+					 ((w * 64 + b) << 3)));
+			n++;
+		}
+	}
+	z->z_nused -= n;
+	return n;
+}
+
+static inline bool
+zone_remote_waiting(struct sk_slzone *z)
+{
+	if (z->z_flags & ZF_GRANULE)
+		return SK_LOAD(&z->z_rhint) != 0;
+	return SK_LOAD(&z->z_rchunks) != NULL;
+}
+
+/* Move every remote free of z to its local list; the number moved. */
+static int
+zone_drain_remote(struct sk_slzone *z)
+{
+	if (z->z_flags & ZF_GRANULE)
+		return zone_drain_rbits(z);
+	return zone_drain_list(z);
 }
 
 /* spec 1.6 step 6 */
@@ -559,19 +858,166 @@ check_zone_free(struct sk_shard *sh, struct sk_slzone *z)
 {
 	struct sk_zonelist *l = &sh->zoneary[z->z_zoneindex];
 
-	if (z->z_nfree != z->z_nmax || SK_LOAD_ACQ(&z->z_rcount) != 0)
+	if (z->z_nused != 0 || SK_LOAD_ACQ(&z->z_rcount) != 0)
 		return;
 	if (!(z->z_flags & ZF_ONLIST))
 		return;
 	if (l->head == z && z->z_next == NULL)
 		return; /* at least one zone per class stays listed */
-	zl_remove(l, z);
-	z->z_flags &= ~ZF_ONLIST;
+	zary_remove(sh, z);
 	z->z_magic = (uint32_t)-1;
+	z->z_fastowner = NULL;
 	sk_pagemap_set((uintptr_t)z, 0);
 	zl_insert_head(&sh->freezones, z);
 	if (++sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh))
-		sh->slow |= SK_SHARD_SLOW_RELEASE;
+		shard_set_release(sh);
+}
+
+/* ------------------------------------------------------------------ */
+/* The zone arena */
+
+uintptr_t sk_zarena_base;
+size_t sk_zarena_used;		/* bytes mapped from the base on */
+static size_t zarena_limit;	/* the most it may grow to; 0: no arena */
+static size_t zarena_carved;	/* bytes handed out as zones, <= used */
+static bool zarena_full;	/* the next range is taken by someone */
+static uint32_t *zarena_stack;	/* free zones: index << 1 | not zeroed */
+static size_t zarena_nstack;
+static pthread_mutex_t zarena_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define ZARENA_MAX	((size_t)64 << 30)
+#define ZARENA_STEP	((size_t)1 << 20)
+
+/*
+ * The arena grows upwards from a random base far from where the kernel
+ * places mappings (16-80 TiB, above AddressSanitizer's shadow), a MiB at
+ * a time, with mappings that may not replace anything: address space is
+ * taken only as zones are needed, so RLIMIT_AS and overcommit see what
+ * they always saw, and adjacent steps merge into one kernel mapping.  It
+ * stops growing at 64 GiB or where something else was mapped first;
+ * zones beyond are mapped one by one and freed through the slow path.
+ * ThreadSanitizer owns most of the address space, so there the arena is
+ * one reservation of 4 GiB (read-write, no swap reserved) wherever the
+ * kernel puts it.
+ */
+static void
+zarena_init(void)
+{
+	size_t zs = sk_slab.zone_size, ps = sk_slab.page_size;
+	size_t nz = ZARENA_MAX / zs;
+	int why;
+
+	zarena_stack = sk_os_reserve_rw(
+	    (nz * sizeof(uint32_t) + ps - 1) & ~(ps - 1), ps, &why);
+	if (zarena_stack == NULL)
+		return;
+#ifdef SLABKIT_TSAN
+	{
+		void *p = sk_os_reserve_rw((size_t)4 << 30, zs, &why);
+
+		if (p != NULL) {
+			sk_zarena_base = (uintptr_t)p;
+			zarena_limit = sk_zarena_used = (size_t)4 << 30;
+		}
+	}
+#else
+	for (int tries = 0; tries < 8; tries++) {
+		uintptr_t base = ((uintptr_t)0x110000000000 +
+				     (sk_os_random() % 0x3e0000u) *
+					 ((uintptr_t)1 << 24)) &
+		    ~(uintptr_t)(ZARENA_STEP - 1);
+
+		if (sk_os_map_at((void *)base, ZARENA_STEP, &why) != NULL) {
+			sk_zarena_base = base;
+			zarena_limit = ZARENA_MAX;
+			SK_STORE_REL(&sk_zarena_used, ZARENA_STEP);
+			return;
+		}
+	}
+#endif
+}
+
+/* Under zarena_lock: one more zone of arena space, or NULL. */
+static void *
+zarena_carve(void)
+{
+	size_t zs = sk_slab.zone_size, used = sk_zarena_used;
+	int why;
+
+	if (zarena_carved + zs > used) {
+		size_t step = ZARENA_STEP < zs ? zs : ZARENA_STEP;
+
+		if (zarena_full || used + zs > zarena_limit)
+			return NULL;
+		if (used + step > zarena_limit)
+			step = zs;
+		if (sk_os_map_at((char *)sk_zarena_base + used, step, &why) ==
+		    NULL) {
+			step = zs;
+			if (sk_os_map_at((char *)sk_zarena_base + used, step,
+				&why) == NULL) {
+				if (why == SK_OS_EXHAUSTED)
+					zarena_full = true;
+				return NULL;
+			}
+		}
+		SK_STORE_REL(&sk_zarena_used, used + step);
+	}
+	zarena_carved += zs;
+	return (char *)sk_zarena_base + zarena_carved - zs;
+}
+
+/* A zone's memory: from the arena (free zones first), else mapped. */
+static void *
+zone_map(bool *fresh, int *why)
+{
+	size_t zs = sk_slab.zone_size;
+	void *z = NULL;
+
+	*fresh = true;
+	if (zarena_limit != 0 && !sk_opt.hardened && !sk_opt.track) {
+		if (sk_os_fault_check(SLABKIT_FAULT_MAP)) {
+			*why = SK_OS_SHORTAGE;
+			return NULL;
+		}
+		if (sk_os_fault_check(SLABKIT_FAULT_MAP_EXHAUST)) {
+			*why = SK_OS_EXHAUSTED;
+			return NULL;
+		}
+		pthread_mutex_lock(&zarena_lock);
+		if (zarena_nstack > 0) {
+			uint32_t e = zarena_stack[--zarena_nstack];
+
+			z = (char *)sk_zarena_base + (size_t)(e >> 1) * zs;
+			*fresh = (e & 1) == 0;
+		} else {
+			z = zarena_carve();
+		}
+		pthread_mutex_unlock(&zarena_lock);
+		if (z != NULL)
+			return z;
+	}
+	return sk_os_map(zs, zs, why);
+}
+
+/* Give a zone's memory back: to the arena (decommitted) or unmapped. */
+static void
+zone_unmap(struct sk_slzone *z)
+{
+	size_t zs = sk_slab.zone_size;
+	uintptr_t a = (uintptr_t)z;
+
+	if (a - sk_zarena_base < SK_LOAD(&sk_zarena_used)) {
+		uint32_t e = (uint32_t)((a - sk_zarena_base) / zs) << 1;
+
+		if (sk_os_decommit(z, zs) != 0)
+			e |= 1; /* still holds old data */
+		pthread_mutex_lock(&zarena_lock);
+		zarena_stack[zarena_nstack++] = e;
+		pthread_mutex_unlock(&zarena_lock);
+		return;
+	}
+	sk_os_unmap(z, zs);
 }
 
 /* Unmap free zones beyond ZoneRelsThresh and deferred large blocks. */
@@ -586,7 +1032,7 @@ release_free_zones(struct sk_shard *sh, int keep)
 		sh->zones_released++;
 		if (SK_UNLIKELY(z->z_hflags != 0))
 			sk_harden_zone_retire(z);
-		sk_os_unmap(z, sk_slab.zone_size);
+		zone_unmap(z);
 	}
 	while (sh->freeovzones != NULL) {
 		struct sk_slzone *z = sh->freeovzones;
@@ -597,23 +1043,30 @@ release_free_zones(struct sk_shard *sh, int keep)
 	}
 }
 
-/* Harvest remote frees of a zone whose NFree reached 0 (spec 1.4 step 7). */
-static void
+/*
+ * A zone with nothing free for the owner (spec 1.4 step 7): set RSignal,
+ * harvest once more, and if still nothing, move it off ZoneAry to the
+ * exhausted list.  Returns true when it left the list.
+ */
+static bool
 zone_exhausted(struct sk_shard *sh, struct sk_slzone *z)
 {
-	if (SK_LOAD(&z->z_rchunks) == NULL)
-		__atomic_store_n(&z->z_rsignal, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&z->z_rsignal, 1, __ATOMIC_SEQ_CST);
 	zone_drain_remote(z);
-	if (z->z_nfree == 0) {
-		zl_remove(&sh->zoneary[z->z_zoneindex], z);
-		z->z_flags &= ~ZF_ONLIST;
+	if (zone_nfree(z) == 0) {
+		if (z->z_flags & ZF_ONLIST)
+			zary_remove(sh, z);
 		/* kept reachable: a remote free that read RSignal before we
 		 * set it rings no doorbell; zone_scan_exhausted finds it */
-		zl_insert_head(&sh->exhausted, z);
-		z->z_flags |= ZF_EXHAUSTED;
-	} else {
-		__atomic_store_n(&z->z_rsignal, 0, __ATOMIC_RELAXED);
+		z->z_fastowner = NULL; /* frees relist it: slow path */
+		if (!(z->z_flags & ZF_EXHAUSTED)) {
+			zl_insert_head(&sh->exhausted, z);
+			z->z_flags |= ZF_EXHAUSTED;
+		}
+		return true;
 	}
+	__atomic_store_n(&z->z_rsignal, 0, __ATOMIC_RELAXED);
+	return false;
 }
 
 /* The doorbell: zones that left their list and got remote frees. */
@@ -627,7 +1080,7 @@ zone_drain_pending(struct sk_shard *sh)
 		next = SK_LOAD(&z->z_pend_next);
 		__atomic_store_n(&z->z_pending, 0, __ATOMIC_SEQ_CST);
 		zone_drain_remote(z);
-		if (z->z_nfree == 0 && !(z->z_flags & ZF_ONLIST)) {
+		if (zone_nfree(z) == 0 && !(z->z_flags & ZF_ONLIST)) {
 			/* Still exhausted (the chunk that rang was taken by
 			 * an earlier harvest): re-arm the signal, then look
 			 * again so no remote free can slip between. */
@@ -636,7 +1089,7 @@ zone_drain_pending(struct sk_shard *sh)
 				__atomic_store_n(&z->z_rsignal, 0,
 				    __ATOMIC_RELAXED);
 		}
-		if (z->z_nfree > 0)
+		if (zone_nfree(z) > 0)
 			zone_relist(sh, z);
 		__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
 		check_zone_free(sh, z);
@@ -679,7 +1132,8 @@ sk_kmalloc_register_reclaim(int (*fn)(void))
  * address space panics unless M_NULLOK.
  */
 static void *
-slab_backend(struct sk_shard *sh, size_t size, size_t align, int flags)
+slab_backend(struct sk_shard *sh, size_t size, size_t align, int flags,
+    bool *zone_fresh)
 {
 	uint64_t start = 0;
 	long backoff_ns = 100000;
@@ -689,7 +1143,8 @@ slab_backend(struct sk_shard *sh, size_t size, size_t align, int flags)
 	if (SK_UNLIKELY((flags & (M_RNOWAIT | M_WAITOK)) == 0))
 		sk_panic("kmem_slab_alloc", "bad flags %x", (unsigned)flags);
 	for (;;) {
-		p = sk_os_map(size, align, &why);
+		p = zone_fresh != NULL ? zone_map(zone_fresh, &why)
+				       : sk_os_map(size, align, &why);
 		if (SK_LIKELY(p != NULL))
 			return p;
 		if (why == SK_OS_EXHAUSTED) {
@@ -903,7 +1358,8 @@ kmalloc_large(struct sk_shard *sh, size_t size, size_t align,
 	}
 	if (SK_UNLIKELY(sk_opt.hardened))
 		guards = sk_harden_large_extra(align);
-	p = slab_backend(sh, bytes + guards, align > ps ? align : ps, flags);
+	p = slab_backend(sh, bytes + guards, align > ps ? align : ps, flags,
+	    NULL);
 	if (p == NULL)
 		return NULL;
 	if (SK_UNLIKELY(sk_opt.hardened || sk_opt.track))
@@ -942,7 +1398,9 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 {
 	size_t size = sk_class_size[zi];
 	size_t align = sk_class_align[zi];
-	size_t words = (sk_slab.zone_size / size + 31) / 32;
+	bool granule = !sk_opt.hardened && !sk_opt.track;
+	size_t words = granule ? sk_slab.zone_size / 8 / 32
+			       : (sk_slab.zone_size / size + 31) / 32;
 	size_t hdr = sizeof(*z) + 2 * words * sizeof(uint32_t);
 	size_t off;
 
@@ -958,16 +1416,24 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 		memset(z->z_abits, 0, 2 * words * sizeof(uint32_t));
 	z->z_magic = SK_SLAB_MAGIC;
 	z->z_zoneindex = (uint16_t)zi;
-	z->z_flags = fresh ? 0 : SLZF_UNOTZEROD;
+	z->z_flags = (uint16_t)((fresh ? 0 : SLZF_UNOTZEROD) |
+	    (granule ? ZF_GRANULE : 0));
 	z->z_owner = sh;
 	z->z_baseptr = (char *)z + off;
 	z->z_chunksize = (uint32_t)size;
 	z->z_chunkmul = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
 	z->z_nmax = (int32_t)((sk_slab.zone_size - off) / size);
-	z->z_nfree = z->z_nmax;
+	z->z_nused = 0;
 	z->z_bitwords = (uint32_t)words;
-	z->z_lchunks = NULL;
-	z->z_lchunksp = &z->z_lchunks;
+	z->z_inarena = (uintptr_t)z - sk_zarena_base < sk_zarena_used;
+	if (granule) {
+		z->z_key = (uintptr_t)(sk_os_random() | 1);
+		z->z_lchunks = (struct sk_chunk *)z;
+		if (!(sh->slow & SK_SHARD_SLOW_ALWAYS))
+			z->z_fastowner = sh;
+	} else {
+		z->z_lchunks = NULL;
+	}
 	/* colouring, spec 1.4 step 8 (off in the malloc drop-in by default:
 	 * there every thread has its own zones, and a first chunk far from
 	 * the header costs each of them a page) */
@@ -976,7 +1442,7 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 	    : 0;
 	sh->junkindex = (sh->junkindex + SK_SLAB_SLIDE) &
 	    (SK_MAX_ZONE_SIZE - 1);
-	if (SK_UNLIKELY(sk_opt.hardened || sk_opt.track))
+	if (SK_UNLIKELY(!granule))
 		sk_harden_zone_setup(z, fresh);
 }
 
@@ -987,16 +1453,16 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
  * never stranded.
  */
 static void
-zone_scan_exhausted(struct sk_shard *sh)
+zone_scan_exhausted(struct sk_shard *sh, bool all)
 {
 	struct sk_slzone *z, *next;
 
 	for (z = sh->exhausted.head; z != NULL; z = next) {
 		next = z->z_next;
-		if (SK_LOAD(&z->z_rchunks) == NULL)
+		if (!all && !zone_remote_waiting(z))
 			continue;
 		zone_drain_remote(z);
-		if (z->z_nfree > 0) {
+		if (zone_nfree(z) > 0) {
 			__atomic_store_n(&z->z_rsignal, 0, __ATOMIC_RELAXED);
 			zone_relist(sh, z);
 			check_zone_free(sh, z);
@@ -1012,7 +1478,7 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 	bool fresh = false;
 
 	zone_drain_pending(sh);
-	zone_scan_exhausted(sh);
+	zone_scan_exhausted(sh, false);
 	if (sh->zoneary[zi].tail != NULL)
 		return sh->zoneary[zi].tail;
 	if ((z = sh->freezones.head) != NULL) {
@@ -1022,81 +1488,92 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 			sk_harden_zone_retire(z);
 	} else {
 		z = slab_backend(sh, sk_slab.zone_size, sk_slab.zone_size,
-		    flags | M_ZERO);
+		    flags | M_ZERO, &fresh);
 		if (z == NULL)
 			return NULL;
-		fresh = true;
 		sh->zones_mapped++;
 	}
 	zone_setup(sh, z, zi, fresh);
 	if (sk_pagemap_set((uintptr_t)z, -(int32_t)sh->id - 1) != 0) {
 		if (SK_UNLIKELY(z->z_hflags != 0))
 			sk_harden_zone_retire(z);
-		sk_os_unmap(z, sk_slab.zone_size);
+		zone_unmap(z);
 		return NULL;
 	}
-	zl_insert_head(&sh->zoneary[zi], z);
-	z->z_flags |= ZF_ONLIST;
+	zary_insert(sh, z);
 	return z;
 }
 
-/*
- * Take one chunk from a listed zone (spec 1.4 step 7): harvest remote
- * frees when NFree runs out, pop the local list (LIFO) or carve a
- * never-used chunk, and mark it handed out.  *flags loses M_ZERO when the
- * chunk comes passively zeroed.
- */
+/* The next never-used chunk of z (the caller knows one is left). */
 static inline struct sk_chunk *
+zone_carve(struct sk_shard *sh, struct sk_slzone *z, int *flags)
+{
+	struct sk_chunk *c = (struct sk_chunk *)(z->z_baseptr +
+	    (size_t)z->z_uindex * z->z_chunksize);
+
+	if (SK_UNLIKELY(z->z_hflags & SK_ZF_HARDENED))
+		z->z_uindex = sk_harden_carve_next(z);
+	else if (++z->z_uindex == z->z_nmax)
+		z->z_uindex = 0;
+	if (SK_UNLIKELY(++z->z_carved != z->z_nmax &&
+		z->z_uindex == z->z_uendindex))
+		sk_panic("kmalloc", "slaballoc: corrupted zone %p", (void *)z);
+	if (flags != NULL && !(z->z_flags & SLZF_UNOTZEROD)) {
+		*flags &= ~M_ZERO; /* passive zero */
+		*flags |= M_PASSIVE_ZERO;
+		sh->passive_zero++;
+	}
+	return c;
+}
+
+static inline bool
+zone_carvable(struct sk_slzone *z)
+{
+	return z->z_carved < z->z_nmax;
+}
+
+/*
+ * Take one chunk from a listed zone (spec 1.4 step 7): the local list
+ * (LIFO, cache-hot), else remote frees (deviation: harvested as soon as
+ * the local list is empty, so a zone fed by other threads reuses their
+ * chunks before it touches never-used ones), else a never-used chunk
+ * (an ordinary zone carves a few more onto its list for the fast path,
+ * unless the caller wants zeroed memory, which a carved chunk is).
+ * NULL when the zone turned out exhausted and left its list.
+ */
+static struct sk_chunk *
 zone_take_chunk(struct sk_shard *sh, struct sk_slzone *z, int *flags)
 {
 	struct sk_chunk *c;
-	uintptr_t idx;
-	uint32_t w, bit;
+	size_t b;
 
-	/*
-	 * Deviation: remote frees are harvested as soon as the local list is
-	 * empty, not only when NFree reaches 0 (spec 1.4 step 7), so a zone
-	 * fed by other threads reuses their chunks before it carves (and
-	 * touches) never-used ones.
-	 */
-	if (z->z_lchunks == NULL && SK_LOAD(&z->z_rchunks) != NULL)
+	if (zone_list_empty(z) && zone_remote_waiting(z))
 		zone_drain_remote(z);
-	if (SK_UNLIKELY(--z->z_nfree <= 0))
-		zone_exhausted(sh, z);
-	c = z->z_lchunks;
-	if (SK_LIKELY(c != NULL)) {
-		if ((z->z_lchunks = sk_link_get(z, &c->c_next)) == NULL)
-			z->z_lchunksp = &z->z_lchunks;
-	} else {
-		c = (struct sk_chunk *)(z->z_baseptr +
-		    (size_t)z->z_uindex * z->z_chunksize);
-		if (SK_UNLIKELY(z->z_hflags & SK_ZF_HARDENED))
-			z->z_uindex = sk_harden_carve_next(z);
-		else if (++z->z_uindex == z->z_nmax)
-			z->z_uindex = 0;
-		if (SK_UNLIKELY(z->z_uindex == z->z_uendindex &&
-			z->z_nfree != 0))
-			sk_panic("kmalloc", "slaballoc: corrupted zone %p",
-			    (void *)z);
-		if (!(z->z_flags & SLZF_UNOTZEROD)) {
-			*flags &= ~M_ZERO; /* passive zero */
-			*flags |= M_PASSIVE_ZERO;
-			sh->passive_zero++;
+	if (!zone_list_empty(z)) {
+		c = zone_pop(z);
+	} else if (zone_carvable(z)) {
+		c = zone_carve(sh, z, flags);
+		if ((z->z_flags & ZF_GRANULE) && !(*flags & M_PASSIVE_ZERO)) {
+			for (int i = 0; i < 15 && zone_carvable(z); i++)
+				zone_push(z, zone_carve(sh, z, NULL));
 		}
+	} else {
+		if (zone_exhausted(sh, z))
+			return NULL;
+		c = zone_pop(z);
 	}
-	idx = (uintptr_t)((((uint64_t)((uintptr_t)c -
-				(uintptr_t)z->z_baseptr)) *
-			      z->z_chunkmul) >> 32);
-	if (SK_UNLIKELY(sk_opt.debug) &&
-	    zone_chunk_index(z, c) != (long)idx)
+	b = zone_bit(z, c);
+	if (SK_UNLIKELY(bit_get(z->z_abits, b))) {
+		if (sk_opt.invariants)
+			sk_panic("kmalloc", "memory chunk %p is already "
+					    "allocated!", (void *)c);
+		sk_zone_chunk_in_use(z, c);
+	}
+	if (SK_UNLIKELY(sk_opt.debug) && zone_chunk_index(z, c) < 0)
 		sk_panic("kmalloc", "free list of zone %p corrupted (ptr %p)",
 		    (void *)z, (void *)c);
-	bit = 1u << (idx & 31);
-	w = SK_LOAD(&z->z_abits[idx >> 5]);
-	if (SK_UNLIKELY(sk_opt.invariants && (w & bit)))
-		sk_panic("kmalloc", "memory chunk %p is already allocated!",
-		    (void *)c);
-	SK_STORE(&z->z_abits[idx >> 5], w | bit);
+	bit_put(z->z_abits, b, true);
+	z->z_nused++;
 	if (SK_UNLIKELY(z->z_hflags != 0))
 		sk_harden_chunk_taken(z, c, *flags);
 	return c;
@@ -1117,90 +1594,10 @@ chunk_finish(struct sk_chunk *c, size_t size, int flags)
 	return c;
 }
 
-static void *kmalloc_slow(size_t size, struct malloc_type *type, int flags);
-
-__attribute__((cold, noreturn, noinline)) static void
-panic_corrupted_zone(struct sk_slzone *z)
-{
-	sk_panic("kmalloc", "slaballoc: corrupted zone %p", (void *)z);
-}
-
-/*
- * The fast path: a zone size, an initialised type under its limit, no
- * rounding flag, no debug option, a shard with its own statistics slot and
- * nothing to release, a listed zone that keeps a free chunk after this
- * one.  Everything else (including the last chunk of a zone, which runs
- * the remote harvest of spec 1.4 step 7) goes to kmalloc_slow.  Written so
- * that every call out of it is a tail call or never returns.
- */
 void *
 sk_kmalloc(size_t size, struct malloc_type *type, int flags)
 {
-	struct sk_shard *sh = sk_tls_shard;
-	struct kmalloc_use *u;
-	struct sk_slzone *z;
-	struct sk_chunk *c;
-	size_t chunk, loose;
-	uintptr_t idx;
-	uint32_t bit;
-
-	/* loose >= limit also catches an uninitialised type (limit 0) */
-	if (SK_UNLIKELY(size - 1 >= sk_slab.fast_limit ||
-		(flags & (M_CACHEALIGN | M_POWEROF2)) != 0 ||
-		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD(&type->ks_limit) ||
-		sk_opt.debug ||
-		(sh->slow != 0 &&
-		    ((sh->slow & SK_SHARD_SLOW_ALWAYS) ||
-			!(flags & M_RNOWAIT)))))
-		return kmalloc_slow(size, type, flags);
-	if (SK_LIKELY(size <= SK_SMALL_TABLE_MAX))
-		z = sh->zoneary[sk_small_class[(size + 7) >> 3]].tail;
-	else
-		z = sh->zoneary[sk_zoneindex_ladder(&(size_t){size},
-				    &(size_t){0})]
-			.tail;
-	if (SK_UNLIKELY(z == NULL || z->z_nfree <= 1))
-		return kmalloc_slow(size, type, flags);
-	c = z->z_lchunks;
-	/* Remote frees waiting and nothing local: harvest them (slow path)
-	 * rather than carve and touch a fresh chunk. */
-	if (SK_UNLIKELY(c == NULL && SK_LOAD(&z->z_rchunks) != NULL))
-		return kmalloc_slow(size, type, flags);
-	z->z_nfree--;
-	chunk = z->z_chunksize;
-	if (SK_LIKELY(c != NULL)) {
-		if ((z->z_lchunks = c->c_next) == NULL)
-			z->z_lchunksp = &z->z_lchunks;
-	} else {
-		c = (struct sk_chunk *)(z->z_baseptr +
-		    (size_t)z->z_uindex * chunk);
-		if (++z->z_uindex == z->z_nmax)
-			z->z_uindex = 0;
-		if (SK_UNLIKELY(z->z_uindex == z->z_uendindex))
-			panic_corrupted_zone(z);
-		if (!(z->z_flags & SLZF_UNOTZEROD)) {
-			flags &= ~M_ZERO; /* passive zero */
-			sh->passive_zero++;
-		}
-	}
-	idx = (uintptr_t)((((uint64_t)((uintptr_t)c -
-				(uintptr_t)z->z_baseptr)) *
-			      z->z_chunkmul) >> 32);
-	bit = 1u << (idx & 31);
-	SK_STORE(&z->z_abits[idx >> 5], SK_LOAD(&z->z_abits[idx >> 5]) | bit);
-	u = &type->ks_use[sh->slot];
-	SK_OWNER_ADD(&u->calls, 1);
-	SK_OWNER_ADD(&u->inuse, 1);
-	SK_OWNER_ADD(&u->memuse, chunk);
-	loose = SK_LOAD(&u->loosememuse) + chunk;
-	SK_STORE(&u->loosememuse, loose);
-	if (SK_UNLIKELY(loose >= sk_slab.zone_size)) {
-		SK_STORE(&u->loosememuse, (size_t)0);
-		fold_loose(type, loose);
-	}
-	if (flags & M_ZERO)
-		return memset(c, 0, chunk);
-	return c;
+	return sk_kmalloc_inline(size, type, flags);
 }
 
 static void
@@ -1211,11 +1608,13 @@ shard_update_slow(struct sk_shard *sh)
 	if (sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh) ||
 	    sh->freeovzones != NULL)
 		slow |= SK_SHARD_SLOW_RELEASE;
+	if (slow & SK_SHARD_SLOW_RELEASE)
+		shard_set_release(sh);
 	sh->slow = slow;
 }
 
-static void *
-kmalloc_slow(size_t size, struct malloc_type *type, int flags)
+void *
+sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 {
 	struct sk_shard *sh;
 	struct sk_slzone *z;
@@ -1257,10 +1656,12 @@ kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 	if (SK_UNLIKELY(sk_opt.hardened) &&
 	    (zi = sk_harden_class(zi, size, &chunk, &align)) < 0)
 		return kmalloc_large(sh, size, align, type, flags);
-	z = sh->zoneary[zi].tail;
-	if (z == NULL && (z = zone_new(sh, zi, flags)) == NULL)
-		return NULL;
-	c = zone_take_chunk(sh, z, &flags);
+	do {
+		z = sh->zoneary[zi].tail;
+		if (z == NULL && (z = zone_new(sh, zi, flags)) == NULL)
+			return NULL;
+	} while ((c = zone_take_chunk(sh, z, &flags)) == NULL);
+	direct_update(sh, zi);
 	stats_alloc(type, sh, chunk);
 	chunk_finish(c, chunk, flags);
 	if (SK_UNLIKELY(z->z_hflags != 0))
@@ -1343,7 +1744,7 @@ kfree_large(struct sk_shard *sh, void *ptr, int32_t npages,
 		z->z_nmax = npages;
 		z->z_next = sh->freeovzones;
 		sh->freeovzones = z;
-		sh->slow |= SK_SHARD_SLOW_RELEASE;
+		shard_set_release(sh);
 		return;
 	}
 	if (!sk_opt.debug && !sk_opt.track && lcache_put(sh, ptr, npages))
@@ -1351,54 +1752,65 @@ kfree_large(struct sk_shard *sh, void *ptr, int32_t npages,
 	sk_os_unmap(ptr, bytes);
 }
 
-/* Free a chunk of a zone owned by another shard (spec 1.6 step 4). */
+/* Ring the owner's doorbell for z (spec 1.6 step 4, passive IPI): our
+ * RCount reference goes with the zone and is dropped by the owner. */
 static void
-kfree_remote(struct sk_slzone *z, struct sk_chunk *c, long idx,
+zone_ring(struct sk_slzone *z)
+{
+	struct sk_shard *owner = SK_LOAD(&z->z_owner);
+	struct sk_slzone *old = SK_LOAD(&owner->pend);
+
+	do {
+		SK_STORE(&z->z_pend_next, old);
+	} while (!__atomic_compare_exchange_n(&owner->pend, &old, z, true,
+	    __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/*
+ * Free a chunk of a zone owned by another shard (spec 1.6 step 4).
+ * While our chunk is still handed out the zone cannot be released, so
+ * reading RSignal and writing the hint first are safe.  Only when RSignal
+ * is set (the zone ran dry and left its list) do we touch the zone after
+ * marking the chunk, under an RCount reference.  An ordinary zone's
+ * remote free is one atomic operation: the OR of the chunk's bit into
+ * rbits, whose old value also catches a second remote free; the owner
+ * finds the chunk by scanning rbits.  Hardened and tracked zones keep an
+ * atomic list (one CAS more).
+ */
+static void
+kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b,
     const char *api)
 {
-	struct sk_chunk *head;
-	struct sk_shard *owner;
-	uint32_t bit = 1u << (idx & 31);
+	uint32_t bit = 1u << (b & 31);
+	bool granule = (z->z_flags & ZF_GRANULE) != 0;
 	int rsignal;
 
-	/*
-	 * spec 1.6 step 4.  While our chunk is still handed out the zone
-	 * cannot be released, so reading RSignal here is safe.  Only when it
-	 * is set (the zone ran dry and left its list) do we touch the zone
-	 * after the push, under an RCount reference; the common remote free
-	 * is one atomic OR (the double-free bitmap) and one CAS.
-	 */
+	if (granule)
+		SK_STORE(&z->z_rhint, 1);
 	rsignal = __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST);
 	if (rsignal)
 		__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
-	if (!(SK_LOAD(&z->z_abits[idx >> 5]) & bit) ||
-	    (__atomic_fetch_or(&z->z_rbits[idx >> 5], bit, __ATOMIC_ACQ_REL) &
+	if (!(SK_LOAD(&z->z_abits[b >> 5]) & bit) ||
+	    (__atomic_fetch_or(&z->z_rbits[b >> 5], bit, __ATOMIC_SEQ_CST) &
 		bit)) {
 		if (rsignal)
 			__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
 		sk_panic(api, "memory chunk %p is already free! (double free, "
 			      "ptr %p)", (void *)c, (void *)c);
 	}
-	head = SK_LOAD(&z->z_rchunks);
-	do {
-		sk_link_set(z, &c->c_next, head);
-	} while (!__atomic_compare_exchange_n(&z->z_rchunks, &head, c, true,
-	    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	if (!granule) {
+		struct sk_chunk *head = SK_LOAD(&z->z_rchunks);
+
+		do {
+			sk_link_set(z, &c->c_next, head);
+		} while (!__atomic_compare_exchange_n(&z->z_rchunks, &head, c,
+		    true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	}
 	if (!rsignal)
 		return; /* the zone is not ours to touch any more */
-	if (head == NULL &&
-	    __atomic_exchange_n(&z->z_rsignal, 0, __ATOMIC_ACQ_REL) != 0 &&
+	if (__atomic_exchange_n(&z->z_rsignal, 0, __ATOMIC_ACQ_REL) != 0 &&
 	    __atomic_exchange_n(&z->z_pending, 1, __ATOMIC_ACQ_REL) == 0) {
-		/* Ring the owner's doorbell; our RCount reference goes with
-		 * the zone and is dropped by the owner. */
-		struct sk_slzone *old;
-
-		owner = SK_LOAD(&z->z_owner);
-		old = SK_LOAD(&owner->pend);
-		do {
-			SK_STORE(&z->z_pend_next, old);
-		} while (!__atomic_compare_exchange_n(&owner->pend, &old, z,
-		    true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+		zone_ring(z);
 		return;
 	}
 	__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
@@ -1410,9 +1822,9 @@ kfree_bad(const void *ptr, const char *api)
 	sk_panic(api, "pointer was not allocated by slabkit (ptr %p)", ptr);
 }
 
-/* Everything but a local free of a chunk by a shard with its own slot. */
-static void
-kfree_slow(void *ptr, struct malloc_type *type, const char *api)
+/* Everything the inline kfree does not do, with every check spelled out. */
+void
+sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 {
 	struct sk_shard *sh = sk_tls_shard;
 	struct sk_slzone *z;
@@ -1420,7 +1832,8 @@ kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 	uintptr_t p = (uintptr_t)ptr;
 	int32_t tag;
 	long idx;
-	uint32_t w, bit;
+	size_t b;
+	bool wasfull;
 
 	if (ptr == NULL)
 		sk_panic(api, "trying to free NULL pointer");
@@ -1459,24 +1872,22 @@ kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 			return;
 		ptr = c;
 		z = (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
-		idx = zone_chunk_index(z, c);
 	}
+	b = zone_bit(z, c);
 	if (SK_LOAD(&z->z_owner) != sh) {
 		stats_free(type, sh, z->z_chunksize);
 		if (SK_UNLIKELY(sk_opt.weird) && z->z_hflags == 0)
 			memset((char *)c + sizeof(void *), 0xde,
 			    (z->z_chunksize < 64 ? z->z_chunksize : 64) -
 				sizeof(void *));
-		kfree_remote(z, c, idx, api);
+		kfree_remote(z, c, b, api);
 		return;
 	}
 	/* Local free (spec 1.6 step 5). */
-	bit = 1u << (idx & 31);
-	w = SK_LOAD(&z->z_abits[idx >> 5]);
-	if (!(w & bit) || (SK_LOAD(&z->z_rbits[idx >> 5]) & bit))
+	if (!bit_get(z->z_abits, b) || bit_get(z->z_rbits, b))
 		sk_panic(api, "memory chunk %p is already free! (double free, "
 			      "ptr %p)", ptr, ptr);
-	SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
+	bit_put(z->z_abits, b, false);
 	if (SK_UNLIKELY(sk_opt.weird) && z->z_hflags == 0) {
 		uint32_t *wp = ptr;
 		size_t n = z->z_chunksize < 64 ? z->z_chunksize : 64;
@@ -1484,83 +1895,56 @@ kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 		for (size_t i = 0; i < n / 4; i++)
 			wp[i] = 0xdeadc0de;
 	}
-	sk_link_set(z, &c->c_next, z->z_lchunks);
-	if (z->z_lchunks == NULL)
-		z->z_lchunksp = &c->c_next;
-	z->z_lchunks = c;
-	if (z->z_nfree++ == 0)
+	wasfull = zone_nfree(z) == 0;
+	zone_push(z, c);
+	z->z_nused--;
+	if (wasfull)
 		zone_relist(sh, z);
 	stats_free(type, sh, z->z_chunksize);
-	if (z->z_nfree == z->z_nmax)
+	if (z->z_nused == 0)
 		check_zone_free(sh, z);
 }
 
 /*
- * kfree fast path: a chunk of a zone this shard owns, freed by a shard
- * with its own statistics slot, no debug option.  The pointer is looked up
- * in the page tags before anything is read through it.
+ * The inline kfree found a zone of the arena that is not its own (or a
+ * debug option on): a remote free of an ordinary zone by a shard with its
+ * own slot is done here; the rest goes to the slow path.
  */
 void
-sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
+sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api)
 {
 	struct sk_shard *sh = sk_tls_shard;
 	uintptr_t p = (uintptr_t)ptr;
 	struct sk_slzone *z = (struct sk_slzone *)(p & sk_slab.zone_mask);
-	struct sk_chunk *c = ptr;
 	struct kmalloc_use *u;
-	uintptr_t off, idx;
-	uint32_t w, bit;
 
-	/* p - 1 >= -9: NULL or ZERO_LENGTH_PTR (or the bytes just below) */
-	if (SK_UNLIKELY(p - 1 >= (uintptr_t)-9 ||
-		type->ks_magic != M_MAGIC || SK_LOAD(&type->ks_limit) == 0 ||
-		sh->slow & SK_SHARD_SLOW_ALWAYS || sk_opt.debug ||
-		sk_pagemap_get((uintptr_t)z) >= 0 ||
-		z->z_magic != SK_SLAB_MAGIC)) {
-		kfree_slow(ptr, type, api);
+	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
+	    (z->z_flags & ZF_GRANULE) && SK_LOAD(&z->z_owner) != sh &&
+	    zone_chunk_index(z, ptr) >= 0) {
+		u = (struct kmalloc_use *)((char *)type->ks_use + sh->uoff);
+		sk_slot_add(&u->inuse, (size_t)-1);
+		sk_slot_add(&u->memuse, -(size_t)z->z_chunksize);
+		kfree_remote(z, ptr, (p - (uintptr_t)z) >> 3, api);
 		return;
 	}
-	off = p - (uintptr_t)z->z_baseptr;
-	idx = (uintptr_t)(((uint64_t)off * z->z_chunkmul) >> 32);
-	if (SK_UNLIKELY(SK_LOAD(&z->z_owner) != sh)) {
-		/* Remote free, straight to the zone's list (spec 1.6 step 4):
-		 * count it on this shard, let kfree_remote check the bits. */
-		if (SK_UNLIKELY(idx >= (uintptr_t)z->z_nmax ||
-			idx * z->z_chunksize != off)) {
-			kfree_slow(ptr, type, api);
-			return;
-		}
-		u = &type->ks_use[sh->slot];
-		SK_OWNER_ADD(&u->inuse, (size_t)-1);
-		SK_OWNER_ADD(&u->memuse, -(size_t)z->z_chunksize);
-		kfree_remote(z, c, (long)idx, api);
+	sk_kfree_slow(ptr, type, api);
+}
+
+void
+sk_kfree_emptied(struct sk_shard *sh, struct sk_slzone *z)
+{
+	check_zone_free(sh, z);
+}
+
+void
+sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
+{
+	if (SK_UNLIKELY(type->ks_magic != M_MAGIC ||
+		SK_LOAD(&type->ks_limit) == 0)) {
+		sk_kfree_slow(ptr, type, api);
 		return;
 	}
-	bit = 1u << (idx & 31);
-	w = SK_LOAD(&z->z_abits[idx >> 5]);
-	/* an offset below the base wraps and fails the bound test */
-	if (SK_UNLIKELY(idx >= (uintptr_t)z->z_nmax ||
-		idx * z->z_chunksize != off || !(w & bit) ||
-		(SK_LOAD(&z->z_rbits[idx >> 5]) & bit) || z->z_nfree == 0)) {
-		/* bad pointer, double free, or an exhausted zone re-listed */
-		kfree_slow(ptr, type, api);
-		return;
-	}
-	SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
-	c->c_next = z->z_lchunks;
-	if (c->c_next == NULL)
-		z->z_lchunksp = &c->c_next;
-	z->z_lchunks = c;
-	z->z_nfree++;
-	u = &type->ks_use[sh->slot];
-	SK_OWNER_ADD(&u->inuse, (size_t)-1);
-	SK_OWNER_ADD(&u->memuse, -(size_t)z->z_chunksize);
-	/* A wholly free zone leaves its list unless it is the only one of
-	 * its class (spec 1.6 step 6): the common one-object case stays on
-	 * this path, off the "empty slab cliff". */
-	if (SK_UNLIKELY(z->z_nfree == z->z_nmax) &&
-	    (z->z_next != NULL || z->z_prev != NULL))
-		check_zone_free(sh, z);
+	sk_kfree_inline(ptr, type, type->ks_use, api, sk_kfree_slow);
 }
 
 void
@@ -1603,8 +1987,7 @@ block_size(const void *ptr, const char *api, bool *large)
 		sk_panic(api, "pointer %p is not the start of a chunk "
 			      "(interior or misaligned pointer, ptr %p)",
 		    ptr, ptr);
-	if (!(SK_LOAD(&z->z_abits[idx >> 5]) & (1u << (idx & 31))) ||
-	    (SK_LOAD(&z->z_rbits[idx >> 5]) & (1u << (idx & 31))))
+	if (!zone_chunk_live(z, ptr))
 		sk_panic(api, "memory chunk %p is free (use after free, ptr %p)",
 		    ptr, ptr);
 	if (SK_UNLIKELY(z->z_hflags != 0))
@@ -1718,15 +2101,11 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 
 		if (sk_pagemap_get((uintptr_t)z) < 0 &&
 		    z->z_magic == SK_SLAB_MAGIC) {
-			uint32_t bit;
-
 			off = p - (uintptr_t)z->z_baseptr;
 			idx = (uintptr_t)(((uint64_t)off * z->z_chunkmul) >> 32);
-			bit = 1u << (idx & 31);
 			if (idx < (uintptr_t)z->z_nmax &&
 			    idx * z->z_chunksize == off &&
-			    (SK_LOAD(&z->z_abits[idx >> 5]) & bit) &&
-			    !(SK_LOAD(&z->z_rbits[idx >> 5]) & bit)) {
+			    zone_chunk_live(z, ptr)) {
 				int zi = size <= SK_SMALL_TABLE_MAX
 				    ? sk_small_class[(size + 7) >> 3]
 				    : sk_zoneindex_ladder(&(size_t){size},
@@ -1923,14 +2302,13 @@ void
 sk_kmalloc_shard_cleanup(struct sk_shard *sh)
 {
 	zone_drain_pending(sh);
-	zone_scan_exhausted(sh);
+	zone_scan_exhausted(sh, true);
 	for (int zi = 0; zi < SK_NZONES; zi++) {
 		struct sk_slzone *z, *next;
 
 		for (z = sh->zoneary[zi].head; z != NULL; z = next) {
 			next = z->z_next;
-			if (SK_LOAD(&z->z_rchunks) != NULL)
-				zone_drain_remote(z);
+			zone_drain_remote(z); /* all of it: no hint trusted */
 			check_zone_free(sh, z);
 		}
 	}
@@ -1985,3 +2363,4 @@ slabkit_intr_exit(void)
 	if (sk_tls_intr > 0)
 		sk_tls_intr--;
 }
+

@@ -71,6 +71,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "kmalloc_fast.h"
 
 #define MALLOC_API   __attribute__((visibility("default")))
 #define MALLOC_FLAGS (M_WAITOK | M_NULLOK | SK_M_NORETRY)
@@ -89,10 +90,14 @@
 /* Tells kmalloc.c it serves malloc(3) (zone colouring off by default). */
 const int sk_malloc_dropin = 1;
 
+/* Its statistics slots exist from the start, so the inline paths never
+ * meet an uninitialised type (malloc_init keeps an array it finds). */
+static struct kmalloc_use libc_use[SK_NSLOTS];
+
 struct malloc_type M_LIBC[1] = {{
     .ks_magic = M_MAGIC,
     .ks_shortdesc = "malloc",
-    .ks_use = &M_LIBC[0].ks_use0,
+    .ks_use = libc_use,
 }};
 
 /* Round a request up to 16 bytes.  Sizes 0 and > MALLOC_MAX come out as
@@ -161,8 +166,9 @@ malloc_unusual(size_t size, int flags)
 	return p;
 }
 
-MALLOC_API void *
-malloc(size_t size)
+/* Everything malloc's inline path does not serve. */
+__attribute__((noinline)) static void *
+malloc_slow(size_t size)
 {
 	size_t n = round16(size);
 
@@ -173,11 +179,49 @@ malloc(size_t size)
 	return sk_kmalloc(n, M_LIBC, MALLOC_FLAGS);
 }
 
+/*
+ * kmalloc's fast path (kmalloc_fast.h) specialised for M_LIBC: no type
+ * checks (its slots always exist, its limit is the address space), the
+ * direct table by 16-byte steps (so every block is 16-aligned), no
+ * M_ZERO.  Sizes 1..1024 with a chunk on the zone's list; the rest is
+ * malloc_slow.
+ */
+MALLOC_API void *
+malloc(size_t size)
+{
+	struct sk_shard *sh = sk_tls_shard;
+	struct kmalloc_use *u;
+	struct sk_slzone *z;
+	struct sk_chunk *c;
+	size_t chunk;
+
+	if (SK_UNLIKELY(size - 1 >= SK_DIRECT16 * 16))
+		return malloc_slow(size);
+	z = SK_LOAD(&sh->direct16[(size - 1) >> 4]);
+	c = z->z_lchunks;
+	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
+		return malloc_slow(size);
+	u = (struct kmalloc_use *)((char *)libc_use + sh->uoff);
+	chunk = z->z_chunksize;
+	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, chunk))) {
+		sk_slot_add(&u->loosememuse, -chunk); /* the slow path folds */
+		return malloc_slow(size);
+	}
+	return sk_zone_take_fast(z, c, u, chunk);
+}
+
+/* free(NULL) is allowed; everything else goes to kfree's slow path. */
+__attribute__((noinline)) static void
+free_slow(void *ptr, struct malloc_type *type, const char *api)
+{
+	if (ptr != NULL)
+		sk_kfree_slow(ptr, type, api);
+}
+
 MALLOC_API void
 free(void *ptr)
 {
-	if (SK_LIKELY(ptr != NULL))
-		sk_kfree_api(ptr, M_LIBC, "free");
+	sk_kfree_inline(ptr, M_LIBC, libc_use, "free", free_slow);
 }
 
 MALLOC_API void *

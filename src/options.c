@@ -191,6 +191,7 @@ slabkit_set_option(const char *key, const char *value)
 		SK_STORE(&sk_opt.track, (int)n);
 		SK_STORE(&sk_opt.debug, sk_opt.invariants || sk_opt.pattern ||
 		    sk_opt.weird || sk_opt.hardened || sk_opt.track != 0);
+		sk_kmalloc_debug_changed();
 		return 0;
 	}
 	{
@@ -217,6 +218,7 @@ slabkit_set_option(const char *key, const char *value)
 			SK_STORE(&sk_opt.debug, sk_opt.invariants ||
 			    sk_opt.pattern || sk_opt.weird || sk_opt.hardened ||
 			    sk_opt.track != 0);
+			sk_kmalloc_debug_changed();
 			return 0;
 		}
 	}

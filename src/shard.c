@@ -33,6 +33,9 @@
 #include "internal.h"
 
 static struct sk_shard sk_shard_empty = {
+	.direct8 = {[0 ... SK_DIRECT8 - 1] = &sk_zone_sentinel},
+	.direct16 = {[0 ... SK_DIRECT16 - 1] = &sk_zone_sentinel},
+	.fastkey = (struct sk_shard *)1,
 	.empty = true,
 	.slow = SK_SHARD_SLOW_ALWAYS,
 	.id = -1,
@@ -127,6 +130,7 @@ sk_shard_get_slow(void)
 		sh->slot = sh->id < SK_SLOT_SHARED ? sh->id : SK_SLOT_SHARED;
 		if (sh->slot == SK_SLOT_SHARED)
 			sh->slow = SK_SHARD_SLOW_ALWAYS;
+		sk_kmalloc_shard_setup(sh);
 		sh->all_next = shard_all;
 		shard_all = sh;
 		pthread_mutex_unlock(&shard_lock);

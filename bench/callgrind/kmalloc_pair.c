@@ -14,6 +14,9 @@ MALLOC_DEFINE(M_PAIR, "pair", "kmalloc_pair blocks");
 static const size_t mixed[16] = {
     8, 24, 40, 64, 96, 128, 160, 200, 256, 300, 352, 400, 448, 480, 500, 512};
 
+static const size_t mix1k[16] = {
+    8, 24, 48, 64, 96, 128, 176, 256, 320, 384, 448, 512, 640, 768, 896, 1024};
+
 static void *volatile sink;
 
 int
@@ -54,6 +57,29 @@ main(int argc, char **argv)
 		}
 		for (int i = 0; i < 1024; i++)
 			kfree(ws[i], M_PAIR);
+	} else if (strcmp(argv[1], "ring") == 0) {
+		for (int i = 0; i < 64; i++)
+			ws[i] = kmalloc(32, M_PAIR, M_WAITOK);
+		for (long i = 0; i < n; i++) {
+			kfree(ws[i & 63], M_PAIR);
+			ws[i & 63] = sink = kmalloc(32, M_PAIR, M_WAITOK);
+		}
+		for (int i = 0; i < 64; i++)
+			kfree(ws[i], M_PAIR);
+	} else if (strcmp(argv[1], "mix") == 0) {
+		for (int i = 0; i < 64; i++)
+			ws[i] = kmalloc(mix1k[i & 15], M_PAIR, M_WAITOK);
+		for (long i = 0; i < n; i++) {
+			kfree(ws[i & 63], M_PAIR);
+			ws[i & 63] = sink = kmalloc(mix1k[(i + 5) & 15], M_PAIR, M_WAITOK);
+		}
+		for (int i = 0; i < 64; i++)
+			kfree(ws[i], M_PAIR);
+	} else if (strcmp(argv[1], "one") == 0) {
+		for (long i = 0; i < n; i++) {
+			sink = kmalloc(32, M_PAIR, M_WAITOK);
+			kfree(sink, M_PAIR);
+		}
 	} else {
 		return 2;
 	}

@@ -11,6 +11,9 @@
  *   mixed    sizes cycle through 16 values from 8 to 512 bytes
  *   ws32     1024 live 32-byte blocks, the oldest freed at each step
  *   wsmixed  1024 live blocks of the 16 mixed sizes, the oldest freed
+ *   ring     64 live 32-byte blocks, the oldest freed at each step
+ *   mix      64 live blocks, sizes cycling through 16 values 8..1024
+ *   one      malloc(32), free: one live object (same as fixed32)
  *
  * Usage: malloc_pair MODE N
  */
@@ -20,6 +23,9 @@
 
 static const size_t mixed[16] = {
     8, 24, 40, 64, 96, 128, 160, 200, 256, 300, 352, 400, 448, 480, 500, 512};
+
+static const size_t mix1k[16] = {
+    8, 24, 48, 64, 96, 128, 176, 256, 320, 384, 448, 512, 640, 768, 896, 1024};
 
 static void *volatile sink;
 
@@ -60,6 +66,29 @@ main(int argc, char **argv)
 		}
 		for (int i = 0; i < 1024; i++)
 			free(ws[i]);
+	} else if (strcmp(argv[1], "ring") == 0) {
+		for (int i = 0; i < 64; i++)
+			ws[i] = malloc(32);
+		for (long i = 0; i < n; i++) {
+			free(ws[i & 63]);
+			ws[i & 63] = sink = malloc(32);
+		}
+		for (int i = 0; i < 64; i++)
+			free(ws[i]);
+	} else if (strcmp(argv[1], "mix") == 0) {
+		for (int i = 0; i < 64; i++)
+			ws[i] = malloc(mix1k[i & 15]);
+		for (long i = 0; i < n; i++) {
+			free(ws[i & 63]);
+			ws[i & 63] = sink = malloc(mix1k[(i + 5) & 15]);
+		}
+		for (int i = 0; i < 64; i++)
+			free(ws[i]);
+	} else if (strcmp(argv[1], "one") == 0) {
+		for (long i = 0; i < n; i++) {
+			sink = malloc(32);
+			free(sink);
+		}
 	} else {
 		return 2;
 	}

@@ -220,6 +220,36 @@ sk_os_reserve(size_t size, size_t align, int *why)
 }
 
 void *
+sk_os_map_at(void *addr, size_t size, int *why)
+{
+	void *p;
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+	p = mmap(addr, size, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED) {
+		*why = errno == ENOMEM ? SK_OS_SHORTAGE : SK_OS_EXHAUSTED;
+		return NULL;
+	}
+	if (p != addr) {
+		/* an old kernel took the flag for a hint */
+		munmap(p, size);
+		*why = SK_OS_EXHAUSTED;
+		return NULL;
+	}
+	return p;
+}
+
+void *
+sk_os_reserve_rw(size_t size, size_t align, int *why)
+{
+	return os_map_aligned(size, align, PROT_READ | PROT_WRITE,
+	    MAP_NORESERVE, why);
+}
+
+void *
 sk_os_remap(void *addr, size_t oldsize, size_t newsize, int *why)
 {
 	void *p;

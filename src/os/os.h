@@ -54,6 +54,15 @@ int sk_os_decommit(void *addr, size_t size);
 
 /* Reserve address space without memory (PROT_NONE), aligned as sk_os_map. */
 void *sk_os_reserve(size_t size, size_t align, int *why);
+/* Reserve address space that is readable and writable at once, pages
+ * committed by the kernel only when touched (MAP_NORESERVE): the zone
+ * arena.  Same failure contract as sk_os_map. */
+void *sk_os_reserve_rw(size_t size, size_t align, int *why);
+/* Map size bytes read-write exactly at addr, never over an existing
+ * mapping: NULL with *why SK_OS_EXHAUSTED when the range is taken (or the
+ * kernel cannot place it there), SK_OS_SHORTAGE when memory is short.
+ * No fault injection here: the caller runs sk_os_fault_check. */
+void *sk_os_map_at(void *addr, size_t size, int *why);
 
 /* Make part of a reservation usable (zero-filled).  0 or -1. */
 int sk_os_commit(void *addr, size_t size);

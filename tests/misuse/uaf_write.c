@@ -3,10 +3,11 @@
  * all of it (the free-list link in its first word included), then
  * allocates NCYCLE more blocks of the same size and frees them.
  *
- * Default mode: nothing checks freed contents and the first word of a
- * free chunk is its free-list link, so the allocation after the one that
- * hands the block out again follows the scribbled link: the process dies
- * of SIGSEGV in malloc, with no message.  With SLABKIT_OPTIONS=hardened
+ * Default mode: the first word of a free chunk is its free-list link,
+ * stored encoded with the zone's key; the scribbled link decodes to an
+ * address outside the zone, so the allocation that would follow it stops
+ * with "slabkit: kmalloc: free list of zone ... corrupted, use after
+ * free?" (the rest of the scribble goes unnoticed in this mode).  With SLABKIT_OPTIONS=hardened
  * the freed block is zeroed, quarantined and checked when it leaves the
  * quarantine or is handed out again, so the write must be reported by a
  * slabkit panic ("slabkit: malloc: ..." or "slabkit: free: ...").

@@ -520,9 +520,8 @@ corrupt_carve_index(void *arg)
 	z->z_uindex =
 	    (int32_t)((z->z_uendindex - stride + z->z_nmax) % z->z_nmax);
 	z->z_lchunks = NULL;
-	z->z_lchunksp = &z->z_lchunks;
-	if (z->z_nfree < 2)
-		z->z_nfree = 2;
+	if (z->z_carved > z->z_nmax - 2)
+		z->z_carved = z->z_nmax - 2;
 	(void)kmalloc(5000, M_HARD, M_WAITOK);
 	(void)kmalloc(5000, M_HARD, M_WAITOK);
 }

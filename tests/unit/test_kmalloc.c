@@ -693,10 +693,10 @@ TEST(rsignal_relist)
 		void *p = kmalloc(sz, M_TESTK, M_WAITOK);
 
 		ptrs[n++] = p;
-		if (z->z_nfree == 0 && !(z->z_flags & 0x8000))
+		if (z->z_nused == z->z_nmax && !(z->z_flags & 0x8000))
 			break;
 	}
-	CHECK_EQ(z->z_nfree, 0);
+	CHECK_EQ(z->z_nmax - z->z_nused, 0);
 	CHECK(z->z_rsignal == 1);
 	/* find a chunk of z and free it from another thread */
 	void *victim = NULL;
@@ -714,7 +714,7 @@ TEST(rsignal_relist)
 	slab_cleanup();
 	CHECK(z->z_flags & 0x8000); /* listed again */
 	CHECK_EQ(z->z_rcount, 0);
-	CHECK_EQ(z->z_nfree, 1);
+	CHECK_EQ(z->z_nmax - z->z_nused, 1);
 	for (int i = 0; i < n; i++)
 		if (ptrs[i] != NULL)
 			kfree(ptrs[i], M_TESTK);
@@ -830,10 +830,10 @@ TEST(slab_cleanup_drains)
 		pthread_create(&t, NULL, free_thread, &x);
 		pthread_join(t, NULL);
 	}
-	CHECK(z->z_rchunks != NULL || z->z_nfree == z->z_nmax);
+	CHECK(z->z_rhint != 0 || z->z_nused == 0);
 	before = sh->nfreezones;
 	slab_cleanup();
-	CHECK(z->z_rchunks == NULL || z->z_magic != SK_SLAB_MAGIC);
+	CHECK(z->z_rhint == 0 || z->z_magic != SK_SLAB_MAGIC);
 	CHECK(sh->nfreezones >= before);
 	/* zones of an exited thread are adopted; cleanup handles orphans */
 	pthread_create(&t, NULL, alloc_keep_thread, v);
@@ -1094,13 +1094,13 @@ handed_out_twice(void *arg)
 {
 	char *p = kmalloc(40, M_TESTK, M_WAITOK);
 	struct sk_slzone *z = zone_of(p);
-	long idx = (p - z->z_baseptr) / z->z_chunksize;
+	size_t g = (size_t)(p - (char *)z) >> 3; /* its granule bit */
 
 	(void)arg;
 	slabkit_set_option("invariants", "1");
 	kfree(p, M_TESTK);
 	/* corrupt: mark the free chunk allocated */
-	z->z_abits[idx >> 5] |= 1u << (idx & 31);
+	z->z_abits[g >> 5] |= 1u << (g & 31);
 	(void)kmalloc(40, M_TESTK, M_WAITOK);
 }
 
@@ -1178,10 +1178,9 @@ corrupt_zone(void *arg)
 	/* make the next carve wrap to UEndIndex while chunks remain */
 	z->z_uindex = z->z_uendindex - 1 < 0 ? z->z_nmax - 1
 					     : z->z_uendindex - 1;
-	z->z_lchunks = NULL;
-	z->z_lchunksp = &z->z_lchunks;
-	if (z->z_nfree < 2)
-		z->z_nfree = 2;
+	z->z_lchunks = (z->z_flags & 0x2000) ? (struct sk_chunk *)z : NULL;
+	if (z->z_carved > z->z_nmax - 2)
+		z->z_carved = z->z_nmax - 2;
 	(void)kmalloc(6000, M_TESTK, M_WAITOK);
 }
 

@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * kmalloc's fast paths, inline: kmalloc.c builds kmalloc/kfree from them
+ * and malloc.c the malloc(3) drop-in's malloc and free, specialised for
+ * its one type and constant flags.
+ *
+ * A request of 1..1024 bytes finds its zone with one load from the
+ * shard's direct table (indexed by size / 8, or size / 16 for malloc):
+ * the current zone of the class, or the sentinel zone whose free list is
+ * always empty.  Every "not now" case (no zone yet, a zone that ran dry,
+ * a debug option, a shard without its own statistics slot) is that one
+ * empty-list test.  The chunk comes off the zone's local list; its link
+ * is stored encoded with the zone's key and must decode to an address in
+ * the same zone, else the list was written after free and kmalloc stops
+ * with "free list of zone ... corrupted, use after free?".  The chunk's
+ * bit in the zone's granule bitmap (one bit per 8 bytes) is set, and if
+ * it was set already the list led to a chunk in use: the same message.
+ * Statistics are four single-instruction adds to the shard's slot of the
+ * type; the lazy limit estimate (spec 1.4 step 3) is biased so that the
+ * add's sign flag says "a ZoneSize worth was allocated: fold".
+ *
+ * kfree finds the zone by masking, after one range test proves the
+ * pointer lies in the zone arena (so reading the header is safe; anything
+ * else, NULL and large blocks included, takes the slow path which looks
+ * at the page tags).  It is a local free when the zone's z_fastowner is
+ * the shard's fastkey (the shard itself unless a debug option is on).
+ * The pointer must be 8-aligned, not waiting in the remote bitmap, and
+ * its bit in the granule bitmap must be set: the bit is set only on the
+ * first granule of a chunk in use, so interior pointers and double frees
+ * fail that one test whatever the program wrote into the chunk, and the
+ * slow path says which it was.
+ */
+#ifndef SK_KMALLOC_FAST_H
+#define SK_KMALLOC_FAST_H
+
+#include <string.h>
+
+#include "internal.h"
+
+/* The bitmaps of an ordinary zone start right after its header. */
+#define SK_ZABITS(z) ((uint32_t *)((struct sk_slzone *)(z) + 1))
+
+typedef struct {
+	uint64_t w[256]; /* a 128 KiB zone: 16384 granules */
+} sk_bitmap_t;
+
+#if defined(__x86_64__) && !defined(SLABKIT_TSAN)
+/* Set bit b of an owner-only bitmap; the bit's old value. */
+static inline bool
+sk_bit_set_old(uint32_t *w, size_t b)
+{
+	bool old;
+
+	__asm__("btsq %2, %1"
+		: "=@ccc"(old), "+m"(*(sk_bitmap_t *)(void *)w)
+		: "r"((uint64_t)b));
+	return old;
+}
+/* Clear bit b of an owner-only bitmap; the bit's old value. */
+static inline bool
+sk_bit_clear_old(uint32_t *w, size_t b)
+{
+	bool old;
+
+	__asm__("btrq %2, %1"
+		: "=@ccc"(old), "+m"(*(sk_bitmap_t *)(void *)w)
+		: "r"((uint64_t)b));
+	return old;
+}
+static inline bool
+sk_bit_test(const uint32_t *w, size_t b)
+{
+	bool v;
+
+	__asm__("btq %2, %1"
+		: "=@ccc"(v)
+		: "m"(*(const sk_bitmap_t *)(const void *)w), "r"((uint64_t)b));
+	return v;
+}
+#else
+static inline bool
+sk_bit_set_old(uint32_t *w, size_t b)
+{
+	uint32_t x = SK_LOAD(&w[b >> 5]), m = 1u << (b & 31);
+
+	SK_STORE(&w[b >> 5], x | m);
+	return (x & m) != 0;
+}
+static inline bool
+sk_bit_clear_old(uint32_t *w, size_t b)
+{
+	uint32_t x = SK_LOAD(&w[b >> 5]), m = 1u << (b & 31);
+
+	SK_STORE(&w[b >> 5], x & ~m);
+	return (x & m) != 0;
+}
+static inline bool
+sk_bit_test(const uint32_t *w, size_t b)
+{
+	return (SK_LOAD(&w[b >> 5]) >> (b & 31)) & 1;
+}
+#endif
+
+/* Out of line (kmalloc.c). */
+void *sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags);
+void sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api);
+void sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api);
+void sk_kfree_emptied(struct sk_shard *sh, struct sk_slzone *z);
+__attribute__((cold, noreturn)) void sk_zone_link_corrupted(
+    struct sk_slzone *z, struct sk_chunk *c, uintptr_t v);
+__attribute__((cold, noreturn)) void sk_zone_chunk_in_use(
+    struct sk_slzone *z, struct sk_chunk *c);
+
+/* The decoded link of free chunk c of ordinary zone z, checked. */
+static inline struct sk_chunk *
+sk_zone_next(struct sk_slzone *z, struct sk_chunk *c)
+{
+	uintptr_t n = (uintptr_t)c->c_next ^ z->z_key;
+
+	if (SK_UNLIKELY((n ^ (uintptr_t)c) >= sk_slab.zone_size))
+		sk_zone_link_corrupted(z, c, n);
+	return (struct sk_chunk *)n;
+}
+
+/*
+ * Hand out c, the head of z's list, and count it in slot u (whose lazy
+ * estimate the caller advanced already).
+ */
+static inline void *
+sk_zone_take_fast(struct sk_slzone *z, struct sk_chunk *c,
+    struct kmalloc_use *u, size_t chunk)
+{
+	z->z_lchunks = sk_zone_next(z, c);
+	if (SK_UNLIKELY(sk_bit_set_old(SK_ZABITS(z),
+		((uintptr_t)c - (uintptr_t)z) >> 3)))
+		sk_zone_chunk_in_use(z, c);
+	z->z_nused++;
+	sk_slot_add((size_t *)&u->calls, 1);
+	sk_slot_add(&u->inuse, 1);
+	sk_slot_add(&u->memuse, chunk);
+	return c;
+}
+
+/* kmalloc: the kernel's entry checks, then the direct table. */
+static inline void *
+sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
+{
+	struct sk_shard *sh = sk_tls_shard;
+	struct kmalloc_use *u;
+	struct sk_slzone *z;
+	struct sk_chunk *c;
+	size_t chunk;
+
+	/* loose >= limit also catches an uninitialised type (limit 0) */
+	if (SK_UNLIKELY(size - 1 >= SK_DIRECT8 * 8 ||
+		(flags & (M_CACHEALIGN | M_POWEROF2)) != 0 ||
+		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD(&type->ks_limit)))
+		return sk_kmalloc_slow(size, type, flags);
+	z = SK_LOAD(&sh->direct8[(size - 1) >> 3]);
+	c = z->z_lchunks;
+	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
+		return sk_kmalloc_slow(size, type, flags);
+	u = (struct kmalloc_use *)((char *)type->ks_use + sh->uoff);
+	chunk = z->z_chunksize;
+	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, chunk))) {
+		sk_slot_add(&u->loosememuse, -chunk); /* the slow path folds */
+		return sk_kmalloc_slow(size, type, flags);
+	}
+	sk_zone_take_fast(z, c, u, chunk);
+	if (flags & M_ZERO)
+		return memset(c, 0, chunk);
+	return c;
+}
+
+/*
+ * kfree of ptr counted in the slot array ubase (type->ks_use, checked by
+ * the caller).  slow is the function for everything else.
+ */
+static inline void
+sk_kfree_inline(void *ptr, struct malloc_type *type,
+    struct kmalloc_use *ubase, const char *api,
+    void (*slow)(void *, struct malloc_type *, const char *))
+{
+	struct sk_shard *sh = sk_tls_shard;
+	uintptr_t p = (uintptr_t)ptr;
+	struct kmalloc_use *u;
+	struct sk_slzone *z;
+	size_t g, chunk;
+
+	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD(&sk_zarena_used))) {
+		slow(ptr, type, api);
+		return;
+	}
+	z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+	if (SK_UNLIKELY(SK_LOAD(&z->z_fastowner) != SK_LOAD(&sh->fastkey))) {
+		sk_kfree_notlocal(ptr, type, api);
+		return;
+	}
+	g = (p - (uintptr_t)z) >> 3;
+	if (SK_UNLIKELY((p & 7) != 0 || sk_bit_test(z->z_rbits, g) ||
+		!sk_bit_clear_old(SK_ZABITS(z), g))) {
+		slow(ptr, type, api);
+		return;
+	}
+	((struct sk_chunk *)ptr)->c_next =
+	    (struct sk_chunk *)((uintptr_t)z->z_lchunks ^ z->z_key);
+	z->z_lchunks = ptr;
+	chunk = z->z_chunksize;
+	u = (struct kmalloc_use *)((char *)ubase + sh->uoff);
+	sk_slot_add(&u->inuse, (size_t)-1);
+	sk_slot_add(&u->memuse, -chunk);
+	/* A wholly free zone leaves its list unless it is the only one of
+	 * its class (spec 1.6 step 6): the one-object case stays here, off
+	 * the "empty slab cliff". */
+	if (SK_UNLIKELY(--z->z_nused == 0) &&
+	    (z->z_next != NULL || z->z_prev != NULL))
+		sk_kfree_emptied(sh, z);
+}
+
+#endif /* SK_KMALLOC_FAST_H */
