@@ -20,6 +20,10 @@
 #include <slabkit/kmalloc.h>
 #include <slabkit/stats.h>
 
+/* Every internal declaration names a hidden symbol: the compiler may then
+ * address globals directly (one RIP-relative operand, no GOT). */
+#pragma GCC visibility push(hidden)
+
 #include "os/os.h"
 #include "sizeclass.h"
 
@@ -50,6 +54,11 @@ sk_slot_add(size_t *p, size_t v)
 {
 	__asm__("addq %1, %0" : "+m"(*p) : "er"(v));
 }
+static inline void
+sk_slot_sub(size_t *p, size_t v)
+{
+	__asm__("subq %1, %0" : "+m"(*p) : "er"(v));
+}
 /* Add and tell whether the result is >= 0 as a signed value. */
 static inline bool
 sk_slot_add_nonneg(size_t *p, size_t v)
@@ -64,6 +73,11 @@ static inline void
 sk_slot_add(size_t *p, size_t v)
 {
 	SK_OWNER_ADD(p, v);
+}
+static inline void
+sk_slot_sub(size_t *p, size_t v)
+{
+	SK_OWNER_ADD(p, -v);
 }
 static inline bool
 sk_slot_add_nonneg(size_t *p, size_t v)
@@ -281,10 +295,11 @@ struct sk_shard {
 	 * (its class's current zone, or the sentinel), the offset of this
 	 * shard's statistics slot in a type's slot array, and the key a
 	 * zone's z_fastowner must equal for a local fast free. */
-	struct sk_slzone *direct8[SK_DIRECT8];	/* atomic (relaxed) */
 	struct sk_slzone *direct16[SK_DIRECT16]; /* atomic (relaxed) */
+	struct sk_slzone *direct8[SK_DIRECT8];	/* atomic (relaxed) */
 	size_t	uoff;				/* slot * sizeof(kmalloc_use) */
 	struct sk_shard *fastkey;		/* atomic: self, or 1 */
+	struct kmalloc_use *dropin_use;		/* the drop-in type's slot */
 	struct sk_zonelist zoneary[SK_NZONES];	/* zones with free chunks */
 	struct sk_zonelist freezones;		/* wholly free zones */
 	struct sk_zonelist exhausted;		/* zones off ZoneAry, no free
@@ -410,6 +425,8 @@ uint64_t sk_kmalloc_passive_zero_count(void);
 /* A reclaim hook (objcache registers one) run on M_WAITOK shortage. */
 void sk_kmalloc_register_reclaim(int (*fn)(void));
 
+/* The drop-in's slot array (malloc.c; a weak reference here). */
+extern struct kmalloc_use sk_dropin_use[] __attribute__((weak));
 /* A new shard: its direct tables point at the sentinel zone. */
 void sk_kmalloc_shard_setup(struct sk_shard *sh);
 /* A debug-class option changed: keep or leave the fast paths. */
@@ -587,5 +604,7 @@ struct sk_harden_counters {
 	long	zones;			/* hardened zones set up */
 };
 void sk_harden_counters(struct sk_harden_counters *c);
+
+#pragma GCC visibility pop
 
 #endif /* SK_INTERNAL_H */

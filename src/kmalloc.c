@@ -613,6 +613,9 @@ sk_kmalloc_shard_setup(struct sk_shard *sh)
 	for (int j = 0; j < SK_DIRECT16; j++)
 		sh->direct16[j] = &sk_zone_sentinel;
 	sh->uoff = (size_t)sh->slot * sizeof(struct kmalloc_use);
+	/* the drop-in's slot; a shard without one of its own never takes
+	 * the fast paths, so any slot will do for it */
+	sh->dropin_use = &sk_dropin_use[sh->slot];
 	sh->fastkey = (sh->slow & SK_SHARD_SLOW_ALWAYS) || sk_opt.debug
 	    ? (struct sk_shard *)1
 	    : sh;
@@ -731,14 +734,18 @@ zone_pop(struct sk_slzone *z)
 {
 	struct sk_chunk *c = z->z_lchunks;
 
-	if (z->z_flags & ZF_GRANULE)
-		z->z_lchunks = sk_zone_next(z, c);
-	else
+	if (z->z_flags & ZF_GRANULE) {
+		uintptr_t n = sk_zone_link(z, c);
+
+		if (sk_zone_link_bad(c, n))
+			sk_zone_link_corrupted(z, c, n);
+		z->z_lchunks = (struct sk_chunk *)n;
+	} else
 		z->z_lchunks = sk_link_get(z, &c->c_next);
 	return c;
 }
 
-void
+void *
 sk_zone_link_corrupted(struct sk_slzone *z, struct sk_chunk *c, uintptr_t v)
 {
 	sk_panic("kmalloc",
@@ -747,7 +754,7 @@ sk_zone_link_corrupted(struct sk_slzone *z, struct sk_chunk *c, uintptr_t v)
 	    (void *)z, (void *)c, (void *)v, (void *)c);
 }
 
-void
+void *
 sk_zone_chunk_in_use(struct sk_slzone *z, struct sk_chunk *c)
 {
 	sk_panic("kmalloc",
@@ -1399,7 +1406,7 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 	size_t size = sk_class_size[zi];
 	size_t align = sk_class_align[zi];
 	bool granule = !sk_opt.hardened && !sk_opt.track;
-	size_t words = granule ? sk_slab.zone_size / 8 / 32
+	size_t words = granule ? SK_ZBITMAP_BYTES / 4
 			       : (sk_slab.zone_size / size + 31) / 32;
 	size_t hdr = sizeof(*z) + 2 * words * sizeof(uint32_t);
 	size_t off;
@@ -1922,8 +1929,8 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api)
 	    (z->z_flags & ZF_GRANULE) && SK_LOAD(&z->z_owner) != sh &&
 	    zone_chunk_index(z, ptr) >= 0) {
 		u = (struct kmalloc_use *)((char *)type->ks_use + sh->uoff);
-		sk_slot_add(&u->inuse, (size_t)-1);
-		sk_slot_add(&u->memuse, -(size_t)z->z_chunksize);
+		sk_slot_sub(&u->inuse, 1);
+		sk_slot_sub(&u->memuse, z->z_chunksize);
 		kfree_remote(z, ptr, (p - (uintptr_t)z) >> 3, api);
 		return;
 	}

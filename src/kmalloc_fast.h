@@ -37,8 +37,12 @@
 
 #include "internal.h"
 
-/* The bitmaps of an ordinary zone start right after its header. */
+/* The bitmaps of an ordinary zone start right after its header, each
+ * sized for the largest zone (128 KiB: 2 KiB a bitmap). */
+#define SK_ZBITMAP_BYTES (SK_MAX_ZONE_SIZE / 64)
 #define SK_ZABITS(z) ((uint32_t *)((struct sk_slzone *)(z) + 1))
+#define SK_ZRBITS(z) ((uint32_t *)((char *)((struct sk_slzone *)(z) + 1) + \
+    SK_ZBITMAP_BYTES))
 
 typedef struct {
 	uint64_t w[256]; /* a 128 KiB zone: 16384 granules */
@@ -106,34 +110,45 @@ void *sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags);
 void sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api);
 void sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api);
 void sk_kfree_emptied(struct sk_shard *sh, struct sk_slzone *z);
-__attribute__((cold, noreturn)) void sk_zone_link_corrupted(
+/* These never return; not declared noreturn so that the fast paths leave
+ * by a jump and need no stack frame of their own. */
+__attribute__((cold)) void *sk_zone_link_corrupted(
     struct sk_slzone *z, struct sk_chunk *c, uintptr_t v);
-__attribute__((cold, noreturn)) void sk_zone_chunk_in_use(
+__attribute__((cold)) void *sk_zone_chunk_in_use(
     struct sk_slzone *z, struct sk_chunk *c);
 
-/* The decoded link of free chunk c of ordinary zone z, checked. */
-static inline struct sk_chunk *
-sk_zone_next(struct sk_slzone *z, struct sk_chunk *c)
+/* The decoded link of free chunk c of ordinary zone z (unchecked). */
+static inline uintptr_t
+sk_zone_link(struct sk_slzone *z, struct sk_chunk *c)
 {
-	uintptr_t n = (uintptr_t)c->c_next ^ z->z_key;
+	return (uintptr_t)c->c_next ^ z->z_key;
+}
 
-	if (SK_UNLIKELY((n ^ (uintptr_t)c) >= sk_slab.zone_size))
-		sk_zone_link_corrupted(z, c, n);
-	return (struct sk_chunk *)n;
+/* A decoded link must lead into the same zone (or be the zone itself,
+ * which ends the list). */
+static inline bool
+sk_zone_link_bad(struct sk_chunk *c, uintptr_t n)
+{
+	return SK_UNLIKELY((n ^ (uintptr_t)c) >= sk_slab.zone_size);
 }
 
 /*
  * Hand out c, the head of z's list, and count it in slot u (whose lazy
- * estimate the caller advanced already).
+ * estimate the caller advanced already).  Written so that the corruption
+ * reports are jumps, not calls.
  */
 static inline void *
 sk_zone_take_fast(struct sk_slzone *z, struct sk_chunk *c,
     struct kmalloc_use *u, size_t chunk)
 {
-	z->z_lchunks = sk_zone_next(z, c);
+	uintptr_t n = sk_zone_link(z, c);
+
+	if (sk_zone_link_bad(c, n))
+		return sk_zone_link_corrupted(z, c, n);
+	z->z_lchunks = (struct sk_chunk *)n;
 	if (SK_UNLIKELY(sk_bit_set_old(SK_ZABITS(z),
 		((uintptr_t)c - (uintptr_t)z) >> 3)))
-		sk_zone_chunk_in_use(z, c);
+		return sk_zone_chunk_in_use(z, c);
 	z->z_nused++;
 	sk_slot_add((size_t *)&u->calls, 1);
 	sk_slot_add(&u->inuse, 1);
@@ -163,18 +178,20 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 	u = (struct kmalloc_use *)((char *)type->ks_use + sh->uoff);
 	chunk = z->z_chunksize;
 	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, chunk))) {
-		sk_slot_add(&u->loosememuse, -chunk); /* the slow path folds */
+		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
 		return sk_kmalloc_slow(size, type, flags);
 	}
-	sk_zone_take_fast(z, c, u, chunk);
-	if (flags & M_ZERO)
+	if (flags & M_ZERO) {
+		sk_zone_take_fast(z, c, u, chunk);
 		return memset(c, 0, chunk);
-	return c;
+	}
+	return sk_zone_take_fast(z, c, u, chunk);
 }
 
 /*
  * kfree of ptr counted in the slot array ubase (type->ks_use, checked by
- * the caller).  slow is the function for everything else.
+ * the caller; NULL: the drop-in's type, whose slot the shard points at).
+ * slow is the function for everything else.
  */
 static inline void
 sk_kfree_inline(void *ptr, struct malloc_type *type,
@@ -197,7 +214,7 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 		return;
 	}
 	g = (p - (uintptr_t)z) >> 3;
-	if (SK_UNLIKELY((p & 7) != 0 || sk_bit_test(z->z_rbits, g) ||
+	if (SK_UNLIKELY((p & 7) != 0 || sk_bit_test(SK_ZRBITS(z), g) ||
 		!sk_bit_clear_old(SK_ZABITS(z), g))) {
 		slow(ptr, type, api);
 		return;
@@ -206,9 +223,10 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 	    (struct sk_chunk *)((uintptr_t)z->z_lchunks ^ z->z_key);
 	z->z_lchunks = ptr;
 	chunk = z->z_chunksize;
-	u = (struct kmalloc_use *)((char *)ubase + sh->uoff);
-	sk_slot_add(&u->inuse, (size_t)-1);
-	sk_slot_add(&u->memuse, -chunk);
+	u = ubase != NULL ? (struct kmalloc_use *)((char *)ubase + sh->uoff)
+			  : SK_LOAD(&sh->dropin_use);
+	sk_slot_sub(&u->inuse, 1);
+	sk_slot_sub(&u->memuse, chunk);
 	/* A wholly free zone leaves its list unless it is the only one of
 	 * its class (spec 1.6 step 6): the one-object case stays here, off
 	 * the "empty slab cliff". */

@@ -92,12 +92,12 @@ const int sk_malloc_dropin = 1;
 
 /* Its statistics slots exist from the start, so the inline paths never
  * meet an uninitialised type (malloc_init keeps an array it finds). */
-static struct kmalloc_use libc_use[SK_NSLOTS];
+struct kmalloc_use sk_dropin_use[SK_NSLOTS];
 
 struct malloc_type M_LIBC[1] = {{
     .ks_magic = M_MAGIC,
     .ks_shortdesc = "malloc",
-    .ks_use = libc_use,
+    .ks_use = sk_dropin_use,
 }};
 
 /* Round a request up to 16 bytes.  Sizes 0 and > MALLOC_MAX come out as
@@ -201,10 +201,10 @@ malloc(size_t size)
 	c = z->z_lchunks;
 	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
 		return malloc_slow(size);
-	u = (struct kmalloc_use *)((char *)libc_use + sh->uoff);
+	u = SK_LOAD(&sh->dropin_use);
 	chunk = z->z_chunksize;
 	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, chunk))) {
-		sk_slot_add(&u->loosememuse, -chunk); /* the slow path folds */
+		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
 		return malloc_slow(size);
 	}
 	return sk_zone_take_fast(z, c, u, chunk);
@@ -221,7 +221,7 @@ free_slow(void *ptr, struct malloc_type *type, const char *api)
 MALLOC_API void
 free(void *ptr)
 {
-	sk_kfree_inline(ptr, M_LIBC, libc_use, "free", free_slow);
+	sk_kfree_inline(ptr, M_LIBC, NULL, "free", free_slow);
 }
 
 MALLOC_API void *
