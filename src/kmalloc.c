@@ -337,10 +337,17 @@ sk_type_sum(struct malloc_type *type, struct kmalloc_type_stats *st)
 	if (u != NULL && u != &type->ks_use0) {
 		if (n > SK_SLOT_SHARED)
 			n = SK_SLOT_SHARED;
+		/* an owned slot (see "Statistics updates" below) */
 		for (int i = 0; i < n; i++) {
-			memuse += (long long)SK_LOAD(&u[i].memuse);
-			inuse += (long long)SK_LOAD(&u[i].inuse);
-			calls += SK_LOAD(&u[i].calls);
+			long long c = SK_LOAD(&u[i].calls);
+
+			memuse += (long long)(SK_LOAD(&u[i].memuse) +
+			    SK_LOAD(&u[i].reserved[1]) +
+			    SK_LOAD(&u[i].loosememuse) +
+			    SK_LOAD(&u[i].reserved[0]));
+			inuse += c - (long long)SK_LOAD(&u[i].reserved[2]) +
+			    (long long)SK_LOAD(&u[i].inuse);
+			calls += c;
 		}
 		memuse += (long long)SK_LOAD(&u[SK_SLOT_SHARED].memuse);
 		inuse += (long long)SK_LOAD(&u[SK_SLOT_SHARED].inuse);
@@ -406,16 +413,29 @@ fold_loose(struct malloc_type *type, size_t bytes)
 }
 
 /*
- * A slot's loosememuse is biased: it holds the bytes allocated since the
- * last fold minus the fold window (ZoneSize), so the add that makes it
- * non-negative is the one that folds (the fast paths test the add's sign
- * flag).  reserved[0] holds the window in force (0 before the first fold).
+ * An owned slot (a shard's own, updated by that shard only) counts what
+ * the fast paths can count with the fewest instructions, and
+ * sk_type_sum derives the kernel's figures from it:
+ *   calls        every kmalloc call (the fast path's only count);
+ *   reserved[2]  calls that allocated nothing (the slow path counts a
+ *                call there first and takes it back when it allocates);
+ *   inuse        minus the frees counted on this shard;
+ *   loosememuse  bytes allocated since the last fold minus the fold
+ *                window, so the add that makes it non-negative is the
+ *                one that folds (the fast path tests the add's sign);
+ *   reserved[0]  the window in force (ZoneSize; 0 before any fold);
+ *   reserved[1]  bytes allocated and folded before;
+ *   memuse       minus the bytes freed on this shard.
+ * So InUse = calls - reserved[2] + inuse and MemUse = reserved[1] +
+ * loosememuse + reserved[0] + memuse, exact whenever no thread is in
+ * the middle of an update.  The shared slot keeps the kernel's meaning.
  */
 static void
 fold_slot(struct malloc_type *type, struct kmalloc_use *u)
 {
 	size_t credit = SK_LOAD(&u->loosememuse) + SK_LOAD(&u->reserved[0]);
 
+	sk_slot_add(&u->reserved[1], credit);
 	SK_STORE(&u->loosememuse, -sk_slab.zone_size);
 	SK_STORE(&u->reserved[0], sk_slab.zone_size);
 	fold_loose(type, credit);
@@ -428,8 +448,7 @@ stats_alloc(struct malloc_type *type, struct sk_shard *sh, size_t bytes)
 	struct kmalloc_use *u = use_slot(type, sh);
 
 	if (SK_LIKELY(u != NULL)) {
-		sk_slot_add(&u->inuse, 1);
-		sk_slot_add(&u->memuse, bytes);
+		sk_slot_sub(&u->reserved[2], 1); /* the call allocated */
 		if (sk_slot_add_nonneg(&u->loosememuse, bytes))
 			fold_slot(type, u);
 		return;
@@ -450,9 +469,10 @@ stats_calls(struct malloc_type *type, struct sk_shard *sh)
 {
 	struct kmalloc_use *u = use_slot(type, sh);
 
-	if (SK_LIKELY(u != NULL))
-		SK_OWNER_ADD(&u->calls, 1);
-	else
+	if (SK_LIKELY(u != NULL)) {
+		sk_slot_add((size_t *)&u->calls, 1);
+		sk_slot_add(&u->reserved[2], 1); /* until it allocates */
+	} else
 		__atomic_fetch_add(&use_shared(type)->calls, 1,
 		    __ATOMIC_RELAXED);
 }
@@ -1607,6 +1627,14 @@ sk_kmalloc(size_t size, struct malloc_type *type, int flags)
 	return sk_kmalloc_inline(size, type, flags);
 }
 
+/* kmalloc(M_ZERO) on the fast path: the same, then the bzero. */
+__attribute__((noinline)) void *
+sk_kmalloc_zeroed(struct sk_slzone *z, struct sk_chunk *c,
+    struct kmalloc_use *u, size_t chunk)
+{
+	return memset(sk_zone_take_fast(z, c, u, chunk), 0, chunk);
+}
+
 static void
 shard_update_slow(struct sk_shard *sh)
 {
@@ -1951,7 +1979,7 @@ sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
 		sk_kfree_slow(ptr, type, api);
 		return;
 	}
-	sk_kfree_inline(ptr, type, type->ks_use, api, sk_kfree_slow);
+	sk_kfree_inline(ptr, type, type->ks_use, api, sk_kfree_slow, false);
 }
 
 void

@@ -15,9 +15,10 @@
  * with "free list of zone ... corrupted, use after free?".  The chunk's
  * bit in the zone's granule bitmap (one bit per 8 bytes) is set, and if
  * it was set already the list led to a chunk in use: the same message.
- * Statistics are four single-instruction adds to the shard's slot of the
- * type; the lazy limit estimate (spec 1.4 step 3) is biased so that the
- * add's sign flag says "a ZoneSize worth was allocated: fold".
+ * Statistics are two single-instruction adds to the shard's slot of the
+ * type (calls, and the lazy limit estimate of spec 1.4 step 3, biased so
+ * that the add's sign flag says "a ZoneSize worth was allocated: fold");
+ * kmalloc.c derives InUse and MemUse from them and the free counts.
  *
  * kfree finds the zone by masking, after one range test proves the
  * pointer lies in the zone arena (so reading the header is safe; anything
@@ -105,6 +106,17 @@ sk_bit_test(const uint32_t *w, size_t b)
 }
 #endif
 
+/*
+ * A relaxed load of a word only other threads' debug switch writes: a
+ * plain load, which lets the compiler fold the index into the address
+ * (ThreadSanitizer builds keep the atomic).
+ */
+#ifdef SLABKIT_TSAN
+#define SK_LOAD_FAST(p) SK_LOAD(p)
+#else
+#define SK_LOAD_FAST(p) (*(p))
+#endif
+
 /* Out of line (kmalloc.c). */
 void *sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags);
 void sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api);
@@ -151,10 +163,11 @@ sk_zone_take_fast(struct sk_slzone *z, struct sk_chunk *c,
 		return sk_zone_chunk_in_use(z, c);
 	z->z_nused++;
 	sk_slot_add((size_t *)&u->calls, 1);
-	sk_slot_add(&u->inuse, 1);
-	sk_slot_add(&u->memuse, chunk);
 	return c;
 }
+
+void *sk_kmalloc_zeroed(struct sk_slzone *z, struct sk_chunk *c,
+    struct kmalloc_use *u, size_t chunk);
 
 /* kmalloc: the kernel's entry checks, then the direct table. */
 static inline void *
@@ -171,7 +184,7 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 		(flags & (M_CACHEALIGN | M_POWEROF2)) != 0 ||
 		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD(&type->ks_limit)))
 		return sk_kmalloc_slow(size, type, flags);
-	z = SK_LOAD(&sh->direct8[(size - 1) >> 3]);
+	z = SK_LOAD_FAST(&sh->direct8[(size - 1) >> 3]);
 	c = z->z_lchunks;
 	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
 		return sk_kmalloc_slow(size, type, flags);
@@ -181,22 +194,20 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
 		return sk_kmalloc_slow(size, type, flags);
 	}
-	if (flags & M_ZERO) {
-		sk_zone_take_fast(z, c, u, chunk);
-		return memset(c, 0, chunk);
-	}
+	if (flags & M_ZERO)
+		return sk_kmalloc_zeroed(z, c, u, chunk);
 	return sk_zone_take_fast(z, c, u, chunk);
 }
 
 /*
  * kfree of ptr counted in the slot array ubase (type->ks_use, checked by
- * the caller; NULL: the drop-in's type, whose slot the shard points at).
- * slow is the function for everything else.
+ * the caller; with dropin, the drop-in's type, whose slot the shard
+ * points at).  slow is the function for everything else.
  */
 static inline void
 sk_kfree_inline(void *ptr, struct malloc_type *type,
     struct kmalloc_use *ubase, const char *api,
-    void (*slow)(void *, struct malloc_type *, const char *))
+    void (*slow)(void *, struct malloc_type *, const char *), bool dropin)
 {
 	struct sk_shard *sh = sk_tls_shard;
 	uintptr_t p = (uintptr_t)ptr;
@@ -223,8 +234,8 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 	    (struct sk_chunk *)((uintptr_t)z->z_lchunks ^ z->z_key);
 	z->z_lchunks = ptr;
 	chunk = z->z_chunksize;
-	u = ubase != NULL ? (struct kmalloc_use *)((char *)ubase + sh->uoff)
-			  : SK_LOAD(&sh->dropin_use);
+	u = dropin ? sh->dropin_use
+		   : (struct kmalloc_use *)((char *)ubase + sh->uoff);
 	sk_slot_sub(&u->inuse, 1);
 	sk_slot_sub(&u->memuse, chunk);
 	/* A wholly free zone leaves its list unless it is the only one of

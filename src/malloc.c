@@ -197,11 +197,11 @@ malloc(size_t size)
 
 	if (SK_UNLIKELY(size - 1 >= SK_DIRECT16 * 16))
 		return malloc_slow(size);
-	z = SK_LOAD(&sh->direct16[(size - 1) >> 4]);
+	z = SK_LOAD_FAST(&sh->direct16[(size - 1) >> 4]);
 	c = z->z_lchunks;
 	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
 		return malloc_slow(size);
-	u = SK_LOAD(&sh->dropin_use);
+	u = sh->dropin_use;
 	chunk = z->z_chunksize;
 	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, chunk))) {
 		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
@@ -221,7 +221,7 @@ free_slow(void *ptr, struct malloc_type *type, const char *api)
 MALLOC_API void
 free(void *ptr)
 {
-	sk_kfree_inline(ptr, M_LIBC, NULL, "free", free_slow);
+	sk_kfree_inline(ptr, M_LIBC, NULL, "free", free_slow, true);
 }
 
 MALLOC_API void *
