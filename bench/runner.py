@@ -574,10 +574,10 @@ def run_callgrind(tools, allocs, quick, timeout):
         return [], "valgrind not installed: no instruction counts"
     n1, n2 = (20000, 60000) if quick else (50000, 150000)
     plan = []
-    for mode in ("fixed32", "ws32", "mixed", "wsmixed"):
+    for mode in ("ring", "mix", "one", "ws32", "wsmixed"):
         for a in allocs:
             plan.append(("malloc_pair", mode, a))
-    native = {"kmalloc_pair": ("fixed32", "ws32", "mixed", "wsmixed"),
+    native = {"kmalloc_pair": ("ring", "mix", "one", "ws32", "wsmixed"),
               "objcache_pair": ("fixed32", "ws32"),
               "zone_pair": ("fixed32", "ws32")}
     for prog, modes in native.items():
