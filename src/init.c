@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "os/pageheap.h"
 
 atomic_int sk_initialized;
 
@@ -30,6 +31,7 @@ sk_init_slow(void)
 	sk_os_page_size();
 	sk_options_init();
 	sk_sizeclass_init();
+	sk_ph_init();
 	sk_kmalloc_init();
 	sk_shard_init();
 	atomic_store_explicit(&sk_initialized, 2, memory_order_release);

@@ -126,6 +126,9 @@ struct sk_options {
 	bool	debug;		/* any of invariants, pattern, weird */
 	int	objcache_reap_ms; /* objcache working-set reaper; 0 off */
 	int	colour;		/* zone colouring: 1 on, 0 off, -1 auto */
+	long	purge_ms;	/* page heap: purge pages retained this long */
+	size_t	retain_mb;	/* page heap: purge at once beyond this */
+	int	purge;		/* 0 MADV_DONTNEED, 1 MADV_FREE, 2 never */
 };
 extern struct sk_options sk_opt;
 

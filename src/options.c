@@ -15,6 +15,11 @@
  *   stats_file=PATH      where stats go [stderr]
  *   objcache_reap=MS     objcache working-set reaper interval [0: off]
  *   colour[=0|1]         zone colouring [on; off in the malloc drop-in]
+ *   purge_ms=MS          give back large-block pages retained this long;
+ *                        0: only beyond retain [1000]
+ *   retain=SIZE          retained large-block pages purged at once beyond
+ *                        this, K/M/G suffixes [64M]
+ *   purge=dontneed|free|none  how pages go back [dontneed]
  *   waitok_timeout=MS    bound on an M_WAITOK page-shortage wait, then
  *                        panic; 0 waits forever [60000]
  *   hardened[=0|1]       hardened mode [0]
@@ -32,6 +37,8 @@
 struct sk_options sk_opt = {
 	.zone_cache = -1,
 	.colour = -1,
+	.purge_ms = 1000,
+	.retain_mb = 64,
 	.zone_burst = 32,
 	.waitok_timeout_ms = 60000,
 #if defined(SLABKIT_ASAN) && defined(SLABKIT_ASAN_TRACK_DEFAULT)
@@ -145,6 +152,36 @@ slabkit_set_option(const char *key, const char *value)
 		if ((err = parse_bool(value, &b)) != 0)
 			return err;
 		SK_STORE(&sk_opt.colour, b ? 1 : 0);
+		return 0;
+	}
+	if (strcmp(key, "purge_ms") == 0) {
+		if ((err = parse_long(value, 0, 1L << 30, &n)) != 0)
+			return err;
+		SK_STORE(&sk_opt.purge_ms, n);
+		return 0;
+	}
+	if (strcmp(key, "retain") == 0) {
+		size_t mb;
+
+		if (value != NULL && strcmp(value, "0") == 0)
+			mb = 0;
+		else if ((err = parse_size_mb(value, &mb)) != 0)
+			return err;
+		SK_STORE(&sk_opt.retain_mb, mb);
+		return 0;
+	}
+	if (strcmp(key, "purge") == 0) {
+		if (value == NULL)
+			return EINVAL;
+		if (strcmp(value, "dontneed") == 0)
+			n = 0;
+		else if (strcmp(value, "free") == 0)
+			n = 1;
+		else if (strcmp(value, "none") == 0)
+			n = 2;
+		else
+			return EINVAL;
+		SK_STORE(&sk_opt.purge, (int)n);
 		return 0;
 	}
 	if (strcmp(key, "objcache_reap") == 0) {

@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The page-run heap: whole pages for kmalloc's large blocks (ZoneLimit and
+ * up, and page multiples above two pages), the userspace stand-in for the
+ * kernel's kernel_map behind kmem_slab_alloc.
+ *
+ * Model.  Address space comes in segments of SK_PH_SEGMENT bytes (64 MiB),
+ * each aligned to its size and mapped once; pages are committed by first
+ * touch.  A segment is cut into runs of pages: a run is handed out or free.
+ * Each page has a tag in the segment's metadata (its first pages), and the
+ * first and last page of a run carry its length, so a freed run finds its
+ * neighbours in constant time and coalesces with the free ones (boundary
+ * tags).  Free runs sit on per-segment lists binned by length (exact up to
+ * 8 pages, then four bins per power of two), with a bitmap of non-empty
+ * bins; allocation takes the first run that fits from the smallest
+ * non-empty bin that can hold the request, and splits it.
+ *
+ * Retention.  A freed run keeps its pages (it is "dirty"): the next block
+ * of that size costs no system call and no page fault.  Dirty pages are
+ * given back with MADV_DONTNEED (SLABKIT_OPTIONS=purge=free uses
+ * MADV_FREE, purge=none never) once they have been retained for purge_ms
+ * milliseconds (default 1000, checked by a small thread started with the
+ * first retained run; purge_ms=0: no thread, only the budget), and at once,
+ * oldest first, when more than retain_mb MiB (default 64) are retained.
+ * malloc_trim and slab_cleanup purge everything.  A run that was purged
+ * reads as zero, which kmalloc uses for M_ZERO.
+ *
+ * In place.  krealloc of a large block grows it into the free run after
+ * it when there is one, and shrinks it by freeing its tail.
+ *
+ * One mutex guards the heap; the fork handlers hold it across fork.
+ * Blocks larger than SK_PH_MAX_RUN are mapped one by one by the caller.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "../internal.h"
+#include "pageheap.h"
+
+#define NBINS		64
+#define PF_FREE		0x80000000u	/* tag: first/last page of a free run */
+#define PF_DIRTY	0x40000000u	/* tag: that free run holds old data */
+#define PF_LEN		0x3fffffffu
+
+/* Per page: the tag (run length and flags, on the first and last page of
+ * a run), and for the first page of a free run its list links and the
+ * time it became dirty. */
+struct ph_page {
+	uint32_t tag;
+	uint32_t next;		/* page index of the next free run; 0: none */
+	uint32_t prev;
+	uint32_t stamp;		/* ms since start, when it became dirty */
+};
+
+struct ph_seg {
+	struct ph_seg *next;
+	size_t	npages;		/* pages in the segment */
+	size_t	first;		/* first page after the metadata */
+	uint64_t binmask;	/* non-empty bins */
+	uint32_t bin[NBINS];	/* first free run of each bin */
+	struct ph_page page[];
+};
+
+static pthread_mutex_t ph_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ph_cond = PTHREAD_COND_INITIALIZER;
+static struct ph_seg *ph_segs;
+static size_t ph_ps;
+static unsigned ph_shift;
+static struct sk_ph_stats ph_st;	/* under ph_lock */
+static bool ph_thread_started;		/* under ph_lock */
+static uint64_t ph_t0;
+
+static uint32_t
+ph_now_ms(void)
+{
+	return (uint32_t)((sk_os_now_ns() - ph_t0) / 1000000u);
+}
+
+static unsigned
+ph_bin(size_t n)
+{
+	unsigned lg;
+
+	if (n < 8)
+		return (unsigned)n - 1;
+	lg = 63u - (unsigned)__builtin_clzl(n);
+	return 7u + (lg - 3u) * 4u + (unsigned)((n >> (lg - 2)) & 3u);
+}
+
+static inline struct ph_seg *
+ph_seg_of(const void *p)
+{
+	return (struct ph_seg *)((uintptr_t)p & ~(SK_PH_SEGMENT - 1));
+}
+
+static inline size_t
+ph_index(struct ph_seg *s, const void *p)
+{
+	return ((uintptr_t)p - (uintptr_t)s) >> ph_shift;
+}
+
+static inline void *
+ph_addr(struct ph_seg *s, size_t i)
+{
+	return (char *)s + (i << ph_shift);
+}
+
+static void
+ph_list_add(struct ph_seg *s, size_t i, size_t n)
+{
+	unsigned b = ph_bin(n);
+
+	s->page[i].prev = 0;
+	s->page[i].next = s->bin[b];
+	if (s->bin[b] != 0)
+		s->page[s->bin[b]].prev = (uint32_t)i;
+	s->bin[b] = (uint32_t)i;
+	s->binmask |= (uint64_t)1 << b;
+}
+
+static void
+ph_list_remove(struct ph_seg *s, size_t i, size_t n)
+{
+	unsigned b = ph_bin(n);
+	struct ph_page *pg = &s->page[i];
+
+	if (pg->prev != 0)
+		s->page[pg->prev].next = pg->next;
+	else
+		s->bin[b] = pg->next;
+	if (pg->next != 0)
+		s->page[pg->next].prev = pg->prev;
+	if (s->bin[b] == 0)
+		s->binmask &= ~((uint64_t)1 << b);
+}
+
+/* Tag pages [i, i + n) as one run. */
+static inline void
+ph_tag(struct ph_seg *s, size_t i, size_t n, uint32_t flags)
+{
+	s->page[i].tag = (uint32_t)n | flags;
+	s->page[i + n - 1].tag = (uint32_t)n | flags;
+}
+
+/*
+ * Insert the free run [i, i + n), coalescing with free neighbours of the
+ * same kind (dirty runs with dirty ones, purged with purged ones: a merge
+ * would either hide retained pages or purge clean ones again), and keep
+ * ph_st.retained the bytes of all dirty free runs.
+ */
+static void
+ph_insert_free(struct ph_seg *s, size_t i, size_t n, bool dirty,
+    uint32_t stamp)
+{
+	uint32_t kind = dirty ? PF_FREE | PF_DIRTY : PF_FREE;
+
+	if (dirty)
+		ph_st.retained += n << ph_shift;
+	if (i > s->first &&
+	    (s->page[i - 1].tag & (PF_FREE | PF_DIRTY)) == kind) {
+		size_t m = s->page[i - 1].tag & PF_LEN;
+
+		ph_list_remove(s, i - m, m);
+		i -= m;
+		n += m;
+		if (s->page[i].stamp > stamp)
+			stamp = s->page[i].stamp;
+	}
+	if (i + n < s->npages &&
+	    (s->page[i + n].tag & (PF_FREE | PF_DIRTY)) == kind) {
+		size_t m = s->page[i + n].tag & PF_LEN;
+
+		ph_list_remove(s, i + n, m);
+		if (s->page[i + n].stamp > stamp)
+			stamp = s->page[i + n].stamp;
+		n += m;
+	}
+	ph_tag(s, i, n, kind);
+	s->page[i].stamp = stamp;
+	ph_list_add(s, i, n);
+}
+
+static struct ph_seg *
+ph_seg_new(int *why)
+{
+	struct ph_seg *s = sk_os_map(SK_PH_SEGMENT, SK_PH_SEGMENT, why);
+	size_t np = SK_PH_SEGMENT >> ph_shift, meta;
+
+	if (s == NULL)
+		return NULL;
+	meta = (sizeof(*s) + np * sizeof(struct ph_page) + ph_ps - 1) >>
+	    ph_shift;
+	s->npages = np;
+	s->first = meta;
+	ph_tag(s, 0, meta, 0); /* the metadata: a run never freed */
+	ph_insert_free(s, meta, np - meta, false, 0);
+	s->next = ph_segs;
+	ph_segs = s;
+	ph_st.mapped += SK_PH_SEGMENT;
+	ph_st.segments++;
+	return s;
+}
+
+/* A free run of s that holds n pages at alignment a (in pages); its start
+ * in *start, the run's first page returned (0: none). */
+static size_t
+ph_find(struct ph_seg *s, size_t n, size_t a, size_t *start)
+{
+	uint64_t mask = s->binmask & ~(((uint64_t)1 << ph_bin(n)) - 1);
+
+	while (mask != 0) {
+		unsigned b = (unsigned)__builtin_ctzll(mask);
+
+		for (uint32_t i = s->bin[b]; i != 0; i = s->page[i].next) {
+			size_t len = s->page[i].tag & PF_LEN;
+			size_t at = (i + a - 1) & ~(a - 1);
+
+			if (at + n <= i + len) {
+				*start = at;
+				return i;
+			}
+		}
+		mask &= mask - 1;
+	}
+	return 0;
+}
+
+void *
+sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why)
+{
+	size_t a = align > ph_ps ? align >> ph_shift : 1;
+	struct ph_seg *s;
+	size_t i = 0, at = 0, len;
+	uint32_t tag, stamp;
+
+	pthread_mutex_lock(&ph_lock);
+	for (s = ph_segs; s != NULL; s = s->next)
+		if ((i = ph_find(s, npages, a, &at)) != 0)
+			break;
+	if (s == NULL) {
+		if ((s = ph_seg_new(why)) == NULL) {
+			pthread_mutex_unlock(&ph_lock);
+			return NULL;
+		}
+		i = ph_find(s, npages, a, &at);
+	}
+	tag = s->page[i].tag;
+	len = tag & PF_LEN;
+	stamp = s->page[i].stamp;
+	ph_list_remove(s, i, len);
+	if (tag & PF_DIRTY)
+		ph_st.retained -= len << ph_shift;
+	/* the pieces before and after go back, as they were */
+	if (at > i)
+		ph_insert_free(s, i, at - i, (tag & PF_DIRTY) != 0, stamp);
+	if (at + npages < i + len)
+		ph_insert_free(s, at + npages, i + len - at - npages,
+		    (tag & PF_DIRTY) != 0, stamp);
+	ph_tag(s, at, npages, 0);
+	ph_st.allocated += npages << ph_shift;
+	/* purged with MADV_FREE, pages may come back with old data */
+	*zeroed = !(tag & PF_DIRTY) && sk_opt.purge != 1;
+	pthread_mutex_unlock(&ph_lock);
+	return ph_addr(s, at);
+}
+
+static void *ph_thread(void *arg);
+
+/* Under ph_lock: purge dirty runs, oldest first, until at most `keep'
+ * bytes stay retained; only runs older than `age' ms when age > 0. */
+static size_t
+ph_purge_locked(size_t keep, uint32_t age)
+{
+	uint32_t now = ph_now_ms();
+	size_t done = 0;
+
+	while (ph_st.retained > keep) {
+		struct ph_seg *bs = NULL;
+		size_t bi = 0;
+		uint32_t best = 0;
+
+		/* the oldest dirty run (walk every free list: few runs) */
+		for (struct ph_seg *s = ph_segs; s != NULL; s = s->next) {
+			uint64_t mask = s->binmask;
+
+			while (mask != 0) {
+				unsigned b = (unsigned)__builtin_ctzll(mask);
+
+				mask &= mask - 1;
+				for (uint32_t i = s->bin[b]; i != 0;
+				     i = s->page[i].next) {
+					if (!(s->page[i].tag & PF_DIRTY))
+						continue;
+					if (bs == NULL ||
+					    s->page[i].stamp < best) {
+						bs = s;
+						bi = i;
+						best = s->page[i].stamp;
+					}
+				}
+			}
+		}
+		if (bs == NULL || (age > 0 && now - best < age))
+			break;
+		{
+			size_t len = bs->page[bi].tag & PF_LEN;
+			void *p = ph_addr(bs, bi);
+			size_t bytes = len << ph_shift;
+
+			if (sk_opt.purge == 1)
+				madvise(p, bytes, MADV_FREE);
+			else if (sk_opt.purge == 2)
+				break; /* purge=none */
+			else if (sk_os_decommit(p, bytes) != 0)
+				break; /* keep it dirty; try again later */
+			ph_list_remove(bs, bi, len);
+			ph_st.retained -= bytes;
+			ph_insert_free(bs, bi, len, false, 0);
+			ph_st.purged += bytes;
+			done += bytes;
+		}
+	}
+	return done;
+}
+
+void
+sk_ph_free(void *p, size_t npages)
+{
+	struct ph_seg *s = ph_seg_of(p);
+	size_t i = ph_index(s, p);
+	bool start = false;
+
+	pthread_mutex_lock(&ph_lock);
+	ph_st.allocated -= npages << ph_shift;
+	ph_insert_free(s, i, npages, true, ph_now_ms());
+	if (ph_st.retained > sk_opt.retain_mb << 20)
+		ph_purge_locked((sk_opt.retain_mb << 20) / 2, 0);
+	if (!ph_thread_started && sk_opt.purge_ms > 0 && sk_opt.purge != 2 &&
+	    ph_st.retained > 0) {
+		ph_thread_started = true;
+		start = true;
+	} else if (ph_thread_started) {
+		pthread_cond_signal(&ph_cond);
+	}
+	pthread_mutex_unlock(&ph_lock);
+	if (start) {
+		pthread_t t;
+		pthread_attr_t at;
+
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &at, ph_thread, NULL) != 0) {
+			pthread_mutex_lock(&ph_lock);
+			ph_thread_started = false;
+			pthread_mutex_unlock(&ph_lock);
+		}
+		pthread_attr_destroy(&at);
+	}
+}
+
+/* The purge thread: wakes every purge_ms / 2 while pages are retained. */
+static void *
+ph_thread(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&ph_lock);
+	for (;;) {
+		struct timespec ts;
+		long ms = sk_opt.purge_ms > 1 ? sk_opt.purge_ms / 2 : 1;
+
+		if (ph_st.retained == 0) {
+			pthread_cond_wait(&ph_cond, &ph_lock);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&ph_cond, &ph_lock, &ts);
+		if (sk_opt.purge_ms > 0)
+			ph_purge_locked(0, (uint32_t)sk_opt.purge_ms);
+	}
+	return NULL;
+}
+
+bool
+sk_ph_grow(void *p, size_t npages, size_t newpages, bool *zeroed)
+{
+	struct ph_seg *s = ph_seg_of(p);
+	size_t i = ph_index(s, p), j = i + npages, need = newpages - npages;
+	bool ok = false;
+
+	pthread_mutex_lock(&ph_lock);
+	if (j < s->npages && (s->page[j].tag & PF_FREE) &&
+	    (s->page[j].tag & PF_LEN) >= need) {
+		uint32_t tag = s->page[j].tag, stamp = s->page[j].stamp;
+		size_t len = tag & PF_LEN;
+
+		ph_list_remove(s, j, len);
+		if (tag & PF_DIRTY)
+			ph_st.retained -= len << ph_shift;
+		if (len > need)
+			ph_insert_free(s, j + need, len - need,
+			    (tag & PF_DIRTY) != 0, stamp);
+		ph_tag(s, i, newpages, 0);
+		ph_st.allocated += need << ph_shift;
+		*zeroed = !(tag & PF_DIRTY) && sk_opt.purge != 1;
+		ok = true;
+	}
+	pthread_mutex_unlock(&ph_lock);
+	return ok;
+}
+
+void
+sk_ph_shrink(void *p, size_t npages, size_t newpages)
+{
+	struct ph_seg *s = ph_seg_of(p);
+	size_t i = ph_index(s, p);
+
+	pthread_mutex_lock(&ph_lock);
+	ph_tag(s, i, newpages, 0);
+	ph_st.allocated -= (npages - newpages) << ph_shift;
+	ph_insert_free(s, i + newpages, npages - newpages, true, ph_now_ms());
+	pthread_mutex_unlock(&ph_lock);
+}
+
+bool
+sk_ph_owns(const void *p)
+{
+	struct ph_seg *s = ph_seg_of(p);
+	bool own = false;
+
+	pthread_mutex_lock(&ph_lock);
+	for (struct ph_seg *t = ph_segs; t != NULL; t = t->next)
+		if (t == s)
+			own = true;
+	pthread_mutex_unlock(&ph_lock);
+	return own;
+}
+
+bool
+sk_ph_is_free(const void *p)
+{
+	struct ph_seg *s = ph_seg_of(p);
+	bool isfree = false;
+
+	if (((uintptr_t)p & (ph_ps - 1)) != 0 || !sk_ph_owns(p))
+		return false;
+	pthread_mutex_lock(&ph_lock);
+	{
+		size_t i = ph_index(s, p);
+
+		/* inside a free run: walk runs from the first page */
+		for (size_t k = s->first; k < s->npages;
+		     k += s->page[k].tag & PF_LEN) {
+			uint32_t t = s->page[k].tag;
+
+			if ((t & PF_LEN) == 0)
+				break;
+			if (i >= k && i < k + (t & PF_LEN)) {
+				isfree = (t & PF_FREE) != 0;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&ph_lock);
+	return isfree;
+}
+
+size_t
+sk_ph_purge(bool all)
+{
+	size_t n;
+
+	pthread_mutex_lock(&ph_lock);
+	n = ph_purge_locked(0, all ? 0 : (uint32_t)sk_opt.purge_ms);
+	pthread_mutex_unlock(&ph_lock);
+	return n;
+}
+
+void
+sk_ph_stats(struct sk_ph_stats *st)
+{
+	pthread_mutex_lock(&ph_lock);
+	*st = ph_st;
+	pthread_mutex_unlock(&ph_lock);
+}
+
+static void
+ph_prefork(void)
+{
+	pthread_mutex_lock(&ph_lock);
+}
+
+static void
+ph_postfork_parent(void)
+{
+	pthread_mutex_unlock(&ph_lock);
+}
+
+static void
+ph_postfork_child(void)
+{
+	/* the purge thread did not come along */
+	ph_thread_started = false;
+	pthread_mutex_unlock(&ph_lock);
+}
+
+void
+sk_ph_init(void)
+{
+	ph_ps = sk_os_page_size();
+	ph_shift = sk_os_page_shift();
+	ph_t0 = sk_os_now_ns();
+	pthread_atfork(ph_prefork, ph_postfork_parent, ph_postfork_child);
+}

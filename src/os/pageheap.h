@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The page-run heap: whole pages for kmalloc's large blocks, the
+ * userspace stand-in for the kernel's kernel_map (pageheap.c has the
+ * model).  Every function may be called from any thread; none allocates
+ * through malloc.
+ */
+#ifndef SK_PAGEHEAP_H
+#define SK_PAGEHEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Runs of at most this many bytes come from the heap; larger blocks are
+ * mapped one by one (sk_os_map). */
+#define SK_PH_SEGMENT	((size_t)64 << 20)
+#define SK_PH_MAX_RUN	((size_t)16 << 20)
+
+/* Set up; page size and options are read once (from sk_init). */
+void sk_ph_init(void);
+
+/*
+ * npages pages aligned to align (a power of two, at least a page), or
+ * NULL with *why set (SK_OS_SHORTAGE, SK_OS_EXHAUSTED) when no segment
+ * could be mapped.  *zeroed: the pages read as zero.
+ */
+void *sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why);
+
+/* Give a run back: its pages stay committed (retained) until purged. */
+void sk_ph_free(void *p, size_t npages);
+
+/* Grow a run in place to newpages when the pages after it are free;
+ * *zeroed says whether the added pages read as zero. */
+bool sk_ph_grow(void *p, size_t npages, size_t newpages, bool *zeroed);
+
+/* Shrink a run in place: its last npages - newpages pages go back. */
+void sk_ph_shrink(void *p, size_t npages, size_t newpages);
+
+/* Is p inside a segment of the heap?  Is it the first page of a free run
+ * (a large block freed already)? */
+bool sk_ph_owns(const void *p);
+bool sk_ph_is_free(const void *p);
+
+/*
+ * Hand retained pages back to the system: all of them (malloc_trim,
+ * slab_cleanup), or those retained longer than the purge delay.  Returns
+ * the bytes purged.
+ */
+size_t sk_ph_purge(bool all);
+
+struct sk_ph_stats {
+	size_t	mapped;		/* bytes of segments mapped */
+	size_t	allocated;	/* bytes in runs handed out */
+	size_t	retained;	/* free bytes still committed (dirty) */
+	size_t	purged;		/* bytes given back since start */
+	size_t	segments;
+};
+void sk_ph_stats(struct sk_ph_stats *st);
+
+#endif /* SK_PAGEHEAP_H */
