@@ -243,17 +243,37 @@ calloc(size_t nmemb, size_t size)
 	return p;
 }
 
-/* realloc(ptr != NULL, size != 0): krealloc keeps the block when the
- * class (or page count) is unchanged and leaves it valid on failure. */
+/*
+ * realloc(ptr != NULL, size != 0).  krealloc keeps the block when the
+ * class (or page count) is unchanged and leaves it valid on failure; on
+ * top of that the drop-in keeps a zone chunk that shrinks by one class
+ * (a copy saved for a few bytes), and a chunk that grows gets a quarter
+ * more room than asked, so a buffer grown a little at a time is copied
+ * once per quarter and not at every class boundary.  Large blocks grow
+ * and shrink in place in the page-run heap when they can.
+ */
 static void *
 realloc_block(void *ptr, size_t size, const char *api)
 {
-	size_t n = round16(size);
+	size_t n = round16(size), osize;
 	void *p;
 
 	if (SK_UNLIKELY(size_unusual(n))) {
 		errno = ENOMEM;
 		return NULL;
+	}
+	osize = sk_kmalloc_usable_size_api(ptr, api);
+	if (osize < SK_ZONE_LIMIT && n < SK_ZONE_LIMIT) {
+		size_t a, ob = osize, nb = n;
+		int zo = sk_zoneindex(&ob, &a), zn = sk_zoneindex(&nb, &a);
+
+		if (n <= osize && zn >= zo - 1)
+			return ptr; /* same class or one below: keep it */
+		if (n > osize) {
+			size_t more = n + n / 4;
+
+			n = more < SK_ZONE_LIMIT ? round16(more) : n;
+		}
 	}
 	p = sk_krealloc_api(ptr, n, M_LIBC, MALLOC_FLAGS, api);
 	if (SK_UNLIKELY(p == NULL)) {
