@@ -67,15 +67,27 @@ sk_os_fault_check(int kind)
 	long n, nth, count;
 	unsigned pm;
 
+	nth = atomic_load_explicit(&f->nth, memory_order_relaxed);
+	pm = atomic_load_explicit(&f->permille, memory_order_relaxed);
+	if (SK_LIKELY(nth <= 0 && pm == 0)) {
+		/* Not armed: count without a locked instruction (a count lost
+		 * to a race only blurs slabkit_fault_calls, which tests read
+		 * from one thread). */
+		atomic_store_explicit(&f->total,
+		    atomic_load_explicit(&f->total, memory_order_relaxed) + 1,
+		    memory_order_relaxed);
+		atomic_store_explicit(&f->calls,
+		    atomic_load_explicit(&f->calls, memory_order_relaxed) + 1,
+		    memory_order_relaxed);
+		return 0;
+	}
 	atomic_fetch_add_explicit(&f->total, 1, memory_order_relaxed);
 	n = atomic_fetch_add_explicit(&f->calls, 1, memory_order_relaxed) + 1;
-	nth = atomic_load_explicit(&f->nth, memory_order_relaxed);
 	if (nth > 0) {
 		count = atomic_load_explicit(&f->count, memory_order_relaxed);
 		if (n >= nth && (count < 0 || n < nth + count))
 			goto fail;
 	}
-	pm = atomic_load_explicit(&f->permille, memory_order_relaxed);
 	if (pm > 0) {
 		/* splitmix64 step on a shared seed: racy but fine for tests */
 		unsigned long long z = atomic_fetch_add_explicit(&f->seed,
