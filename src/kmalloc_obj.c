@@ -32,8 +32,10 @@
  * The poller (a thread, SLABKIT_OPTIONS=kzone_pollfreq=N polls per second,
  * 1 by default, 0 to switch it off; slabkit_kmalloc_obj_poll() runs one
  * pass on the caller) looks at one type per period, as the kernel's
- * kmalloc_poller does: it sorts up to 16 slabs of the empty list and, when
- * the full list holds more than KMALLOC_MAXFREEMAGS slabs, retires up to
+ * kmalloc_poller does: it sorts up to 16 slabs of the empty list, moves
+ * wholly free slabs among the first 16 of the partial list to the full
+ * list (one step past the kernel), and when the full list holds more than
+ * KMALLOC_MAXFREEMAGS slabs, retires up to
  * kzone_bretire (4) of the excess that are wholly free, whose frees have
  * all completed (xindex == findex) and that have been wholly free for two
  * poller passes (the stand-in for the kernel's existence lock).  Retired
@@ -65,6 +67,7 @@
  * per type under a lock); a thread that exits hands its slabs to the
  * type's global lists; the existence lock is two poller passes; the
  * poller thread can be switched off and kzone_pollfreq=0 means off; the
+ * poller also promotes wholly free slabs from the partial list; the
  * checks above panic where the kernel asserts only under INVARIANTS; a
  * slab that cannot be mapped is retried for waitok_timeout milliseconds,
  * then panics; kfree_obj of an object of a destroyed type panics.
@@ -506,6 +509,28 @@ poll_empty_locked(struct sk_kobj_type *kt, int count)
 	return got;
 }
 
+/*
+ * Move wholly free slabs among the first count of the partial list to the
+ * full list (lock held).  The kernel leaves them on partial until a CPU
+ * rotates them in, so a type whose slabs were freed through partial never
+ * gives memory back; looking at a bounded number per poll is cheap.
+ */
+static void
+poll_partial_locked(struct sk_kobj_type *kt, int count)
+{
+	struct sk_kobj_slab **slabp = &kt->partial, *s;
+
+	while (count-- > 0 && (s = *slabp) != NULL) {
+		if (slab_nfree(s) == s->ncount) {
+			*slabp = s->next;
+			kt->npartial--;
+			slab_put_global(kt, s);
+		} else {
+			slabp = &s->next;
+		}
+	}
+}
+
 /* The allocation proper (spec 1.10 "Allocation"), for the "CPU" c. */
 static void *
 kobj_take(struct sk_kobj_type *kt, struct kobj_cpu *c)
@@ -701,6 +726,7 @@ poll_type(struct sk_kobj_type *kt, int *retiredp)
 
 	pthread_mutex_lock(&kt->lock);
 	poll_empty_locked(kt, SK_KOBJ_EMPTY_POLL);
+	poll_partial_locked(kt, SK_KOBJ_EMPTY_POLL);
 	count = kt->nfull;
 	if (count > KMALLOC_MAXFREEMAGS) {
 		count -= KMALLOC_MAXFREEMAGS;
