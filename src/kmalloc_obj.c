@@ -50,6 +50,10 @@
  * active or alternate; findex and xindex only grow.  Thread ids, their
  * caches and the slab registry are never freed.
  *
+ * With SLABKIT_OPTIONS=track=asan|valgrind (track.h) objects are hidden
+ * from the checker from their free (or the slab's set-up) until they are
+ * handed out, so a use after kfree_obj is reported.
+ *
  * Checks, always on: a double-free bitmap (one bit per object, set by the
  * allocation, cleared by the free with an atomic AND whose old value tells
  * a second free at once, whatever the program wrote into the object); a
@@ -82,6 +86,7 @@
 
 #include "internal.h"
 #include "kmalloc_obj.h"
+#include "track.h"
 
 /* ------------------------------------------------------------------ */
 /* Parameters (sysctl kern.kzone_*) */
@@ -398,6 +403,7 @@ gslab_alloc(struct kobj_cpu *c)
 static void
 slab_unmap(struct sk_kobj_slab *s)
 {
+	SK_TRACK_RESET(s, KMALLOC_SLAB_SIZE);
 	reg_set(s, false);
 	sk_os_unmap(s, KMALLOC_SLAB_SIZE);
 }
@@ -438,6 +444,8 @@ slab_setup(struct sk_kobj_type *kt, struct sk_kobj_slab *s, int cpuid)
 	char *obj = (char *)s + kt->slab_offset;
 	size_t n = kt->slab_count;
 
+	/* A cached slab may have served another size: forget its layout. */
+	SK_TRACK_RESET(s, KMALLOC_SLAB_SIZE);
 	memset(s, 0, offsetof(struct sk_kobj_slab, fobjs));
 	s->orig_cpuid = (uint32_t)cpuid;
 	s->ncount = n;
@@ -447,6 +455,7 @@ slab_setup(struct sk_kobj_type *kt, struct sk_kobj_slab *s, int cpuid)
 		s->fobjs[i] = obj;
 	s->findex = n;
 	s->xindex = n;
+	SK_TRACK_HIDE((char *)s + s->offset, n * s->objsize);
 	SK_STORE(&s->type, &kt->t);
 	SK_STORE_REL(&s->magic, (uint32_t)KMALLOC_SLAB_MAGIC);
 	__atomic_fetch_add(&kt->nslabs, 1, __ATOMIC_RELAXED);
@@ -1079,6 +1088,7 @@ kmalloc_obj(unsigned long size, struct malloc_type *type, int flags)
 		pthread_mutex_unlock(&shared_mtx);
 	}
 	stats_charge(type, 1, type->ks_objsize);
+	SK_TRACK_SHOW(obj, type->ks_objsize);
 	if (flags & M_ZERO)
 		memset(obj, 0, type->ks_objsize);
 	return obj;
@@ -1121,6 +1131,8 @@ kfree_obj(void *ptr, struct malloc_type *type)
 		sk_panic("kfree_obj",
 		    "double free of an object of '%s' (ptr %p)",
 		    st->ks_shortdesc, ptr);
+	/* Hidden from a checker before the ring can hand it out again. */
+	SK_TRACK_HIDE(ptr, s->objsize);
 	/* Statistics before the ring: once xindex moves, s may be retired. */
 	stats_charge(st, -1, s->objsize);
 	i = __atomic_fetch_add(&s->findex, 1, __ATOMIC_RELAXED) % s->ncount;
