@@ -326,7 +326,8 @@ slab_nfree(struct sk_kobj_slab *s)
 static inline size_t
 obj_index(struct sk_kobj_slab *s, const void *obj)
 {
-	return ((uintptr_t)obj - (uintptr_t)s - s->offset) / s->objsize;
+	return sk_kobj_index(
+	    s->objmul, (uintptr_t)obj - (uintptr_t)s - s->offset);
 }
 
 /* The next object of s, or NULL when none (or a free is under way). */
@@ -334,7 +335,7 @@ static inline void *
 ring_take(struct sk_kobj_slab *s)
 {
 	size_t a = s->aindex;
-	size_t i = a % s->ncount, bit;
+	size_t i = s->aslot, bit;
 	void *obj = __atomic_load_n(&s->fobjs[i], __ATOMIC_ACQUIRE);
 	uint64_t old;
 
@@ -342,6 +343,7 @@ ring_take(struct sk_kobj_slab *s)
 		return NULL;
 	SK_STORE(&s->fobjs[i], NULL);
 	SK_STORE(&s->aindex, a + 1);
+	s->aslot = i + 1 == s->ncount ? 0 : i + 1;
 	bit = obj_index(s, obj);
 	old = __atomic_fetch_or(
 	    &s->bmap[bit >> 6], (uint64_t)1 << (bit & 63), __ATOMIC_RELAXED);
@@ -451,6 +453,7 @@ slab_setup(struct sk_kobj_type *kt, struct sk_kobj_slab *s, int cpuid)
 	s->ncount = n;
 	s->offset = kt->slab_offset;
 	s->objsize = kt->t.ks_objsize;
+	s->objmul = ((uint64_t)1 << SK_KOBJ_MUL_SHIFT) / s->objsize + 1;
 	for (size_t i = 0; i < n; i++, obj += s->objsize)
 		s->fobjs[i] = obj;
 	s->findex = n;
@@ -1118,13 +1121,12 @@ kfree_obj(void *ptr, struct malloc_type *type)
 		    "object of a released slab or a destroyed "
 		    "type (ptr %p)",
 		    ptr);
-	off = (uintptr_t)ptr - (uintptr_t)s;
-	if (SK_UNLIKELY(off < s->offset ||
-	                (off - s->offset) % s->objsize != 0 ||
-	                (off - s->offset) / s->objsize >= s->ncount))
+	off = (uintptr_t)ptr - (uintptr_t)s - s->offset; /* wraps if below */
+	idx = sk_kobj_index(s->objmul, off & KMALLOC_SLAB_MASK);
+	if (SK_UNLIKELY(off >= KMALLOC_SLAB_SIZE || idx >= s->ncount ||
+	                idx * s->objsize != off))
 		sk_panic(
 		    "kfree_obj", "not the start of an object (ptr %p)", ptr);
-	idx = (off - s->offset) / s->objsize;
 	mask = (uint64_t)1 << (idx & 63);
 	old = __atomic_fetch_and(&s->bmap[idx >> 6], ~mask, __ATOMIC_ACQ_REL);
 	if (SK_UNLIKELY(!(old & mask)))

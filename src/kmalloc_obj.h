@@ -33,6 +33,8 @@ struct sk_kobj_slab {
 	size_t objsize;
 	size_t ncount;      /* objects */
 	size_t aindex;      /* owner only (atomic reads) */
+	size_t aslot;       /* owner only: aindex % ncount */
+	uint64_t objmul;    /* 2^40 / objsize + 1: index without division */
 	uint64_t exis_tick; /* poll tick it became wholly free */
 	/* Written by freeing threads: away from the owner's line. */
 	size_t findex __attribute__((aligned(64)));      /* atomic */
@@ -86,6 +88,19 @@ void sk_kobj_view(struct malloc_type *type, struct sk_kobj_view *v);
 
 /* The calling thread's slab pair for a type (tests). */
 struct sk_kobj_pcpu *sk_kobj_mine(struct malloc_type *type);
+
+/*
+ * The index of the object at byte offset off from the first object:
+ * off * (2^40 / objsize + 1) >> 40 is off / objsize exactly for every
+ * off below 2^17 and objsize below 2^17 (the error, under 2^-23, is
+ * smaller than any fractional part, at least 1 / objsize).
+ */
+#define SK_KOBJ_MUL_SHIFT 40
+static inline size_t
+sk_kobj_index(uint64_t objmul, size_t off)
+{
+	return (size_t)(((uint64_t)off * objmul) >> SK_KOBJ_MUL_SHIFT);
+}
 
 /* The slab holding an object (its 128 KiB-aligned base). */
 static inline struct sk_kobj_slab *

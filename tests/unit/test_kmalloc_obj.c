@@ -73,6 +73,19 @@ TEST(create_rounds_to_cache_line)
 	}
 	sk_kobj_sizing(KMALLOC_SLAB_SIZE, &off, &n);
 	CHECK_EQ(n, 0);
+	/* the division-free index is exact for every object size and offset */
+	for (size_t sz = 64; sz < KMALLOC_SLAB_SIZE; sz += 64) {
+		uint64_t mul = ((uint64_t)1 << SK_KOBJ_MUL_SHIFT) / sz + 1;
+		int bad = 0;
+
+		for (size_t o = 0; o < KMALLOC_SLAB_SIZE; o += 61)
+			bad += sk_kobj_index(mul, o) != o / sz;
+		for (size_t k = 1; k * sz < KMALLOC_SLAB_SIZE; k++)
+			bad += sk_kobj_index(mul, k * sz - 1) != k - 1 ||
+			       sk_kobj_index(mul, k * sz) != k;
+		if (bad)
+			CHECK_EQ(sz, 0); /* names the failing size */
+	}
 }
 
 TEST(objects_come_from_masked_slabs)
