@@ -951,7 +951,7 @@ void
 kmalloc_create_obj(
     struct malloc_type **typep, const char *descr, size_t objsize)
 {
-	struct sk_kobj_type *kt, **pp;
+	struct sk_kobj_type *kt;
 	size_t size =
 	    (objsize + SK_CACHELINE - 1) & ~(size_t)(SK_CACHELINE - 1);
 	size_t off, n;
@@ -978,10 +978,10 @@ kmalloc_create_obj(
 		kt->pcpu[i].alternate = &kslab_dummy;
 	}
 	malloc_init(&kt->t);
+	/* newest first, as the kernel's kmemstatistics list */
 	pthread_mutex_lock(&kobj_mtx);
-	for (pp = &kobj_types; *pp != NULL; pp = &(*pp)->next)
-		;
-	SK_STORE_REL(pp, kt);
+	kt->next = kobj_types;
+	SK_STORE_REL(&kobj_types, kt);
 	pthread_mutex_unlock(&kobj_mtx);
 	*typep = &kt->t;
 	poller_ensure();
@@ -1010,14 +1010,12 @@ destroy_slab(struct sk_kobj_type *kt, struct sk_kobj_slab *s,
 }
 
 void
-kmalloc_destroy_obj(struct malloc_type **typep)
+sk_kobj_release(struct malloc_type *type)
 {
 	struct sk_kobj_type *kt, **pp;
 	struct sk_kobj_slab *base = NULL, *s, *next;
 
-	if (*typep == NULL)
-		return;
-	kt = kobj_type(*typep, "kmalloc_destroy_obj");
+	kt = kobj_type(type, "kmalloc_destroy_obj");
 	pthread_mutex_lock(&kobj_mtx);
 	while (kt->polling)
 		pthread_cond_wait(&kobj_cv, &kobj_mtx);
@@ -1061,6 +1059,16 @@ kmalloc_destroy_obj(struct malloc_type **typep)
 		slab_unmap(s);
 	}
 	pthread_mutex_destroy(&kt->lock);
+	/* No longer an object type: a second release finds nothing. */
+	kt->t.ks_flags &= ~(uint32_t)KSF_OBJSIZE;
+}
+
+void
+kmalloc_destroy_obj(struct malloc_type **typep)
+{
+	if (*typep == NULL)
+		return;
+	sk_kobj_release(*typep);
 	/* The rest is kmalloc_destroy's: unregister, free the type. */
 	kmalloc_destroy(typep);
 }

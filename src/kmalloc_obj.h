@@ -71,6 +71,15 @@ struct sk_kobj_type {
 	struct sk_kobj_pcpu pcpu[SK_KOBJ_MAXCPU + 1];
 };
 
+/*
+ * Release a kmalloc_obj type's slabs (those still holding objects are
+ * reported and leaked), take it off the poller's list and clear its
+ * KSF_OBJSIZE; the malloc type itself is left for kmalloc_destroy or
+ * malloc_uninit.  kmalloc_destroy_obj is this plus kmalloc_destroy.
+ * kmalloc.c's kmalloc_destroy should call it for a KSF_OBJSIZE type.
+ */
+void sk_kobj_release(struct malloc_type *type);
+
 /* Objects per slab and the first object's offset for an object size. */
 void sk_kobj_sizing(size_t objsize, size_t *offset, size_t *count);
 
