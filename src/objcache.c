@@ -90,7 +90,7 @@
 #include "track.h"
 
 static MALLOC_DEFINE(M_OBJCACHE, "objcache", "Object Cache");
-static MALLOC_DEFINE(M_OBJMAG, "objcache mag", "Object Cache Magazine");
+static MALLOC_DEFINE(M_OBJMAG, "objcache magazine", "Object Cache Magazine");
 
 #define INITIAL_MAG_CAPACITY  64 /* spec 2.2 step 1: default 2x this */
 #define MAGAZINE_CAPACITY_MIN 4  /* spec 2.2 step 2 */
@@ -967,7 +967,7 @@ oc_null_dtor(void *obj, void *privdata)
  * objcache_create: any thread; may block in kmalloc.  See objcache.h.
  */
 struct objcache *
-objcache_create(const char *name, int cluster_limit, int nom_cache,
+(objcache_create)(const char *name, int cluster_limit, int nom_cache,
     objcache_ctor_fn *ctor, objcache_dtor_fn *dtor, void *privdata,
     objcache_alloc_fn *allocfn, objcache_free_fn *freefn, void *allocator_args)
 {
@@ -1030,7 +1030,7 @@ objcache_create_simple(malloc_type_t mtype, size_t objsize)
 
 /* objcache_create_mbacked: any thread; may block in kmalloc. */
 struct objcache *
-objcache_create_mbacked(malloc_type_t mtype, size_t objsize, int cluster_limit,
+(objcache_create_mbacked)(malloc_type_t mtype, size_t objsize, int cluster_limit,
     int nom_cache, objcache_ctor_fn *ctor, objcache_dtor_fn *dtor,
     void *privdata)
 {

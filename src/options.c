@@ -27,12 +27,18 @@
  *                        (also the environment variable SLABKIT_TRACK)
  *   stats_shm[=0|1]      live statistics for `slabkit stat PID' [0]
  *   verbose[=0|1]        say what was configured [0]
+ *   kzone_pollfreq=N     kmalloc_obj poller passes per second, 0 off [1]
+ *   kzone_bretire=N      slabs the poller retires per type and pass [4]
+ *   kzone_cache=N        free slabs cached per thread [128]
+ *   kzone_debug[=0|1]    report each retirement [0]
+ *                        (the kzone_* keys are parsed in kmalloc_obj.c)
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "kmalloc_obj.h"
 
 struct sk_options sk_opt = {
 	.zone_cache = -1,
@@ -214,6 +220,8 @@ slabkit_set_option(const char *key, const char *value)
 		strcpy(sk_opt.stats_file, value);
 		return 0;
 	}
+	if (strncmp(key, "kzone_", 6) == 0)
+		return sk_kobj_set_option(key, value);
 	if (strcmp(key, "track") == 0) {
 		if (value == NULL || strcmp(value, "none") == 0)
 			n = 0;

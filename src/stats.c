@@ -5,10 +5,13 @@
  * each type; objcache, mpipe and zone in their own structures) and exports
  * a printer; this file owns the kmalloc table (`vmstat -m', spec 5), the
  * JSON framing, and the at-exit report of SLABKIT_OPTIONS=stats.
+ * kmalloc_obj types appear twice: as ordinary rows of the kmalloc table
+ * (they are malloc types) and in their own table of slabs.
  */
 #include <string.h>
 
 #include "internal.h"
+#include "kmalloc_obj.h"
 
 int
 kmalloc_type_stats(struct malloc_type *type, struct kmalloc_type_stats *st)
@@ -140,6 +143,8 @@ slabkit_stats_print(FILE *fp, int flags)
 		fprintf(fp, "{\n  \"version\": %d,\n", SLABKIT_STATS_VERSION);
 		vmstat_m(fp, 1);
 		fprintf(fp, ",\n");
+		sk_kobj_stats_print(fp, 1);
+		fprintf(fp, ",\n");
 		sk_objcache_stats_print(fp, 1);
 		fprintf(fp, ",\n");
 		sk_mpipe_stats_print(fp, 1);
@@ -148,6 +153,7 @@ slabkit_stats_print(FILE *fp, int flags)
 		fprintf(fp, "\n}\n");
 	} else {
 		vmstat_m(fp, 0);
+		sk_kobj_stats_print(fp, 0);
 		sk_objcache_stats_print(fp, 0);
 		sk_mpipe_stats_print(fp, 0);
 		sk_zone_stats_print(fp, 0);

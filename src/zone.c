@@ -841,11 +841,15 @@ zbootinit(vm_zone_t z, const char *name, size_t size, void *item, long nitems)
 		    name, nitems, item);
 	if (nitems > 0)
 		memset(item, 0, size * (size_t)nitems);
-	/* Forward order: the array's first item is handed out first. */
+	/*
+	 * As the kernel threads them: each item is pushed on the list in
+	 * array order, so the last item is handed out first and the first
+	 * item last (spec 4.3).
+	 */
 	for (long i = 0; i < nitems; i++) {
 		void **w = (void **)(base + (size_t)i * size);
 
-		w[0] = i + 1 < nitems ? base + (size_t)(i + 1) * size : NULL;
+		w[0] = i > 0 ? base + (size_t)(i - 1) * size : NULL;
 		w[1] = ZENTRY_MARK;
 	}
 	z->zname = name;
@@ -853,7 +857,7 @@ zbootinit(vm_zone_t z, const char *name, size_t size, void *item, long nitems)
 	z->zflags = ZONE_BOOT;
 	z->zfreemin = 0;
 	z->zalloc = 0;
-	z->zitems = nitems > 0 ? item : NULL;
+	z->zitems = nitems > 0 ? base + (size_t)(nitems - 1) * size : NULL;
 	z->zfreecnt = nitems;
 	z->zmax = nitems;
 	z->ztotal = nitems;
@@ -1274,4 +1278,19 @@ sk_zone_page_counts(long *kmem_pages, long *kern_pages, long *kvaspace)
 	*kmem_pages = SK_LOAD(&zone_kmem_pages);
 	*kern_pages = SK_LOAD(&zone_kern_pages);
 	*kvaspace = SK_LOAD(&zone_kmem_kvaspace);
+}
+
+void
+zerror(int error)
+{
+	switch (error) {
+	case ZONE_ERROR_INVALID:
+		sk_panic("zerror", "zone: invalid zone");
+	case ZONE_ERROR_NOTFREE:
+		sk_panic("zerror", "zone: entry not free");
+	case ZONE_ERROR_ALREADYFREE:
+		sk_panic("zerror", "zone: freeing free entry");
+	default:
+		sk_panic("zerror", "zone: invalid error (%d)", error);
+	}
 }

@@ -50,8 +50,8 @@ extern "C" {
 
 #define M_MAGIC		877983977	/* ks_magic of a valid type */
 #define MINALLOCSIZE	sizeof(void *)
-#define KSF_OBJSIZE	0x00000001	/* kmalloc_obj type (not provided) */
-#define KSF_POLLING	0x00000002	/* internal */
+#define KSF_OBJSIZE	0x00000001	/* a kmalloc_obj type (one size) */
+#define KSF_POLLING	0x00000002	/* internal: the poller is on it */
 
 /* kmalloc(0) returns this; never dereference it. */
 #define ZERO_LENGTH_PTR	((void *)-8)
@@ -121,10 +121,14 @@ SLABKIT_API void malloc_uninit(void *type);
 	}                                                                    \
 	static void slabkit_malloc_uninit_##type(void)
 
-/* Predefined types. */
-MALLOC_DECLARE(M_CACHE);
-MALLOC_DECLARE(M_DEVBUF);
-MALLOC_DECLARE(M_TEMP);
+/* Predefined types (sys/malloc.h and kern_slaballoc.c, see kmalloc(3)). */
+MALLOC_DECLARE(M_CACHE);	/* "cache" */
+MALLOC_DECLARE(M_DEVBUF);	/* "devbuf" */
+MALLOC_DECLARE(M_TEMP);		/* "temp" */
+MALLOC_DECLARE(M_DRM);		/* "m_drm" */
+MALLOC_DECLARE(M_IP6OPT);	/* "ip6opt" */
+MALLOC_DECLARE(M_IP6NDP);	/* "ip6ndp" */
+MALLOC_DECLARE(M_IOV);		/* "iov" */
 
 /*
  * kmalloc: allocate size bytes of the given type.  Returns NULL only when
@@ -161,6 +165,80 @@ SLABKIT_API void kmalloc_set_unlimited(struct malloc_type *type);
 SLABKIT_API void kmalloc_create(struct malloc_type **typep,
     const char *descr);
 SLABKIT_API void kmalloc_destroy(struct malloc_type **typep);
+
+/*
+ * malloc_reinit_ncpus: in the kernel, swaps each type's boot-time counter
+ * slot for a per-CPU array once the CPUs are counted.  slabkit gives a
+ * type its per-thread slots when the type is initialised, so there is
+ * nothing left to do: a no-op, safe to call at any time from any thread.
+ */
+SLABKIT_API void malloc_reinit_ncpus(void);
+
+/*
+ * kmalloc_obj (kern_kmalloc.c, 2021): type-stable zones of one object
+ * size.  A type made by kmalloc_create_obj() serves objects of objsize
+ * bytes rounded up to a cache line, carved from 128 KiB slabs aligned to
+ * their size; each thread keeps an active and an alternate slab, frees
+ * from any thread are lock-free, wholly free slabs are retired by a
+ * poller thread.  See kmalloc_obj(3).
+ */
+#define KMALLOC_SLAB_SIZE	((size_t)128 * 1024)
+#define KMALLOC_SLAB_MASK	(KMALLOC_SLAB_SIZE - 1)
+#define KMALLOC_SLAB_MAXOBJS	(KMALLOC_SLAB_SIZE / 64)
+#define KMALLOC_LOOSE_SIZE	(KMALLOC_SLAB_SIZE * 4)
+#define KMALLOC_SLAB_MAGIC	0x6b736c62
+#define KMALLOC_MAXFREEMAGS	4	/* wholly free slabs kept per type */
+#define KMGD_MAXFREESLABS	128	/* default per-thread free-slab cache */
+
+/*
+ * kmalloc_create_obj: no-op when *typep is not NULL; otherwise makes a
+ * registered type (KSF_OBJSIZE, ks_objsize = objsize rounded up to 64)
+ * and stores it in *typep.  Panics when objsize is 0 or too large for a
+ * slab.  Any thread; may block.
+ */
+SLABKIT_API void kmalloc_create_obj(struct malloc_type **typep,
+    const char *descr, size_t objsize);
+
+/*
+ * kmalloc_destroy_obj: no-op when *typep is NULL.  Releases every slab
+ * whose objects are all free, reports each slab that still holds objects
+ * ("<type>: slab 0x... N objects were still allocated") and leaks it,
+ * unregisters and frees the type, and sets *typep to NULL.  No other
+ * thread may use the type during or after the call.
+ */
+SLABKIT_API void kmalloc_destroy_obj(struct malloc_type **typep);
+
+/*
+ * kmalloc_obj: one object of a kmalloc_obj type.  size must round up to
+ * the type's object size (a panic otherwise).  M_ZERO zeroes it.  At the
+ * type's limit: NULL with M_NULLOK, else a panic ("<type>: malloc limit
+ * exceeded").  A new slab is always mapped as with M_WAITOK, whatever the
+ * flags (as in the kernel).  Any thread.
+ */
+SLABKIT_API void *kmalloc_obj(unsigned long size, struct malloc_type *type,
+    int flags) __attribute__((malloc));
+
+/*
+ * kfree_obj: give an object back, from any thread, without a lock.  NULL,
+ * a pointer that no kmalloc_obj returned, and a second free of the same
+ * object panic.  Statistics are charged to the object's own type.
+ */
+SLABKIT_API void kfree_obj(void *ptr, struct malloc_type *type);
+
+/*
+ * One pass of the kmalloc_obj poller over every kmalloc_obj type, on the
+ * calling thread: sorts the slabs on each type's empty list and retires
+ * wholly free slabs beyond KMALLOC_MAXFREEMAGS (at most kzone_bretire per
+ * type).  For programs that run with the poller thread off
+ * (SLABKIT_OPTIONS=kzone_pollfreq=0).  Returns the slabs retired.
+ */
+SLABKIT_API int slabkit_kmalloc_obj_poll(void);
+
+/* The kernel's entry points behind the macros of the same names. */
+#define _kmalloc_create_obj(typep, descr, objsize) \
+	kmalloc_create_obj((typep), (descr), (objsize))
+#define _kmalloc_obj(size, type, flags) kmalloc_obj((size), (type), (flags))
+#define _kfree_obj(ptr, type) kfree_obj((ptr), (type))
 
 /* Usable memory in MiB: min(RAM, cgroup memory.max, RLIMIT_AS). */
 SLABKIT_API size_t kmem_lim_size(void);

@@ -91,6 +91,29 @@ SLABKIT_API struct objcache *objcache_create_mbacked(malloc_type_t mtype,
     objcache_dtor_fn *dtor, void *privdata);
 
 /*
+ * Older DragonFly releases (and objcache(9) to this day) declare
+ * cluster_limit as `int *cluster_limit0', in and out.  Such a call would
+ * convert the pointer to an int with at most a warning and run with a
+ * nonsense limit, so in C both functions are wrapped: a cluster_limit of
+ * any type but an integer one fails to compile ("'_Generic' selector of
+ * type 'int *' is not compatible with any association").  C++ already
+ * rejects the conversion.  (objcache_create) in parentheses reaches the
+ * function itself.
+ */
+#if !defined(__cplusplus)
+#define SLABKIT_OC_INT_ARG(x)                                              \
+	_Generic((x), char: (x), signed char: (x), unsigned char: (x),      \
+	    short: (x), unsigned short: (x), int: (x), unsigned int: (x),   \
+	    long: (x), unsigned long: (x), long long: (x),                  \
+	    unsigned long long: (x), _Bool: (x))
+#define objcache_create(name, cluster_limit, ...)                          \
+	objcache_create((name), SLABKIT_OC_INT_ARG(cluster_limit), __VA_ARGS__)
+#define objcache_create_mbacked(mtype, objsize, cluster_limit, ...)        \
+	objcache_create_mbacked((mtype), (objsize),                         \
+	    SLABKIT_OC_INT_ARG(cluster_limit), __VA_ARGS__)
+#endif
+
+/*
  * Change the limit (0: none).  The budget moves by the change; lowering it
  * below the objects now alive destroys nothing but lets no new object be
  * made until enough have gone.  Wakes blocked getters when it grows.

@@ -159,6 +159,18 @@ SLABKIT_API void zfree(vm_zone_t z, void *item);
  */
 SLABKIT_API void zdestroy(vm_zone_t z);
 
+/* zerror() codes (vm_zone.c). */
+#define ZONE_ERROR_INVALID     0 /* "zone: invalid zone" */
+#define ZONE_ERROR_NOTFREE     1 /* "zone: entry not free" */
+#define ZONE_ERROR_ALREADYFREE 2 /* "zone: freeing free entry" */
+
+/*
+ * zerror: the kernel's INVARIANTS diagnostic, a panic whose message names
+ * the error ("slabkit: zerror: zone: freeing free entry"); an unknown code
+ * gives "zone: invalid error".  Never returns.  Any thread.
+ */
+SLABKIT_API void zerror(int error) __attribute__((noreturn));
+
 #ifdef __cplusplus
 }
 #endif

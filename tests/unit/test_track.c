@@ -28,6 +28,7 @@
 MALLOC_DEFINE(M_TRK, "track", "tracking unit tests");
 
 static int track_rc = -1;
+static char **obj_v; /* workload's blocks, for free_remote_obj */
 static const char *self;
 
 static struct sk_slzone *
@@ -90,6 +91,17 @@ free_remote(void *arg)
 	return NULL;
 }
 
+static void *
+free_remote_obj(void *arg)
+{
+	struct malloc_type **tp = arg;
+	char **v = obj_v;
+
+	for (int i = 0; i < 500; i++)
+		kfree_obj(v[i], *tp);
+	return NULL;
+}
+
 static int
 workload(void)
 {
@@ -98,6 +110,8 @@ workload(void)
 	vm_zone_t z = zinit("track", 96, 0, ZONE_DESTROYABLE);
 	static char *v[500];
 	void *o[64], *zi[64], *b[4];
+
+	obj_v = v;
 	pthread_t t;
 	int bad = 0;
 
@@ -155,6 +169,21 @@ workload(void)
 			mpipe_free(&mp, b[i]);
 	}
 	mpipe_done(&mp);
+	/* kmalloc_obj: remote frees, slabs retired into the cache and set
+	 * up again for another object size */
+	for (int round = 0; round < 2; round++) {
+		struct malloc_type *ot = NULL;
+		size_t osz = round ? 64 : 1000;
+
+		kmalloc_create_obj(&ot, "track_objs", osz);
+		for (int i = 0; i < 500; i++) {
+			v[i] = kmalloc_obj(osz, ot, M_WAITOK | M_ZERO);
+			memset(v[i], 6, osz);
+		}
+		pthread_create(&t, NULL, free_remote_obj, &ot);
+		pthread_join(t, NULL);
+		kmalloc_destroy_obj(&ot);
+	}
 	return bad;
 }
 
@@ -234,6 +263,30 @@ uaf_kmalloc(void)
 }
 
 static void
+uaf_kmalloc_obj(void)
+{
+	static struct malloc_type *t;
+	char *p;
+
+	kmalloc_create_obj(&t, "track_obj", 96);
+	p = kmalloc_obj(96, t, M_WAITOK);
+	p[70] = 1;
+	kfree_obj(p, t);
+	sink = p[70];
+}
+
+static void
+read_never_handed_out_obj(void)
+{
+	static struct malloc_type *t;
+	char *p;
+
+	kmalloc_create_obj(&t, "track_obj2", 64);
+	p = kmalloc_obj(64, t, M_WAITOK);
+	sink = p[64 + 3]; /* the next object, never handed out */
+}
+
+static void
 uaf_kmalloc_link_word(void)
 {
 	char *p = kmalloc(200, M_TRK, M_WAITOK);
@@ -306,6 +359,8 @@ TEST(use_after_free_reported)
 	}
 	CHECK(child_reports(uaf_kmalloc, "heap-use-after-free"));
 	CHECK(child_reports(uaf_kmalloc_link_word, "use-after-free"));
+	CHECK(child_reports(uaf_kmalloc_obj, "use-after-free"));
+	CHECK(child_reports(read_never_handed_out_obj, "AddressSanitizer"));
 	CHECK(child_reports(uaf_objcache, "use-after-free"));
 	CHECK(child_reports(uaf_zalloc, "use-after-free"));
 	CHECK(child_reports(uaf_mpipe, "use-after-free"));

@@ -220,7 +220,8 @@ TEST(zbootinit_then_zinitna)
 	CHECK(z.zflags & ZONE_BOOT);
 	for (n = 0; n < 10; n++) {
 		got[n] = zalloc(&z);
-		CHECK(got[n] == items[n]);
+		/* last first, as the kernel threads the array */
+		CHECK(got[n] == items[9 - n]);
 		CHECK(all_zero(got[n], 40));
 	}
 	CHECK(zalloc(&z) == NULL); /* the limit is the array */
@@ -672,7 +673,7 @@ TEST(boot_then_interrupt)
 
 	zbootinit(&z, "bootintr", sizeof(items[0]), items, 8);
 	v[n++] = zalloc(&z);
-	CHECK_PTR_EQ(v[0], items[0]);
+	CHECK_PTR_EQ(v[0], items[7]); /* last first */
 	CHECK_EQ(zinitna(&z, NULL, 0, 20, ZONE_INTERRUPT), 1);
 	CHECK_EQ(z.zmax, 28);
 	while (n < 40 && (v[n] = zalloc(&z)) != NULL)
@@ -983,6 +984,25 @@ TEST(fork_while_busy)
 	CHECK_EQ(ok, nforks);
 }
 
+static void
+zerror_code(void *arg)
+{
+	zerror((int)(intptr_t)arg);
+}
+
+/* zerror: the kernel's INVARIANTS messages, one per code. */
+TEST(zerror_messages)
+{
+	CHECK_ABORTS(zerror_code, (void *)(intptr_t)ZONE_ERROR_INVALID,
+	    "slabkit: zerror: zone: invalid zone");
+	CHECK_ABORTS(zerror_code, (void *)(intptr_t)ZONE_ERROR_NOTFREE,
+	    "slabkit: zerror: zone: entry not free");
+	CHECK_ABORTS(zerror_code, (void *)(intptr_t)ZONE_ERROR_ALREADYFREE,
+	    "slabkit: zerror: zone: freeing free entry");
+	CHECK_ABORTS(zerror_code, (void *)(intptr_t)7,
+	    "slabkit: zerror: zone: invalid error (7)");
+}
+
 int
 main(void)
 {
@@ -991,6 +1011,7 @@ main(void)
 	RUN(zinit_struct_failure);
 	RUN(zinitna_and_destroyable);
 	RUN(zbootinit_then_zinitna);
+	RUN(zerror_messages);
 	RUN(growth_normal);
 	RUN(growth_interrupt);
 	RUN(panicfail);

@@ -30,7 +30,7 @@ static struct bitem boot_items[NBOOT];
 static struct {
 	int init_before, init_after;
 	long maps_before, maps_after;
-	int all_zero, all_in_array, extra_null, lifo;
+	int all_zero, all_in_array, extra_null, lifo, last_first;
 	struct bitem *got[NBOOT];
 #if !defined(SLABKIT_ASAN) && !defined(SLABKIT_TSAN)
 	struct mallinfo2 mi_before, mi_after;
@@ -64,6 +64,11 @@ early_boot(void)
 		b->id = i;
 		b->payload = 1000 + i;
 	}
+	/* the kernel threads the array so that the last item comes first */
+	early.last_first = 1;
+	for (int i = 0; i < NBOOT; i++)
+		if (early.got[i] != &boot_items[NBOOT - 1 - i])
+			early.last_first = 0;
 	early.extra_null = zalloc(&bootz) == NULL;
 	zfree(&bootz, early.got[5]);
 	again = zalloc(&bootz);
@@ -94,6 +99,7 @@ TEST(boot_zone_before_library_init)
 	CHECK(early.all_zero);   /* zeroed by zbootinit, first use */
 	CHECK(early.extra_null); /* count/limit = nitems */
 	CHECK(early.lifo);
+	CHECK(early.last_first);
 	CHECK_EQ(bootz.zmax, NBOOT);
 	CHECK_EQ(bootz.ztotal, NBOOT);
 	CHECK_EQ(bootz.zsize, (long)sizeof(struct bitem)); /* not rounded */
