@@ -612,7 +612,6 @@ block_size(const void *ptr, const char *api, bool *large)
 	uintptr_t p = (uintptr_t)ptr;
 	struct sk_slzone *z = (struct sk_slzone *)(p & sk_slab.zone_mask);
 	int32_t tag = sk_pagemap_get((uintptr_t)z);
-	long idx;
 
 	*large = false;
 	if (tag >= 0) {
@@ -623,14 +622,7 @@ block_size(const void *ptr, const char *api, bool *large)
 		}
 		sk_km_bad_pointer(ptr, api);
 	}
-	if (z->z_magic != SK_SLAB_MAGIC)
-		sk_panic(api, "zone %p lacks magic (ptr %p)", (void *)z, ptr);
-	idx = zone_chunk_index(z, ptr);
-	if (idx < 0)
-		sk_panic(api,
-		    "pointer %p is not the start of a chunk "
-		    "(interior or misaligned pointer, ptr %p)",
-		    ptr, ptr);
+	sk_km_chunk_index(z, ptr, api);
 	if (!zone_chunk_live(z, ptr))
 		sk_panic(api,
 		    "memory chunk %p is free (use after free, ptr %p)", ptr,

@@ -88,6 +88,7 @@ void *sk_km_backend(struct sk_shard *sh, size_t size, size_t align, int flags,
 void sk_km_release_free_zones(struct sk_shard *sh, int keep);
 void sk_km_set_release(struct sk_shard *sh);
 void sk_km_shard_update_slow(struct sk_shard *sh);
+long sk_km_chunk_index(struct sk_slzone *z, const void *ptr, const char *api);
 __attribute__((noreturn)) void sk_km_bad_pointer(
     const void *ptr, const char *api);
 

@@ -1145,6 +1145,24 @@ sk_km_bad_pointer(const void *ptr, const char *api)
 	sk_panic(api, "pointer was not allocated by slabkit (ptr %p)", ptr);
 }
 
+/* The index of ptr in z, a page-tagged zone; panics (naming api) unless
+ * z has its magic and ptr is the start of one of its chunks. */
+long
+sk_km_chunk_index(struct sk_slzone *z, const void *ptr, const char *api)
+{
+	long idx;
+
+	if (z->z_magic != SK_SLAB_MAGIC)
+		sk_panic(api, "zone %p lacks magic (ptr %p)", (void *)z, ptr);
+	idx = zone_chunk_index(z, ptr);
+	if (idx < 0)
+		sk_panic(api,
+		    "pointer %p is not the start of a chunk "
+		    "(interior or misaligned pointer, ptr %p)",
+		    ptr, ptr);
+	return idx;
+}
+
 /* Everything the inline kfree does not do, with every check spelled out. */
 void
 sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
@@ -1179,14 +1197,7 @@ sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 		}
 		sk_km_bad_pointer(ptr, api);
 	}
-	if (z->z_magic != SK_SLAB_MAGIC)
-		sk_panic(api, "zone %p lacks magic (ptr %p)", (void *)z, ptr);
-	idx = zone_chunk_index(z, ptr);
-	if (idx < 0)
-		sk_panic(api,
-		    "pointer %p is not the start of a chunk "
-		    "(interior or misaligned pointer, ptr %p)",
-		    ptr, ptr);
+	idx = sk_km_chunk_index(z, ptr, api);
 	if (SK_UNLIKELY(z->z_hflags != 0)) {
 		/* harden.c: checks, quarantine, checker; the user's type is
 		 * charged now, the chunk freed below may be an older one */
