@@ -29,9 +29,10 @@
  * slot.  Slot arrays of destroyed types are kept for reuse, never unmapped.
  *
  * Statistics.  An owned slot is written by its shard only, with plain
- * single-instruction adds: the fast paths count calls and the biased lazy
- * estimate on allocation, minus inuse and memuse on free, and sk_type_sum()
- * derives the kernel's InUse and MemUse on read (see "Statistics updates").
+ * single-instruction adds: the fast paths add to calls and to the biased
+ * lazy estimate on allocation and subtract from inuse and memuse on free;
+ * sk_type_sum() derives the kernel's InUse and MemUse on read (see
+ * "Statistics updates").
  * The type's estimate ks_loosememuse grows by whole ZoneSize steps (a
  * fold) and the exact sum is taken only when it reaches the limit (spec
  * 1.4 step 3).  ks_maxused is a real high-water mark, sampled at every
@@ -525,6 +526,11 @@ sk_km_limit_check(struct malloc_type *type, int flags)
 	return true;
 }
 
+/*
+ * sk_kmalloc and sk_kfree_api live here, next to kmalloc and kfree, so that
+ * the compiler inlines them (and the fast paths in them) into the public
+ * entry points and the other callers of this file.
+ */
 void *
 sk_kmalloc(size_t size, struct malloc_type *type, int flags)
 {
