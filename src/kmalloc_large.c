@@ -28,6 +28,9 @@
 
 #include "kmalloc_impl.h"
 
+/* ------------------------------------------------------------------ */
+/* The large-block cache */
+
 /*
  * The large-block cache (a deviation: the kernel unmaps a large block at
  * kfree).  A shard keeps up to SK_LCACHE_MAX recently freed blocks of at
@@ -130,6 +133,9 @@ lcache_put(struct sk_shard *sh, void *p, size_t npages)
 	sh->lcache_bytes += bytes;
 	return true;
 }
+
+/* ------------------------------------------------------------------ */
+/* Large blocks: kmalloc, kfree, krealloc */
 
 void *
 sk_km_large(struct sk_shard *sh, size_t size, size_t align,
