@@ -39,7 +39,7 @@ zone_chunk_index(struct sk_slzone *z, const void *p)
 static inline size_t
 zone_bit(struct sk_slzone *z, const void *c)
 {
-	if (SK_LIKELY(z->z_flags & ZF_GRANULE))
+	if (SK_LIKELY(SK_LOAD(&z->z_flags) & ZF_GRANULE))
 		return ((uintptr_t)c - (uintptr_t)z) >> 3;
 	return (size_t)zone_chunk_index(z, c);
 }

@@ -124,6 +124,20 @@ struct sk_slzone sk_zone_sentinel = {
     .z_lchunks = (struct sk_chunk *)&sk_zone_sentinel,
 };
 
+/*
+ * The full fence between a direct-table store and the look at the debug
+ * option (direct_update, sk_kmalloc_debug_changed).  GCC rejects fences
+ * under -fsanitize=thread, which does not model them: there both sides do
+ * a sequentially consistent read-modify-write of one word instead.
+ */
+#ifdef SLABKIT_TSAN
+static int direct_fence_word;
+#define DIRECT_FENCE()                                                         \
+	((void)__atomic_fetch_add(&direct_fence_word, 0, __ATOMIC_SEQ_CST))
+#else
+#define DIRECT_FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#endif
+
 /* Direct-table entries of each class (sizes up to 1024 only). */
 static uint8_t d8_lo[SK_NZONES], d8_n[SK_NZONES];
 static uint8_t d16_lo[SK_NZONES], d16_n[SK_NZONES];
@@ -173,7 +187,7 @@ direct_update(struct sk_shard *sh, int zi)
 		z = &sk_zone_sentinel;
 	direct_fill(sh, zi, z);
 	if (z != &sk_zone_sentinel) {
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		DIRECT_FENCE();
 		if (SK_LOAD(&sk_opt.debug))
 			direct_fill(sh, zi, &sk_zone_sentinel);
 	}
@@ -214,7 +228,7 @@ sk_km_set_release(struct sk_shard *sh)
 void
 sk_kmalloc_debug_changed(void)
 {
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	DIRECT_FENCE();
 	sk_shard_foreach(
 	    shard_fast_off, SK_LOAD(&sk_opt.debug) ? NULL : (void *)1);
 }
@@ -238,11 +252,22 @@ sk_kmalloc_shard_setup(struct sk_shard *sh)
 /* ------------------------------------------------------------------ */
 /* Zone lists of a shard */
 
+/*
+ * Change the owner's bits of z_flags.  Other threads read z_flags (for
+ * ZF_GRANULE, fixed while the zone lives) while the owner changes the
+ * list bits beside it, so both sides access the word atomically.
+ */
+static inline void
+zone_flags_set(struct sk_slzone *z, uint16_t set, uint16_t clear)
+{
+	SK_STORE(&z->z_flags, (uint16_t)((z->z_flags & ~clear) | set));
+}
+
 static inline void
 zary_insert(struct sk_shard *sh, struct sk_slzone *z)
 {
 	zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
-	z->z_flags |= ZF_ONLIST;
+	zone_flags_set(z, ZF_ONLIST, 0);
 	direct_update(sh, z->z_zoneindex);
 }
 
@@ -250,7 +275,7 @@ static inline void
 zary_remove(struct sk_shard *sh, struct sk_slzone *z)
 {
 	zl_remove(&sh->zoneary[z->z_zoneindex], z);
-	z->z_flags &= ~ZF_ONLIST;
+	zone_flags_set(z, 0, ZF_ONLIST);
 	direct_update(sh, z->z_zoneindex);
 }
 
@@ -262,10 +287,10 @@ zone_relist(struct sk_shard *sh, struct sk_slzone *z)
 		return;
 	if (z->z_flags & ZF_EXHAUSTED) {
 		zl_remove(&sh->exhausted, z);
-		z->z_flags &= ~ZF_EXHAUSTED;
+		zone_flags_set(z, 0, ZF_EXHAUSTED);
 	}
 	if ((z->z_flags & ZF_GRANULE) && !(sh->slow & SK_SHARD_SLOW_ALWAYS))
-		z->z_fastowner = sh;
+		SK_STORE(&z->z_fastowner, sh);
 	zary_insert(sh, z);
 }
 
@@ -450,7 +475,7 @@ check_zone_free(struct sk_shard *sh, struct sk_slzone *z)
 		return; /* at least one zone per class stays listed */
 	zary_remove(sh, z);
 	z->z_magic = (uint32_t)-1;
-	z->z_fastowner = NULL;
+	SK_STORE(&z->z_fastowner, NULL);
 	sk_pagemap_set((uintptr_t)z, 0);
 	zl_insert_head(&sh->freezones, z);
 	if (++sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh))
@@ -650,10 +675,11 @@ zone_exhausted(struct sk_shard *sh, struct sk_slzone *z)
 			zary_remove(sh, z);
 		/* kept reachable: a remote free that read RSignal before we
 		 * set it rings no doorbell; zone_scan_exhausted finds it */
-		z->z_fastowner = NULL; /* frees relist it: slow path */
+		SK_STORE(
+		    &z->z_fastowner, NULL); /* frees relist it: slow path */
 		if (!(z->z_flags & ZF_EXHAUSTED)) {
 			zl_insert_head(&sh->exhausted, z);
-			z->z_flags |= ZF_EXHAUSTED;
+			zone_flags_set(z, ZF_EXHAUSTED, 0);
 		}
 		return true;
 	}
@@ -813,8 +839,8 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 		memset(z->z_abits, 0, 2 * words * sizeof(uint32_t));
 	z->z_magic = SK_SLAB_MAGIC;
 	z->z_zoneindex = (uint16_t)zi;
-	z->z_flags = (uint16_t)((fresh ? 0 : SLZF_UNOTZEROD) |
-	                        (granule ? ZF_GRANULE : 0));
+	SK_STORE(&z->z_flags, (uint16_t)((fresh ? 0 : SLZF_UNOTZEROD) |
+	                                 (granule ? ZF_GRANULE : 0)));
 	z->z_owner = sh;
 	z->z_baseptr = (char *)z + off;
 	z->z_chunksize = (uint32_t)size;
@@ -827,7 +853,7 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 		z->z_key = (uintptr_t)(sk_os_random() | 1);
 		z->z_lchunks = (struct sk_chunk *)z;
 		if (!(sh->slow & SK_SHARD_SLOW_ALWAYS))
-			z->z_fastowner = sh;
+			SK_STORE(&z->z_fastowner, sh);
 	} else {
 		z->z_lchunks = NULL;
 	}
@@ -1089,6 +1115,27 @@ zone_ring(struct sk_slzone *z)
 }
 
 /*
+ * Set chunk bit b in z's rbits; its old value.  zone_drain_rbits takes an
+ * ordinary zone's rbits 64 bits at a time, so its freers set them in the
+ * same 64-bit words: an atomic of another size on part of a word does not
+ * synchronise with it, for the memory model and ThreadSanitizer alike.
+ */
+static inline bool
+rbit_set(struct sk_slzone *z, size_t b, bool granule)
+{
+	uint32_t m = 1u << (b & 31);
+
+	if (granule) {
+		uint64_t m64 = (uint64_t)1 << (b & 63);
+		uint64_t *w = (uint64_t *)(void *)z->z_rbits + (b >> 6);
+
+		return (__atomic_fetch_or(w, m64, __ATOMIC_SEQ_CST) & m64) != 0;
+	}
+	return (__atomic_fetch_or(&z->z_rbits[b >> 5], m, __ATOMIC_SEQ_CST) &
+	           m) != 0;
+}
+
+/*
  * Free a chunk of a zone owned by another shard (spec 1.6 step 4).
  * While our chunk is still handed out the zone cannot be released, so
  * reading RSignal and writing the hint first are safe.  Only when RSignal
@@ -1103,7 +1150,7 @@ static void
 kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
 {
 	uint32_t bit = 1u << (b & 31);
-	bool granule = (z->z_flags & ZF_GRANULE) != 0;
+	bool granule = (SK_LOAD(&z->z_flags) & ZF_GRANULE) != 0;
 	int rsignal;
 
 	if (granule)
@@ -1111,9 +1158,7 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
 	rsignal = __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST);
 	if (rsignal)
 		__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
-	if (!(SK_LOAD(&z->z_abits[b >> 5]) & bit) ||
-	    (__atomic_fetch_or(&z->z_rbits[b >> 5], bit, __ATOMIC_SEQ_CST) &
-	        bit)) {
+	if (!(SK_LOAD(&z->z_abits[b >> 5]) & bit) || rbit_set(z, b, granule)) {
 		if (rsignal)
 			__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
 		sk_panic(api,
@@ -1256,7 +1301,7 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api)
 	struct kmalloc_use *u;
 
 	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
-	    (z->z_flags & ZF_GRANULE) && SK_LOAD(&z->z_owner) != sh &&
+	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) && SK_LOAD(&z->z_owner) != sh &&
 	    zone_chunk_index(z, ptr) >= 0) {
 		u = (struct kmalloc_use *)((char *)type->ks_use + sh->uoff);
 		sk_slot_sub(&u->inuse, 1);
