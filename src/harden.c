@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * harden.c: hardened mode (SLABKIT_OPTIONS=hardened) and the checker
  * tracking of track.h (SLABKIT_OPTIONS=track=valgrind|asan).
@@ -557,7 +558,7 @@ link_pad(struct sk_slzone *z, struct sk_chunk **slot)
 	return hzone_of(z)->key ^ ((uintptr_t)slot >> 4);
 }
 
-/* Chunk index of p in z, or -1 (kmalloc.c's zone_chunk_index). */
+/* Chunk index of p in z, or -1 (kmalloc_impl.h's zone_chunk_index). */
 static long
 chunk_index(struct sk_slzone *z, const void *p)
 {
@@ -818,8 +819,8 @@ sk_harden_quarantined(const void *c)
 /*
  * Mark or unmark a chunk as quarantined: its bit in z_rbits (with its
  * "handed out" bit still set), so that every "is it free?" check of
- * kmalloc.c and harden.c says yes from the bitmaps alone, whatever the
- * program wrote into the chunk since, and whichever thread asks.
+ * the kmalloc files and harden.c says yes from the bitmaps alone, whatever
+ * the program wrote into the chunk since, and whichever thread asks.
  */
 static void
 quarantine_bit(struct sk_chunk *c, bool set)

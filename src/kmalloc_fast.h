@@ -117,7 +117,7 @@ sk_bit_test(const uint32_t *w, size_t b)
 #define SK_LOAD_FAST(p) (*(p))
 #endif
 
-/* Out of line (kmalloc.c). */
+/* Out of line (kmalloc_zone.c). */
 void *sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags);
 void sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api);
 void sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The malloc(3) drop-in: the C library's allocation interface on kmalloc,
  * the way DragonFly's own libc (nmalloc.c) put its userland malloc on a
@@ -87,7 +88,7 @@
  * (kmalloc's lazy malloc_init) or by the constructor, whichever comes
  * first, and never unregistered.
  */
-/* Tells kmalloc.c it serves malloc(3) (zone colouring off by default). */
+/* Tells kmalloc_zone.c it serves malloc(3) (zone colouring off by default). */
 const int sk_malloc_dropin = 1;
 
 /* Its statistics slots exist from the start, so the inline paths never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * track.h: telling a memory checker about slabkit's own heaps.
  *
@@ -24,7 +25,7 @@
  *                       free items through them.
  *
  * The one subtlety is that slabkit reads and writes its free-list links
- * inside free chunks.  Every such access in kmalloc.c goes through
+ * inside free chunks.  Every such access in kmalloc_zone.c goes through
  * sk_link_get/sk_link_set (internal.h, harden.c block), which take a slow
  * path for a tracked zone: the word is made readable for memcheck around
  * the access, and the access itself is compiled without ASan

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * kmalloc's private interface, shared by kmalloc.c (sizing, types,
+ * statistics, entry points), kmalloc_zone.c (zones, remote frees, the zone
+ * arena, the backend) and kmalloc_large.c (large blocks) only; the rest of
+ * the library sees internal.h.  Functions called across these files are
+ * named sk_km_<verb>; the tiny, hot ones are static inline here.  Nothing
+ * on the paths of sk_kmalloc_inline() and sk_kfree_inline()
+ * (kmalloc_fast.h) calls into this header's out-of-line functions.
+ */
+#ifndef SK_KMALLOC_IMPL_H
+#define SK_KMALLOC_IMPL_H
+
+#include "internal.h"
+#include "kmalloc_fast.h"
+
+/* z_flags bits of kmalloc (the low bits are SLZF_*). */
+#define ZF_ONLIST    0x8000 /* z_flags: listed in ZoneAry */
+#define ZF_EXHAUSTED 0x4000 /* z_flags: on the shard's exhausted list */
+#define ZF_GRANULE   0x2000 /* z_flags: granule bitmaps, encoded links */
+
+/* Chunk index of p in z, or -1 when p is not a chunk boundary of z. */
+static inline long
+zone_chunk_index(struct sk_slzone *z, const void *p)
+{
+	uintptr_t off = (uintptr_t)p - (uintptr_t)z->z_baseptr;
+	uintptr_t idx;
+
+	if (SK_UNLIKELY((uintptr_t)p < (uintptr_t)z->z_baseptr))
+		return -1;
+	idx = (uintptr_t)(((uint64_t)off * z->z_chunkmul) >> 32);
+	if (SK_UNLIKELY(
+	        idx >= (uintptr_t)z->z_nmax || idx * z->z_chunksize != off))
+		return -1;
+	return (long)idx;
+}
+
+/* The bit of chunk c (a chunk boundary) in z's bitmaps. */
+static inline size_t
+zone_bit(struct sk_slzone *z, const void *c)
+{
+	if (SK_LIKELY(SK_LOAD(&z->z_flags) & ZF_GRANULE))
+		return ((uintptr_t)c - (uintptr_t)z) >> 3;
+	return (size_t)zone_chunk_index(z, c);
+}
+
+static inline bool
+bit_get(uint32_t *w, size_t b)
+{
+	return (SK_LOAD(&w[b >> 5]) >> (b & 31)) & 1;
+}
+
+static inline void
+bit_put(uint32_t *w, size_t b, bool v)
+{
+	uint32_t x = SK_LOAD(&w[b >> 5]);
+
+	if (v)
+		x |= 1u << (b & 31);
+	else
+		x &= ~(1u << (b & 31));
+	SK_STORE(&w[b >> 5], x);
+}
+
+/* Handed out and not remote-freed: a live chunk. */
+static inline bool
+zone_chunk_live(struct sk_slzone *z, const void *c)
+{
+	size_t b = zone_bit(z, c);
+
+	return bit_get(z->z_abits, b) && !bit_get(z->z_rbits, b);
+}
+
+/* kmalloc.c: types and statistics (spec 1.2, 1.4 steps 1-3 and 9). */
+void sk_km_type_check(struct malloc_type *type, const char *api);
+void sk_km_stats_alloc(
+    struct malloc_type *type, struct sk_shard *sh, size_t bytes);
+void sk_km_stats_calls(struct malloc_type *type, struct sk_shard *sh);
+void sk_km_stats_free(
+    struct malloc_type *type, struct sk_shard *sh, size_t bytes);
+size_t sk_km_round_flags(size_t size, int *flags);
+bool sk_km_limit_check(struct malloc_type *type, int flags);
+
+/* kmalloc_zone.c: set-up, the backend, release, reports. */
+void sk_km_zone_init(void);
+void *sk_km_backend(struct sk_shard *sh, size_t size, size_t align, int flags,
+    bool *zone_fresh);
+void sk_km_release_free_zones(struct sk_shard *sh, int keep);
+void sk_km_set_release(struct sk_shard *sh);
+void sk_km_shard_update_slow(struct sk_shard *sh);
+long sk_km_chunk_index(struct sk_slzone *z, const void *ptr, const char *api);
+__attribute__((noreturn)) void sk_km_bad_pointer(
+    const void *ptr, const char *api);
+
+/* kmalloc_large.c */
+void *sk_km_large(struct sk_shard *sh, size_t size, size_t align,
+    struct malloc_type *type, int flags);
+void sk_km_large_free(
+    struct sk_shard *sh, void *ptr, int32_t npages, struct malloc_type *type);
+void *sk_km_large_realloc(
+    void *ptr, size_t osize, size_t size, struct malloc_type *type, int flags);
+void sk_km_lcache_trim(struct sk_shard *sh, size_t keep);
+
+#endif /* SK_KMALLOC_IMPL_H */

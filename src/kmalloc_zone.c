@@ -1,0 +1,1382 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * kmalloc zones: where chunks come from, and where freed ones go back.
+ *
+ * Model.  Memory comes in zones of ZoneSize bytes (128 KiB on any machine
+ * with more than 128 MB), each aligned to its size so that the header of
+ * any chunk is found by masking the chunk's address (ptr & ZoneMask).  A
+ * zone serves one of the 72 chunk sizes of sizeclass.h and belongs to one
+ * shard (the kernel's CPU: a thread here, see shard.c).  Per shard and
+ * size class, ZoneAry[zi] lists the zones that have free chunks; kmalloc
+ * takes the zone at the tail.
+ *
+ * Direct tables.  For sizes up to 1024 the shard's direct8[] (indexed by
+ * size / 8) and direct16[] (size / 16, the malloc drop-in's) point at the
+ * zone the slow path would use, the tail of the class's list, or at
+ * sk_zone_sentinel, whose free list is always empty, whenever the fast
+ * path must not serve the class: no zone, a zone the shard may not serve
+ * from its fast path, a debug option, free zones waiting for release.
+ * direct_update() keeps them so at every change of a list, so the fast
+ * path of kmalloc_fast.h has one "list empty" test for all of these.
+ *
+ * Ordinary zones (ZF_GRANULE: every zone unless hardened or track is on)
+ * keep a LIFO free list whose links are stored XORed with the zone's
+ * random key.  A link is decoded and checked on every pop: it must lead
+ * into the same zone, or be the zone itself, which ends the list; a list
+ * written after free stops kmalloc with "free list ... corrupted" instead
+ * of handing out a forged pointer.  Two granule bitmaps follow the header
+ * at fixed offsets, one bit per 8 bytes: abits marks the first granule of
+ * every chunk handed out (written by the owner only, with plain stores)
+ * and rbits the chunks another shard freed that the owner has not drained
+ * yet.  Interior pointers, double frees and a list that leads to a chunk
+ * in use are each one bit test.  Hardened and tracked zones use one bit
+ * per chunk, links read through sk_link_get/set (track.h) and an atomic
+ * remote list, and harden.c for the rest.
+ *
+ * Remote frees (spec 1.6 step 4).  kfree on another shard is, for an
+ * ordinary zone, one atomic OR of the chunk's bit into rbits (its old
+ * value catches a second remote free) after a plain store to the zone's
+ * hint z_rhint.  The owner drains a zone when its local list runs dry,
+ * when a doorbell rings and in slab_cleanup(): one exchange per non-zero
+ * word of rbits, none per chunk; the chunks go on the local list and their
+ * abits are cleared.  A zone with nothing free for its owner sets RSignal
+ * and leaves ZoneAry for the exhausted list; a remote freer that reads
+ * RSignal takes an RCount reference and rings the owner's doorbell (the
+ * kernel's passive IPI, with the same RSignal/RCount protocol), and
+ * zone_scan_exhausted() finds the freer that read it just before it was
+ * set.
+ *
+ * Release (spec 1.6 steps 6-7).  A wholly free zone leaves its list for
+ * the shard's FreeZones (unless it is the last zone listed for its class),
+ * and zones beyond ZoneRelsThresh are released by the next kmalloc that
+ * may block: until then every size of the shard takes the slow path.
+ *
+ * The zone arena.  Ordinary zones are carved from one reservation that
+ * grows upwards; a pointer is in a zone of the arena when
+ * p - sk_zarena_base < sk_zarena_used, the one range test kfree's fast
+ * path makes before it reads a zone header.  A released arena zone is
+ * decommitted and kept for reuse, never unmapped, so that test never
+ * leads to unmapped memory.  Hardened and tracked zones, and zones the
+ * arena has no room for, are mapped one by one and freed by the slow path.
+ *
+ * Page tags (pagemap.c) replace the kernel's ku_pagecnt: > 0 on the first
+ * page of a large block, -(shard + 1) on the first page of a zone.  The
+ * slow free path looks a pointer up there before touching anything, so a
+ * pointer slabkit never returned is reported, never followed.
+ *
+ * Promises: no lock and no atomic read-modify-write on the owner's fast
+ * paths; a chunk is handed out only when its abits bit was clear; a chunk
+ * freed twice, locally, remotely or both, is caught whatever the program
+ * wrote into it; no remote free is stranded.  SLABKIT_OPTIONS=invariants
+ * adds the kernel's allocation-side check ("already allocated"); pattern
+ * and weird add the fill patterns of spec 1.8.
+ *
+ * Deviations from the kernel (README "Deviations"): shards are threads;
+ * remote frees set bits and ring a doorbell list instead of an IPI, and
+ * are harvested as soon as a zone's local list is empty; the zone arena
+ * and the sentinel zone; M_WAITOK retries a failed mmap with back-off and
+ * a reclaim pass for at most waitok_timeout milliseconds, then panics; the
+ * double-free bitmaps are always present.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "kmalloc_impl.h"
+
+static int (*reclaim_hooks[8])(void);
+static atomic_int reclaim_nhooks;
+
+/* ------------------------------------------------------------------ */
+/* Zone lists */
+
+static inline void
+zl_insert_head(struct sk_zonelist *l, struct sk_slzone *z)
+{
+	z->z_prev = NULL;
+	z->z_next = l->head;
+	if (l->head != NULL)
+		l->head->z_prev = z;
+	else
+		l->tail = z;
+	l->head = z;
+}
+
+static inline void
+zl_remove(struct sk_zonelist *l, struct sk_slzone *z)
+{
+	if (z->z_prev != NULL)
+		z->z_prev->z_next = z->z_next;
+	else
+		l->head = z->z_next;
+	if (z->z_next != NULL)
+		z->z_next->z_prev = z->z_prev;
+	else
+		l->tail = z->z_prev;
+	z->z_next = z->z_prev = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Direct tables and the sentinel zone */
+
+struct sk_slzone sk_zone_sentinel = {
+    .z_lchunks = (struct sk_chunk *)&sk_zone_sentinel,
+};
+
+/*
+ * The full fence between a direct-table store and the look at the debug
+ * option (direct_update, sk_kmalloc_debug_changed).  GCC rejects fences
+ * under -fsanitize=thread, which does not model them: there both sides do
+ * a sequentially consistent read-modify-write of one word instead.
+ */
+#ifdef SLABKIT_TSAN
+static int direct_fence_word;
+#define DIRECT_FENCE()                                                         \
+	((void)__atomic_fetch_add(&direct_fence_word, 0, __ATOMIC_SEQ_CST))
+#else
+#define DIRECT_FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#endif
+
+/* Direct-table entries of each class (sizes up to 1024 only). */
+static uint8_t d8_lo[SK_NZONES], d8_n[SK_NZONES];
+static uint8_t d16_lo[SK_NZONES], d16_n[SK_NZONES];
+
+static void
+direct_init(void)
+{
+	for (int i = SK_DIRECT8 - 1; i >= 0; i--) {
+		int zi = sk_small_class[i + 1];
+
+		d8_lo[zi] = (uint8_t)i;
+		d8_n[zi]++;
+	}
+	for (int j = SK_DIRECT16 - 1; j >= 0; j--) {
+		int zi = sk_small_class[2 * j + 2];
+
+		d16_lo[zi] = (uint8_t)j;
+		d16_n[zi]++;
+	}
+}
+
+static void
+direct_fill(struct sk_shard *sh, int zi, struct sk_slzone *z)
+{
+	for (int i = 0; i < d8_n[zi]; i++)
+		SK_STORE(&sh->direct8[d8_lo[zi] + i], z);
+	for (int j = 0; j < d16_n[zi]; j++)
+		SK_STORE(&sh->direct16[d16_lo[zi] + j], z);
+}
+
+/*
+ * Point the direct tables of class zi at the zone kmalloc_slow would use
+ * (the list's tail), or at the sentinel when the fast path must not serve
+ * the class.  The fence and second look pair with debug_changed(): either
+ * this thread sees the debug option, or that function's sentinel store
+ * comes after ours.
+ */
+static void
+direct_update(struct sk_shard *sh, int zi)
+{
+	struct sk_slzone *z = sh->zoneary[zi].tail;
+
+	if (d8_n[zi] == 0 && d16_n[zi] == 0)
+		return;
+	if (z == NULL || z->z_fastowner != sh || SK_LOAD(&sk_opt.debug) ||
+	    (sh->slow & SK_SHARD_SLOW_RELEASE))
+		z = &sk_zone_sentinel;
+	direct_fill(sh, zi, z);
+	if (z != &sk_zone_sentinel) {
+		DIRECT_FENCE();
+		if (SK_LOAD(&sk_opt.debug))
+			direct_fill(sh, zi, &sk_zone_sentinel);
+	}
+}
+
+static void
+shard_fast_off(struct sk_shard *sh, void *arg)
+{
+	bool on = arg != NULL;
+
+	if (sh->empty)
+		return;
+	if (on && !(sh->slow & SK_SHARD_SLOW_ALWAYS)) {
+		SK_STORE(&sh->fastkey, sh);
+		return;
+	}
+	SK_STORE(&sh->fastkey, (struct sk_shard *)1);
+	for (int i = 0; i < SK_DIRECT8; i++)
+		SK_STORE(&sh->direct8[i], &sk_zone_sentinel);
+	for (int j = 0; j < SK_DIRECT16; j++)
+		SK_STORE(&sh->direct16[j], &sk_zone_sentinel);
+}
+
+/*
+ * Free zones (or deferred large blocks) wait for the next kmalloc that may
+ * block (spec 1.6 step 7): send every size to the slow path until then.
+ */
+void
+sk_km_set_release(struct sk_shard *sh)
+{
+	sh->slow |= SK_SHARD_SLOW_RELEASE;
+	for (int i = 0; i < SK_DIRECT8; i++)
+		SK_STORE(&sh->direct8[i], &sk_zone_sentinel);
+	for (int j = 0; j < SK_DIRECT16; j++)
+		SK_STORE(&sh->direct16[j], &sk_zone_sentinel);
+}
+
+void
+sk_kmalloc_debug_changed(void)
+{
+	DIRECT_FENCE();
+	sk_shard_foreach(
+	    shard_fast_off, SK_LOAD(&sk_opt.debug) ? NULL : (void *)1);
+}
+
+void
+sk_kmalloc_shard_setup(struct sk_shard *sh)
+{
+	for (int i = 0; i < SK_DIRECT8; i++)
+		sh->direct8[i] = &sk_zone_sentinel;
+	for (int j = 0; j < SK_DIRECT16; j++)
+		sh->direct16[j] = &sk_zone_sentinel;
+	sh->uoff = (size_t)sh->slot * sizeof(struct kmalloc_use);
+	/* the drop-in's slot; a shard without one of its own never takes
+	 * the fast paths, so any slot will do for it */
+	sh->dropin_use = &sk_dropin_use[sh->slot];
+	sh->fastkey = (sh->slow & SK_SHARD_SLOW_ALWAYS) || sk_opt.debug
+	                  ? (struct sk_shard *)1
+	                  : sh;
+}
+
+/* ------------------------------------------------------------------ */
+/* Zone lists of a shard */
+
+/*
+ * Change the owner's bits of z_flags.  Other threads read z_flags (for
+ * ZF_GRANULE, fixed while the zone lives) while the owner changes the
+ * list bits beside it, so both sides access the word atomically.
+ */
+static inline void
+zone_flags_set(struct sk_slzone *z, uint16_t set, uint16_t clear)
+{
+	SK_STORE(&z->z_flags, (uint16_t)((z->z_flags & ~clear) | set));
+}
+
+static inline void
+zary_insert(struct sk_shard *sh, struct sk_slzone *z)
+{
+	zl_insert_head(&sh->zoneary[z->z_zoneindex], z);
+	zone_flags_set(z, ZF_ONLIST, 0);
+	direct_update(sh, z->z_zoneindex);
+}
+
+static inline void
+zary_remove(struct sk_shard *sh, struct sk_slzone *z)
+{
+	zl_remove(&sh->zoneary[z->z_zoneindex], z);
+	zone_flags_set(z, 0, ZF_ONLIST);
+	direct_update(sh, z->z_zoneindex);
+}
+
+/* Put a zone that has free chunks back on ZoneAry (head: a mature zone). */
+static inline void
+zone_relist(struct sk_shard *sh, struct sk_slzone *z)
+{
+	if (z->z_flags & ZF_ONLIST)
+		return;
+	if (z->z_flags & ZF_EXHAUSTED) {
+		zl_remove(&sh->exhausted, z);
+		zone_flags_set(z, 0, ZF_EXHAUSTED);
+	}
+	if ((z->z_flags & ZF_GRANULE) && !(sh->slow & SK_SHARD_SLOW_ALWAYS))
+		SK_STORE(&z->z_fastowner, sh);
+	zary_insert(sh, z);
+}
+
+static inline int32_t
+zone_nfree(const struct sk_slzone *z)
+{
+	return z->z_nmax - z->z_nused;
+}
+
+/* ------------------------------------------------------------------ */
+/* Free lists: encoded links, checked on pop */
+
+static inline bool
+zone_list_empty(struct sk_slzone *z)
+{
+	return (z->z_flags & ZF_GRANULE) ? z->z_lchunks == (void *)z
+	                                 : z->z_lchunks == NULL;
+}
+
+static inline void
+zone_push(struct sk_slzone *z, struct sk_chunk *c)
+{
+	if (z->z_flags & ZF_GRANULE)
+		c->c_next =
+		    (struct sk_chunk *)((uintptr_t)z->z_lchunks ^ z->z_key);
+	else
+		sk_link_set(z, &c->c_next, z->z_lchunks);
+	z->z_lchunks = c;
+}
+
+/* Pop the head of a non-empty local list. */
+static inline struct sk_chunk *
+zone_pop(struct sk_slzone *z)
+{
+	struct sk_chunk *c = z->z_lchunks;
+
+	if (z->z_flags & ZF_GRANULE) {
+		uintptr_t n = sk_zone_link(z, c);
+
+		if (sk_zone_link_bad(c, n))
+			sk_zone_link_corrupted(z, c, n);
+		z->z_lchunks = (struct sk_chunk *)n;
+	} else
+		z->z_lchunks = sk_link_get(z, &c->c_next);
+	return c;
+}
+
+void *
+sk_zone_link_corrupted(struct sk_slzone *z, struct sk_chunk *c, uintptr_t v)
+{
+	sk_panic("kmalloc",
+	    "free list of zone %p corrupted, use after free? (the link in free "
+	    "chunk %p decodes to %p, outside its zone; ptr %p)",
+	    (void *)z, (void *)c, (void *)v, (void *)c);
+}
+
+void *
+sk_zone_chunk_in_use(struct sk_slzone *z, struct sk_chunk *c)
+{
+	sk_panic("kmalloc",
+	    "free list of zone %p corrupted, use after free? (it leads to "
+	    "chunk %p, which is in use; ptr %p)",
+	    (void *)z, (void *)c, (void *)c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Drains: remote frees back to the owner's list */
+
+/* Pull remote frees of a hardened or tracked zone (its atomic list). */
+static int
+zone_drain_list(struct sk_slzone *z)
+{
+	struct sk_chunk *c, *next;
+	int n = 0;
+
+	c = __atomic_exchange_n(&z->z_rchunks, NULL, __ATOMIC_ACQ_REL);
+	for (; c != NULL; c = next) {
+		long idx = zone_chunk_index(z, c);
+		uint32_t bit, w;
+
+		next = sk_link_get_remote(z, &c->c_next);
+		if (idx < 0)
+			sk_panic("kfree",
+			    "remote free list of zone %p corrupted "
+			    "(ptr %p)",
+			    (void *)z, (void *)c);
+		bit = 1u << (idx & 31);
+		__atomic_fetch_and(
+		    &z->z_rbits[idx >> 5], ~bit, __ATOMIC_RELAXED);
+		w = SK_LOAD(&z->z_abits[idx >> 5]);
+		if (!(w & bit))
+			sk_panic("kfree", "memory chunk %p is already free!",
+			    (void *)c);
+		SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
+		zone_push(z, c);
+		n++;
+	}
+	z->z_nused -= n;
+	return n;
+}
+
+/*
+ * Pull the remote frees of an ordinary zone: every chunk another thread
+ * freed has its rbits bit set (the freer's one atomic operation).  One
+ * exchange per non-zero word, none per chunk; the chunks go on the local
+ * list.  The hint is cleared first (an exchange, so the clear is ordered
+ * before the loads): a freer sets it before its bit.
+ */
+static int
+zone_drain_rbits(struct sk_slzone *z)
+{
+	uint64_t *ab = (uint64_t *)(void *)z->z_abits;
+	uint64_t *rb = (uint64_t *)(void *)z->z_rbits;
+	size_t first = ((uintptr_t)z->z_baseptr - (uintptr_t)z) >> 9;
+	size_t last = ((uintptr_t)z->z_baseptr - (uintptr_t)z +
+	                  (size_t)z->z_nmax * z->z_chunksize + 511) >>
+	              9;
+	int n = 0;
+
+	__atomic_exchange_n(&z->z_rhint, 0, __ATOMIC_SEQ_CST);
+	for (size_t w = first; w < last; w++) {
+		uint64_t bits, a;
+
+		if (SK_LOAD(&rb[w]) == 0)
+			continue;
+		bits = __atomic_exchange_n(&rb[w], 0, __ATOMIC_ACQ_REL);
+		a = SK_LOAD(&ab[w]);
+		if ((a & bits) != bits) {
+			uint64_t bad = bits & ~a;
+			struct sk_chunk *c = (struct sk_chunk
+			        *)((char *)z +
+			           ((w * 64 + (size_t)__builtin_ctzll(bad))
+			               << 3));
+
+			sk_panic("kfree",
+			    "memory chunk %p is already free! "
+			    "(double free, ptr %p)",
+			    (void *)c, (void *)c);
+		}
+		SK_STORE(&ab[w], a & ~bits);
+		while (bits != 0) {
+			size_t b = (size_t)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			zone_push(z, (struct sk_chunk *)((char *)z +
+			                                 ((w * 64 + b) << 3)));
+			n++;
+		}
+	}
+	z->z_nused -= n;
+	return n;
+}
+
+static inline bool
+zone_remote_waiting(struct sk_slzone *z)
+{
+	if (z->z_flags & ZF_GRANULE)
+		return SK_LOAD(&z->z_rhint) != 0;
+	return SK_LOAD(&z->z_rchunks) != NULL;
+}
+
+/* Move every remote free of z to its local list; the number moved. */
+static int
+zone_drain_remote(struct sk_slzone *z)
+{
+	if (z->z_flags & ZF_GRANULE)
+		return zone_drain_rbits(z);
+	return zone_drain_list(z);
+}
+
+/* spec 1.6 step 6 */
+static void
+check_zone_free(struct sk_shard *sh, struct sk_slzone *z)
+{
+	struct sk_zonelist *l = &sh->zoneary[z->z_zoneindex];
+
+	if (z->z_nused != 0 || SK_LOAD_ACQ(&z->z_rcount) != 0)
+		return;
+	if (!(z->z_flags & ZF_ONLIST))
+		return;
+	if (l->head == z && z->z_next == NULL)
+		return; /* at least one zone per class stays listed */
+	zary_remove(sh, z);
+	z->z_magic = (uint32_t)-1;
+	SK_STORE(&z->z_fastowner, NULL);
+	sk_pagemap_set((uintptr_t)z, 0);
+	zl_insert_head(&sh->freezones, z);
+	if (++sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh))
+		sk_km_set_release(sh);
+}
+
+/* ------------------------------------------------------------------ */
+/* The zone arena */
+
+uintptr_t sk_zarena_base;
+size_t sk_zarena_used;         /* bytes mapped from the base on */
+static size_t zarena_limit;    /* the most it may grow to; 0: no arena */
+static size_t zarena_carved;   /* bytes handed out as zones, <= used */
+static bool zarena_full;       /* the next range is taken by someone */
+static uint32_t *zarena_stack; /* free zones: index << 1 | not zeroed */
+static size_t zarena_nstack;
+static pthread_mutex_t zarena_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define ZARENA_MAX  ((size_t)64 << 30)
+#define ZARENA_STEP ((size_t)1 << 20)
+
+/*
+ * The arena grows upwards from a random base far from where the kernel
+ * places mappings (16-80 TiB, above AddressSanitizer's shadow), a MiB at
+ * a time, with mappings that may not replace anything: address space is
+ * taken only as zones are needed, so RLIMIT_AS and overcommit see what
+ * they always saw, and adjacent steps merge into one kernel mapping.  It
+ * stops growing at 64 GiB or where something else was mapped first;
+ * zones beyond are mapped one by one and freed through the slow path.
+ * ThreadSanitizer owns most of the address space, so there the arena is
+ * one reservation of 4 GiB (read-write, no swap reserved) wherever the
+ * kernel puts it.
+ */
+static void
+zarena_init(void)
+{
+	size_t zs = sk_slab.zone_size, ps = sk_slab.page_size;
+	size_t nz = ZARENA_MAX / zs;
+	int why;
+
+	zarena_stack = sk_os_reserve_rw(
+	    (nz * sizeof(uint32_t) + ps - 1) & ~(ps - 1), ps, &why);
+	if (zarena_stack == NULL)
+		return;
+#ifdef SLABKIT_TSAN
+	{
+		void *p = sk_os_reserve_rw((size_t)4 << 30, zs, &why);
+
+		if (p != NULL) {
+			sk_zarena_base = (uintptr_t)p;
+			zarena_limit = sk_zarena_used = (size_t)4 << 30;
+		}
+	}
+#else
+	for (int tries = 0; tries < 8; tries++) {
+		uintptr_t base =
+		    ((uintptr_t)0x110000000000 +
+		        (sk_os_random() % 0x3e0000u) * ((uintptr_t)1 << 24)) &
+		    ~(uintptr_t)(ZARENA_STEP - 1);
+
+		if (sk_os_map_at((void *)base, ZARENA_STEP, &why) != NULL) {
+			sk_zarena_base = base;
+			zarena_limit = ZARENA_MAX;
+			SK_STORE_REL(&sk_zarena_used, ZARENA_STEP);
+			return;
+		}
+	}
+#endif
+}
+
+/* From sk_kmalloc_init: the direct-table ranges and the zone arena. */
+void
+sk_km_zone_init(void)
+{
+	direct_init();
+	zarena_init();
+}
+
+/* Under zarena_lock: one more zone of arena space, or NULL. */
+static void *
+zarena_carve(void)
+{
+	size_t zs = sk_slab.zone_size, used = sk_zarena_used;
+	int why;
+
+	if (zarena_carved + zs > used) {
+		size_t step = ZARENA_STEP < zs ? zs : ZARENA_STEP;
+
+		if (zarena_full || used + zs > zarena_limit)
+			return NULL;
+		if (used + step > zarena_limit)
+			step = zs;
+		if (sk_os_map_at((char *)sk_zarena_base + used, step, &why) ==
+		    NULL) {
+			step = zs;
+			if (sk_os_map_at((char *)sk_zarena_base + used, step,
+			        &why) == NULL) {
+				if (why == SK_OS_EXHAUSTED)
+					zarena_full = true;
+				return NULL;
+			}
+		}
+		SK_STORE_REL(&sk_zarena_used, used + step);
+	}
+	zarena_carved += zs;
+	return (char *)sk_zarena_base + zarena_carved - zs;
+}
+
+/* A zone's memory: from the arena (free zones first), else mapped. */
+static void *
+zone_map(bool *fresh, int *why)
+{
+	size_t zs = sk_slab.zone_size;
+	void *z = NULL;
+
+	*fresh = true;
+	if (zarena_limit != 0 && !sk_opt.hardened && !sk_opt.track) {
+		if (sk_os_fault_check(SLABKIT_FAULT_MAP)) {
+			*why = SK_OS_SHORTAGE;
+			return NULL;
+		}
+		if (sk_os_fault_check(SLABKIT_FAULT_MAP_EXHAUST)) {
+			*why = SK_OS_EXHAUSTED;
+			return NULL;
+		}
+		pthread_mutex_lock(&zarena_lock);
+		if (zarena_nstack > 0) {
+			uint32_t e = zarena_stack[--zarena_nstack];
+
+			z = (char *)sk_zarena_base + (size_t)(e >> 1) * zs;
+			*fresh = (e & 1) == 0;
+		} else {
+			z = zarena_carve();
+		}
+		pthread_mutex_unlock(&zarena_lock);
+		if (z != NULL)
+			return z;
+	}
+	return sk_os_map(zs, zs, why);
+}
+
+/* Give a zone's memory back: to the arena (decommitted) or unmapped. */
+static void
+zone_unmap(struct sk_slzone *z)
+{
+	size_t zs = sk_slab.zone_size;
+	uintptr_t a = (uintptr_t)z;
+
+	if (a - sk_zarena_base < SK_LOAD(&sk_zarena_used)) {
+		uint32_t e = (uint32_t)((a - sk_zarena_base) / zs) << 1;
+
+		if (sk_os_decommit(z, zs) != 0)
+			e |= 1; /* still holds old data */
+		pthread_mutex_lock(&zarena_lock);
+		zarena_stack[zarena_nstack++] = e;
+		pthread_mutex_unlock(&zarena_lock);
+		return;
+	}
+	sk_os_unmap(z, zs);
+}
+
+/* Unmap free zones beyond ZoneRelsThresh and deferred large blocks. */
+void
+sk_km_release_free_zones(struct sk_shard *sh, int keep)
+{
+	while (sh->nfreezones > keep) {
+		struct sk_slzone *z = sh->freezones.tail;
+
+		zl_remove(&sh->freezones, z);
+		sh->nfreezones--;
+		sh->zones_released++;
+		if (SK_UNLIKELY(z->z_hflags != 0))
+			sk_harden_zone_retire(z);
+		zone_unmap(z);
+	}
+	while (sh->freeovzones != NULL) {
+		struct sk_slzone *z = sh->freeovzones;
+		size_t bytes = (size_t)z->z_nmax << sk_slab.page_shift;
+
+		sh->freeovzones = z->z_next;
+		sk_os_unmap(z, bytes);
+	}
+}
+
+/*
+ * A zone with nothing free for the owner (spec 1.4 step 7): set RSignal,
+ * harvest once more, and if still nothing, move it off ZoneAry to the
+ * exhausted list.  Returns true when it left the list.
+ */
+static bool
+zone_exhausted(struct sk_shard *sh, struct sk_slzone *z)
+{
+	__atomic_store_n(&z->z_rsignal, 1, __ATOMIC_SEQ_CST);
+	zone_drain_remote(z);
+	if (zone_nfree(z) == 0) {
+		if (z->z_flags & ZF_ONLIST)
+			zary_remove(sh, z);
+		/* kept reachable: a remote free that read RSignal before we
+		 * set it rings no doorbell; zone_scan_exhausted finds it */
+		SK_STORE(
+		    &z->z_fastowner, NULL); /* frees relist it: slow path */
+		if (!(z->z_flags & ZF_EXHAUSTED)) {
+			zl_insert_head(&sh->exhausted, z);
+			zone_flags_set(z, ZF_EXHAUSTED, 0);
+		}
+		return true;
+	}
+	__atomic_store_n(&z->z_rsignal, 0, __ATOMIC_RELAXED);
+	return false;
+}
+
+/* The doorbell: zones that left their list and got remote frees. */
+static void
+zone_drain_pending(struct sk_shard *sh)
+{
+	struct sk_slzone *z, *next;
+
+	z = __atomic_exchange_n(&sh->pend, NULL, __ATOMIC_ACQ_REL);
+	for (; z != NULL; z = next) {
+		next = SK_LOAD(&z->z_pend_next);
+		__atomic_store_n(&z->z_pending, 0, __ATOMIC_SEQ_CST);
+		zone_drain_remote(z);
+		if (zone_nfree(z) == 0 && !(z->z_flags & ZF_ONLIST)) {
+			/* Still exhausted (the chunk that rang was taken by
+			 * an earlier harvest): re-arm the signal, then look
+			 * again so no remote free can slip between. */
+			__atomic_store_n(&z->z_rsignal, 1, __ATOMIC_SEQ_CST);
+			if (zone_drain_remote(z) > 0)
+				__atomic_store_n(
+				    &z->z_rsignal, 0, __ATOMIC_RELAXED);
+		}
+		if (zone_nfree(z) > 0)
+			zone_relist(sh, z);
+		__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
+		check_zone_free(sh, z);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The backend (kmem_slab_alloc) */
+
+static void
+run_reclaim(struct sk_shard *sh)
+{
+	int n = atomic_load(&reclaim_nhooks);
+
+	sk_km_release_free_zones(sh, 0);
+	sk_km_lcache_trim(sh, 0);
+	sk_km_shard_update_slow(sh);
+	for (int i = 0; i < n; i++)
+		reclaim_hooks[i]();
+}
+
+void
+sk_kmalloc_register_reclaim(int (*fn)(void))
+{
+	int i = atomic_load(&reclaim_nhooks);
+
+	for (int j = 0; j < i; j++)
+		if (reclaim_hooks[j] == fn)
+			return;
+	if (i < 8) {
+		reclaim_hooks[i] = fn;
+		atomic_store(&reclaim_nhooks, i + 1);
+	}
+}
+
+/*
+ * Map size bytes aligned to align for kmalloc, with the blocking rules of
+ * spec 1.7: M_RNOWAIT returns NULL at once; M_WAITOK retries a shortage
+ * after a reclaim pass, with back-off, for up to waitok_timeout; exhausted
+ * address space panics unless M_NULLOK.
+ */
+void *
+sk_km_backend(
+    struct sk_shard *sh, size_t size, size_t align, int flags, bool *zone_fresh)
+{
+	uint64_t start = 0;
+	long backoff_ns = 100000;
+	void *p;
+	int why;
+
+	if (SK_UNLIKELY((flags & (M_RNOWAIT | M_WAITOK)) == 0))
+		sk_panic("kmem_slab_alloc", "bad flags %x", (unsigned)flags);
+	for (;;) {
+		p = zone_fresh != NULL ? zone_map(zone_fresh, &why)
+		                       : sk_os_map(size, align, &why);
+		if (SK_LIKELY(p != NULL))
+			return p;
+		if (why == SK_OS_EXHAUSTED) {
+			if (flags & M_NULLOK)
+				return NULL;
+			sk_panic("kmem_slab_alloc",
+			    "address space ran out of space! (%zu bytes)",
+			    size);
+		}
+		if (flags & M_RNOWAIT)
+			return NULL;
+		if (flags & SK_M_NORETRY) {
+			if (start != 0)
+				return NULL;
+			start = 1;
+			run_reclaim(sh);
+			continue;
+		}
+		if (start == 0)
+			start = sk_os_now_ns();
+		run_reclaim(sh);
+		if (sk_opt.waitok_timeout_ms > 0 &&
+		    sk_os_now_ns() - start >
+		        (uint64_t)sk_opt.waitok_timeout_ms * 1000000ULL) {
+			if (flags & M_NULLOK)
+				return NULL;
+			sk_panic("kmalloc",
+			    "out of memory: M_WAITOK waited %ld ms for %zu "
+			    "bytes",
+			    sk_opt.waitok_timeout_ms, size);
+		}
+		sk_os_sleep_ns(backoff_ns);
+		if (backoff_ns < 50000000)
+			backoff_ns *= 2;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Zones and chunks (spec 1.4 steps 7-10) */
+
+/*
+ * The malloc drop-in defines sk_malloc_dropin; the plain library leaves
+ * this weak reference NULL.  SLABKIT_OPTIONS=colour=0|1 overrides.
+ */
+static inline bool
+sk_colouring(void)
+{
+	if (sk_opt.colour >= 0)
+		return sk_opt.colour != 0;
+	return &sk_malloc_dropin == NULL;
+}
+
+/* Set up a zone for class zi at z (fresh or reused), spec 1.4 step 8. */
+static void
+zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
+{
+	size_t size = sk_class_size[zi];
+	size_t align = sk_class_align[zi];
+	bool granule = !sk_opt.hardened && !sk_opt.track;
+	size_t words = granule ? SK_ZBITMAP_BYTES / 4
+	                       : (sk_slab.zone_size / size + 31) / 32;
+	size_t hdr = sizeof(*z) + 2 * words * sizeof(uint32_t);
+	size_t off;
+
+	if ((size & (size - 1)) == 0)
+		align = size; /* power-of-two chunks are size-aligned */
+	if (align < 16)
+		align = 16; /* malloc(3)'s 16 bytes for every multiple of 16 */
+	off = (hdr + align - 1) & ~(align - 1);
+	memset(z, 0, sizeof(*z));
+	z->z_abits = (uint32_t *)(z + 1);
+	z->z_rbits = z->z_abits + words;
+	if (!fresh)
+		memset(z->z_abits, 0, 2 * words * sizeof(uint32_t));
+	z->z_magic = SK_SLAB_MAGIC;
+	z->z_zoneindex = (uint16_t)zi;
+	SK_STORE(&z->z_flags, (uint16_t)((fresh ? 0 : SLZF_UNOTZEROD) |
+	                                 (granule ? ZF_GRANULE : 0)));
+	z->z_owner = sh;
+	z->z_baseptr = (char *)z + off;
+	z->z_chunksize = (uint32_t)size;
+	z->z_chunkmul = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
+	z->z_nmax = (int32_t)((sk_slab.zone_size - off) / size);
+	z->z_nused = 0;
+	z->z_bitwords = (uint32_t)words;
+	z->z_inarena = (uintptr_t)z - sk_zarena_base < sk_zarena_used;
+	if (granule) {
+		z->z_key = (uintptr_t)(sk_os_random() | 1);
+		z->z_lchunks = (struct sk_chunk *)z;
+		if (!(sh->slow & SK_SHARD_SLOW_ALWAYS))
+			SK_STORE(&z->z_fastowner, sh);
+	} else {
+		z->z_lchunks = NULL;
+	}
+	/* colouring, spec 1.4 step 8 (off in the malloc drop-in by default:
+	 * there every thread has its own zones, and a first chunk far from
+	 * the header costs each of them a page) */
+	z->z_uindex = z->z_uendindex =
+	    sk_colouring() ? (int32_t)(sh->junkindex % (size_t)z->z_nmax) : 0;
+	sh->junkindex =
+	    (sh->junkindex + SK_SLAB_SLIDE) & (SK_MAX_ZONE_SIZE - 1);
+	if (SK_UNLIKELY(!granule))
+		sk_harden_zone_setup(z, fresh);
+}
+
+/*
+ * Exhausted zones (off ZoneAry) that received remote frees without a
+ * doorbell: the freer read RSignal just before the owner set it.  Looked
+ * at whenever a class runs dry and in slab_cleanup, so such chunks are
+ * never stranded.
+ */
+static void
+zone_scan_exhausted(struct sk_shard *sh, bool all)
+{
+	struct sk_slzone *z, *next;
+
+	for (z = sh->exhausted.head; z != NULL; z = next) {
+		next = z->z_next;
+		if (!all && !zone_remote_waiting(z))
+			continue;
+		zone_drain_remote(z);
+		if (zone_nfree(z) > 0) {
+			__atomic_store_n(&z->z_rsignal, 0, __ATOMIC_RELAXED);
+			zone_relist(sh, z);
+			check_zone_free(sh, z);
+		}
+	}
+}
+
+/* ZoneAry[zi] is empty: doorbell, reuse a free zone, or map a new one. */
+static struct sk_slzone *
+zone_new(struct sk_shard *sh, int zi, int flags)
+{
+	struct sk_slzone *z;
+	bool fresh = false;
+
+	zone_drain_pending(sh);
+	zone_scan_exhausted(sh, false);
+	if (sh->zoneary[zi].tail != NULL)
+		return sh->zoneary[zi].tail;
+	if ((z = sh->freezones.head) != NULL) {
+		zl_remove(&sh->freezones, z);
+		sh->nfreezones--;
+		if (SK_UNLIKELY(z->z_hflags != 0))
+			sk_harden_zone_retire(z);
+	} else {
+		z = sk_km_backend(sh, sk_slab.zone_size, sk_slab.zone_size,
+		    flags | M_ZERO, &fresh);
+		if (z == NULL)
+			return NULL;
+		sh->zones_mapped++;
+	}
+	zone_setup(sh, z, zi, fresh);
+	if (sk_pagemap_set((uintptr_t)z, -(int32_t)sh->id - 1) != 0) {
+		if (SK_UNLIKELY(z->z_hflags != 0))
+			sk_harden_zone_retire(z);
+		zone_unmap(z);
+		return NULL;
+	}
+	zary_insert(sh, z);
+	return z;
+}
+
+/* The next never-used chunk of z (the caller knows one is left). */
+static inline struct sk_chunk *
+zone_carve(struct sk_shard *sh, struct sk_slzone *z, int *flags)
+{
+	struct sk_chunk *c =
+	    (struct sk_chunk *)(z->z_baseptr +
+	                        (size_t)z->z_uindex * z->z_chunksize);
+
+	if (SK_UNLIKELY(z->z_hflags & SK_ZF_HARDENED))
+		z->z_uindex = sk_harden_carve_next(z);
+	else if (++z->z_uindex == z->z_nmax)
+		z->z_uindex = 0;
+	if (SK_UNLIKELY(
+	        ++z->z_carved != z->z_nmax && z->z_uindex == z->z_uendindex))
+		sk_panic("kmalloc", "slaballoc: corrupted zone %p", (void *)z);
+	if (flags != NULL && !(z->z_flags & SLZF_UNOTZEROD)) {
+		*flags &= ~M_ZERO; /* passive zero */
+		*flags |= M_PASSIVE_ZERO;
+		sh->passive_zero++;
+	}
+	return c;
+}
+
+static inline bool
+zone_carvable(struct sk_slzone *z)
+{
+	return z->z_carved < z->z_nmax;
+}
+
+/*
+ * Take one chunk from a listed zone (spec 1.4 step 7): the local list
+ * (LIFO, cache-hot), else remote frees (deviation: harvested as soon as
+ * the local list is empty, so a zone fed by other threads reuses their
+ * chunks before it touches never-used ones), else a never-used chunk
+ * (an ordinary zone carves a few more onto its list for the fast path,
+ * unless the caller wants zeroed memory, which a carved chunk is).
+ * NULL when the zone turned out exhausted and left its list.
+ */
+static struct sk_chunk *
+zone_take_chunk(struct sk_shard *sh, struct sk_slzone *z, int *flags)
+{
+	struct sk_chunk *c;
+	size_t b;
+
+	if (zone_list_empty(z) && zone_remote_waiting(z))
+		zone_drain_remote(z);
+	if (!zone_list_empty(z)) {
+		c = zone_pop(z);
+	} else if (zone_carvable(z)) {
+		c = zone_carve(sh, z, flags);
+		if ((z->z_flags & ZF_GRANULE) && !(*flags & M_PASSIVE_ZERO)) {
+			for (int i = 0; i < 15 && zone_carvable(z); i++)
+				zone_push(z, zone_carve(sh, z, NULL));
+		}
+	} else {
+		if (zone_exhausted(sh, z))
+			return NULL;
+		c = zone_pop(z);
+	}
+	b = zone_bit(z, c);
+	if (SK_UNLIKELY(bit_get(z->z_abits, b))) {
+		if (sk_opt.invariants)
+			sk_panic("kmalloc",
+			    "memory chunk %p is already "
+			    "allocated!",
+			    (void *)c);
+		sk_zone_chunk_in_use(z, c);
+	}
+	if (SK_UNLIKELY(sk_opt.debug) && zone_chunk_index(z, c) < 0)
+		sk_panic("kmalloc", "free list of zone %p corrupted (ptr %p)",
+		    (void *)z, (void *)c);
+	bit_put(z->z_abits, b, true);
+	z->z_nused++;
+	if (SK_UNLIKELY(z->z_hflags != 0))
+		sk_harden_chunk_taken(z, c, *flags);
+	return c;
+}
+
+/* spec 1.4 step 10 */
+static inline void *
+chunk_finish(struct sk_chunk *c, size_t size, int flags)
+{
+	if (flags & M_ZERO) {
+		memset(c, 0, size);
+	} else if (SK_UNLIKELY(sk_opt.invariants) &&
+	           !(flags & M_PASSIVE_ZERO)) {
+		if (sk_opt.pattern)
+			memset(c, 0xff, size);
+		c->c_next = (struct sk_chunk *)-1;
+	}
+	return c;
+}
+
+/* kmalloc(M_ZERO) on the fast path: the same, then the bzero. */
+__attribute__((noinline)) void *
+sk_kmalloc_zeroed(struct sk_slzone *z, struct sk_chunk *c,
+    struct kmalloc_use *u, size_t chunk)
+{
+	return memset(sk_zone_take_fast(z, c, u, chunk), 0, chunk);
+}
+
+void
+sk_km_shard_update_slow(struct sk_shard *sh)
+{
+	uint8_t slow = sh->slow & SK_SHARD_SLOW_ALWAYS;
+
+	if (sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh) ||
+	    sh->freeovzones != NULL)
+		slow |= SK_SHARD_SLOW_RELEASE;
+	if (slow & SK_SHARD_SLOW_RELEASE)
+		sk_km_set_release(sh);
+	sh->slow = slow;
+}
+
+void *
+sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
+{
+	struct sk_shard *sh;
+	struct sk_slzone *z;
+	struct sk_chunk *c;
+	size_t align, chunk;
+	int zi;
+
+	sk_init();
+	sk_km_type_check(type, "kmalloc");
+	if (SK_LOAD_ACQ(&type->ks_limit) == 0)
+		malloc_init(type); /* classic lazy initialisation */
+	if (sk_opt.invariants && (flags & (M_RNOWAIT | M_WAITOK)) == 0)
+		sk_panic("kmalloc", "bad flags %x", (unsigned)flags);
+	sh = sk_shard_get();
+	sk_km_stats_calls(type, sh); /* spec 1.4 step 1: before any failure */
+	size = sk_km_round_flags(size, &flags);
+	if (!sk_km_limit_check(type, flags))
+		return NULL;
+	if (size == 0)
+		return ZERO_LENGTH_PTR;
+	if (!(flags & M_RNOWAIT) && (sh->slow & SK_SHARD_SLOW_RELEASE)) {
+		sk_km_release_free_zones(
+		    sh, SK_LOAD(&sk_slab.zone_rels_thresh));
+		sk_km_shard_update_slow(sh);
+	}
+	if (sh->empty) {
+		/* no shard could be made: out of memory */
+		if (flags & (M_NULLOK | M_RNOWAIT))
+			return NULL;
+		sk_panic("kmalloc", "cannot create a shard");
+	}
+	if (size >= sk_slab.zone_limit ||
+	    ((size & (sk_slab.page_size - 1)) == 0 &&
+	        size > 2 * sk_slab.page_size))
+		return sk_km_large(sh, size, 0, type, flags);
+	chunk = size;
+	zi = sk_zoneindex(&chunk, &align);
+	if (zi < 0)
+		sk_panic("kmalloc", "Unexpected byte count %zu", size);
+	if (SK_UNLIKELY(sk_opt.hardened) &&
+	    (zi = sk_harden_class(zi, size, &chunk, &align)) < 0)
+		return sk_km_large(sh, size, align, type, flags);
+	do {
+		z = sh->zoneary[zi].tail;
+		if (z == NULL && (z = zone_new(sh, zi, flags)) == NULL)
+			return NULL;
+	} while ((c = zone_take_chunk(sh, z, &flags)) == NULL);
+	direct_update(sh, zi);
+	sk_km_stats_alloc(type, sh, chunk);
+	chunk_finish(c, chunk, flags);
+	if (SK_UNLIKELY(z->z_hflags != 0))
+		sk_harden_chunk_done(z, c);
+	return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* kfree: remote frees and the slow path */
+
+/* Ring the owner's doorbell for z (spec 1.6 step 4, passive IPI): our
+ * RCount reference goes with the zone and is dropped by the owner. */
+static void
+zone_ring(struct sk_slzone *z)
+{
+	struct sk_shard *owner = SK_LOAD(&z->z_owner);
+	struct sk_slzone *old = SK_LOAD(&owner->pend);
+
+	do {
+		SK_STORE(&z->z_pend_next, old);
+	} while (!__atomic_compare_exchange_n(
+	    &owner->pend, &old, z, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/*
+ * Set chunk bit b in z's rbits; its old value.  zone_drain_rbits takes an
+ * ordinary zone's rbits 64 bits at a time, so its freers set them in the
+ * same 64-bit words: an atomic of another size on part of a word does not
+ * synchronise with it, for the memory model and ThreadSanitizer alike.
+ */
+static inline bool
+rbit_set(struct sk_slzone *z, size_t b, bool granule)
+{
+	uint32_t m = 1u << (b & 31);
+
+	if (granule) {
+		uint64_t m64 = (uint64_t)1 << (b & 63);
+		uint64_t *w = (uint64_t *)(void *)z->z_rbits + (b >> 6);
+
+		return (__atomic_fetch_or(w, m64, __ATOMIC_SEQ_CST) & m64) != 0;
+	}
+	return (__atomic_fetch_or(&z->z_rbits[b >> 5], m, __ATOMIC_SEQ_CST) &
+	           m) != 0;
+}
+
+/*
+ * Free a chunk of a zone owned by another shard (spec 1.6 step 4).
+ * While our chunk is still handed out the zone cannot be released, so
+ * reading RSignal and writing the hint first are safe.  Only when RSignal
+ * is set (the zone ran dry and left its list) do we touch the zone after
+ * marking the chunk, under an RCount reference.  An ordinary zone's
+ * remote free is one atomic operation: the OR of the chunk's bit into
+ * rbits, whose old value also catches a second remote free; the owner
+ * finds the chunk by scanning rbits.  Hardened and tracked zones keep an
+ * atomic list (one CAS more).
+ */
+static void
+kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
+{
+	uint32_t bit = 1u << (b & 31);
+	bool granule = (SK_LOAD(&z->z_flags) & ZF_GRANULE) != 0;
+	int rsignal;
+
+	if (granule)
+		SK_STORE(&z->z_rhint, 1);
+	rsignal = __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST);
+	if (rsignal)
+		__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
+	if (!(SK_LOAD(&z->z_abits[b >> 5]) & bit) || rbit_set(z, b, granule)) {
+		if (rsignal)
+			__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
+		sk_panic(api,
+		    "memory chunk %p is already free! (double free, "
+		    "ptr %p)",
+		    (void *)c, (void *)c);
+	}
+	if (!granule) {
+		struct sk_chunk *head = SK_LOAD(&z->z_rchunks);
+
+		do {
+			sk_link_set(z, &c->c_next, head);
+		} while (!__atomic_compare_exchange_n(&z->z_rchunks, &head, c,
+		    true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	}
+	if (!rsignal)
+		return; /* the zone is not ours to touch any more */
+	if (__atomic_exchange_n(&z->z_rsignal, 0, __ATOMIC_ACQ_REL) != 0 &&
+	    __atomic_exchange_n(&z->z_pending, 1, __ATOMIC_ACQ_REL) == 0) {
+		zone_ring(z);
+		return;
+	}
+	__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
+}
+
+void
+sk_km_bad_pointer(const void *ptr, const char *api)
+{
+	sk_panic(api, "pointer was not allocated by slabkit (ptr %p)", ptr);
+}
+
+/* The index of ptr in z, a page-tagged zone; panics (naming api) unless
+ * z has its magic and ptr is the start of one of its chunks. */
+long
+sk_km_chunk_index(struct sk_slzone *z, const void *ptr, const char *api)
+{
+	long idx;
+
+	if (z->z_magic != SK_SLAB_MAGIC)
+		sk_panic(api, "zone %p lacks magic (ptr %p)", (void *)z, ptr);
+	idx = zone_chunk_index(z, ptr);
+	if (idx < 0)
+		sk_panic(api,
+		    "pointer %p is not the start of a chunk "
+		    "(interior or misaligned pointer, ptr %p)",
+		    ptr, ptr);
+	return idx;
+}
+
+/* Everything the inline kfree does not do, with every check spelled out. */
+void
+sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
+{
+	struct sk_shard *sh = sk_tls_shard;
+	struct sk_slzone *z;
+	struct sk_chunk *c = ptr;
+	uintptr_t p = (uintptr_t)ptr;
+	int32_t tag;
+	long idx;
+	size_t b;
+	bool wasfull;
+
+	if (ptr == NULL)
+		sk_panic(api, "trying to free NULL pointer");
+	if (ptr == ZERO_LENGTH_PTR)
+		return;
+	if (type == NULL || type->ks_magic != M_MAGIC)
+		sk_panic(api, "malloc type lacks magic (type %p, ptr %p)",
+		    (void *)type, ptr);
+	sk_init();
+	if (sh->empty)
+		sh = sk_shard_get(); /* a freeing-only thread gets a slot too */
+	z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+	tag = sk_pagemap_get((uintptr_t)z);
+	if (tag >= 0) {
+		/* not a zone: a large block starts on a tagged page */
+		tag = sk_pagemap_get(p);
+		if (tag > 0 && (p & (sk_slab.page_size - 1)) == 0) {
+			sk_km_large_free(sh, ptr, tag, type);
+			return;
+		}
+		sk_km_bad_pointer(ptr, api);
+	}
+	idx = sk_km_chunk_index(z, ptr, api);
+	if (SK_UNLIKELY(z->z_hflags != 0)) {
+		/* harden.c: checks, quarantine, checker; the user's type is
+		 * charged now, the chunk freed below may be an older one */
+		sk_km_stats_free(type, sh, z->z_chunksize);
+		type = sk_harden_sink;
+		if ((c = sk_harden_chunk_free(sh, z, c, idx, api)) == NULL)
+			return;
+		ptr = c;
+		z = (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
+	}
+	b = zone_bit(z, c);
+	if (SK_LOAD(&z->z_owner) != sh) {
+		sk_km_stats_free(type, sh, z->z_chunksize);
+		if (SK_UNLIKELY(sk_opt.weird) && z->z_hflags == 0)
+			memset((char *)c + sizeof(void *), 0xde,
+			    (z->z_chunksize < 64 ? z->z_chunksize : 64) -
+			        sizeof(void *));
+		kfree_remote(z, c, b, api);
+		return;
+	}
+	/* Local free (spec 1.6 step 5). */
+	if (!bit_get(z->z_abits, b) || bit_get(z->z_rbits, b))
+		sk_panic(api,
+		    "memory chunk %p is already free! (double free, "
+		    "ptr %p)",
+		    ptr, ptr);
+	bit_put(z->z_abits, b, false);
+	if (SK_UNLIKELY(sk_opt.weird) && z->z_hflags == 0) {
+		uint32_t *wp = ptr;
+		size_t n = z->z_chunksize < 64 ? z->z_chunksize : 64;
+
+		for (size_t i = 0; i < n / 4; i++)
+			wp[i] = 0xdeadc0de;
+	}
+	wasfull = zone_nfree(z) == 0;
+	zone_push(z, c);
+	z->z_nused--;
+	if (wasfull)
+		zone_relist(sh, z);
+	sk_km_stats_free(type, sh, z->z_chunksize);
+	if (z->z_nused == 0)
+		check_zone_free(sh, z);
+}
+
+/*
+ * The inline kfree found a zone of the arena that is not its own (or a
+ * debug option on): a remote free of an ordinary zone by a shard with its
+ * own slot is done here; the rest goes to the slow path.
+ */
+void
+sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api)
+{
+	struct sk_shard *sh = sk_tls_shard;
+	uintptr_t p = (uintptr_t)ptr;
+	struct sk_slzone *z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+	struct kmalloc_use *u;
+
+	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
+	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) && SK_LOAD(&z->z_owner) != sh &&
+	    zone_chunk_index(z, ptr) >= 0) {
+		u = (struct kmalloc_use *)((char *)type->ks_use + sh->uoff);
+		sk_slot_sub(&u->inuse, 1);
+		sk_slot_sub(&u->memuse, z->z_chunksize);
+		kfree_remote(z, ptr, (p - (uintptr_t)z) >> 3, api);
+		return;
+	}
+	sk_kfree_slow(ptr, type, api);
+}
+
+void
+sk_kfree_emptied(struct sk_shard *sh, struct sk_slzone *z)
+{
+	check_zone_free(sh, z);
+}
+
+/* ------------------------------------------------------------------ */
+/* Housekeeping */
+
+uint64_t
+sk_kmalloc_passive_zero_count(void)
+{
+	return sk_tls_shard->passive_zero;
+}
+
+/* spec 1.6 step 8, for one shard whose lists the caller may touch. */
+void
+sk_kmalloc_shard_cleanup(struct sk_shard *sh)
+{
+	zone_drain_pending(sh);
+	zone_scan_exhausted(sh, true);
+	for (int zi = 0; zi < SK_NZONES; zi++) {
+		struct sk_slzone *z, *next;
+
+		for (z = sh->zoneary[zi].head; z != NULL; z = next) {
+			next = z->z_next;
+			zone_drain_remote(z); /* all of it: no hint trusted */
+			check_zone_free(sh, z);
+		}
+	}
+}
+
+/*
+ * Thread exit: the shard will be adopted whole by the next thread, so it
+ * keeps what the hysteresis would keep (free zones up to ZoneRelsThresh,
+ * the large-block cache); the rest goes back to the system.
+ */
+void
+sk_kmalloc_shard_exit(struct sk_shard *sh)
+{
+	sk_kmalloc_shard_cleanup(sh);
+	sk_km_release_free_zones(sh, SK_LOAD(&sk_slab.zone_rels_thresh));
+	sk_km_shard_update_slow(sh);
+}
+
+static void
+cleanup_orphan(struct sk_shard *sh, void *arg)
+{
+	(void)arg;
+	sk_kmalloc_shard_cleanup(sh);
+	sk_km_release_free_zones(sh, 0);
+	sk_km_lcache_trim(sh, 0);
+	sk_km_shard_update_slow(sh);
+}
+
+void
+slab_cleanup(void)
+{
+	struct sk_shard *sh;
+
+	sk_init();
+	sh = sk_tls_shard;
+	if (!sh->empty) {
+		sk_kmalloc_shard_cleanup(sh);
+		sk_km_lcache_trim(sh, 0);
+	}
+	sk_shard_foreach_orphan(cleanup_orphan, NULL);
+}
