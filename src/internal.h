@@ -278,9 +278,6 @@ struct sk_zonelist {
 #define SK_NSLOTS	256		/* statistics slots; the last is shared */
 #define SK_SLOT_SHARED	(SK_NSLOTS - 1)
 #define SK_MAX_EXIT_HOOKS 8
-#define SK_LCACHE_MAX		32	/* cached large blocks per shard */
-#define SK_LCACHE_BLOCK		((size_t)8 << 20) /* largest cached block */
-#define SK_LCACHE_BUDGET	((size_t)32 << 20) /* bytes per shard */
 #define SK_SHARD_SLOW_ALWAYS	0x01	/* empty or shared-slot shard */
 #define SK_SHARD_SLOW_RELEASE	0x02	/* free zones to release */
 
@@ -324,13 +321,6 @@ struct sk_shard {
 	uint64_t zones_mapped;
 	uint64_t zones_released;
 	void	*hook_data[SK_MAX_EXIT_HOOKS];	/* per-layer per-shard state */
-	/* kmalloc's large-block cache (kmalloc.c, lcache_*) */
-	struct {
-		void	*p;
-		size_t	npages;
-	} lcache[SK_LCACHE_MAX];
-	int	lcache_n;
-	size_t	lcache_bytes;
 };
 
 extern __thread struct sk_shard *sk_tls_shard;

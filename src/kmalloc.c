@@ -422,10 +422,15 @@ static void
 fold_slot(struct malloc_type *type, struct kmalloc_use *u)
 {
 	size_t credit = SK_LOAD(&u->loosememuse) + SK_LOAD(&u->reserved[0]);
+	size_t zs = sk_slab.zone_size, done, window;
 
 	sk_slot_add(&u->reserved[1], credit);
-	SK_STORE(&u->loosememuse, -sk_slab.zone_size);
-	SK_STORE(&u->reserved[0], sk_slab.zone_size);
+	/* the next fold when the slot's total reaches the next multiple of
+	 * ZoneSize: the estimate then moves in the kernel's steps */
+	done = SK_LOAD(&u->reserved[1]);
+	window = zs - (done & (zs - 1));
+	SK_STORE(&u->loosememuse, -window);
+	SK_STORE(&u->reserved[0], window);
 	fold_loose(type, credit);
 }
 

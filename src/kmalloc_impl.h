@@ -83,8 +83,13 @@ bool sk_km_limit_check(struct malloc_type *type, int flags);
 
 /* kmalloc_zone.c: set-up, the backend, release, reports. */
 void sk_km_zone_init(void);
+/* What sk_km_backend maps: pages of their own, a zone (from the zone
+ * arena), or a run of the page-run heap; *zeroed: it reads as zero. */
+#define SK_KM_MAP	0
+#define SK_KM_ZONE	1
+#define SK_KM_HEAP	2
 void *sk_km_backend(struct sk_shard *sh, size_t size, size_t align, int flags,
-    bool *zone_fresh);
+    int kind, bool *zeroed);
 void sk_km_release_free_zones(struct sk_shard *sh, int keep);
 void sk_km_set_release(struct sk_shard *sh);
 void sk_km_shard_update_slow(struct sk_shard *sh);
@@ -99,6 +104,5 @@ void sk_km_large_free(
     struct sk_shard *sh, void *ptr, int32_t npages, struct malloc_type *type);
 void *sk_km_large_realloc(
     void *ptr, size_t osize, size_t size, struct malloc_type *type, int flags);
-void sk_km_lcache_trim(struct sk_shard *sh, size_t keep);
 
 #endif /* SK_KMALLOC_IMPL_H */

@@ -1,24 +1,34 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kmalloc's large blocks (spec 1.4 step 6): requests of ZoneLimit bytes
- * or more, and page multiples above two pages, get whole pages mapped for
- * the block alone, aligned to a page or to the alignment asked for.
+ * or more, and page multiples above two pages, get whole pages, aligned
+ * to a page or to the alignment asked for.
+ *
+ * Where the pages come from.  Blocks up to SK_PH_MAX_RUN (16 MiB) are
+ * runs of the page-run heap (os/pageheap.c), the stand-in for the
+ * kernel's kernel_map: a freed block's pages stay committed for the next
+ * large block of any thread (no system call, no page fault) until the
+ * heap purges them after purge_ms or beyond its retain budget, and a
+ * block grows or shrinks in place when its neighbour allows.  Larger
+ * blocks, and every block in hardened or track mode (guard pages and
+ * checker registration need mappings of their own), are mapped one by
+ * one; krealloc moves those with mremap.
  *
  * A large block has no header: the page tag of its first page (pagemap.c,
  * > 0) holds its page count, which is all kfree, kmalloc_usable_size and
- * krealloc need.  The tag is set before the block is handed out and
- * cleared before its pages leave (unmapped, cached or moved), so a tag
- * never names pages another thread may be mapping.  The statistics count
- * whole pages; every mapped allocation samples the type's high-water mark.
- * Fresh pages are zero, so M_ZERO costs nothing there.
+ * krealloc need: the usable size is the page-rounded size asked for, and
+ * the type is charged exactly that.  The tag is set before the block is
+ * handed out and cleared before its pages leave, so a tag never names
+ * pages another thread may be reusing.  Every allocation samples the
+ * type's high-water mark.  Pages that read as zero (fresh or purged) make
+ * M_ZERO free.
  *
- * Deviations from the kernel (README "Deviations"):
- * - the large-block cache: a shard keeps a few recently freed blocks
- *   mapped and hands them to its next large allocations (see lcache_get);
- * - krealloc of a large block to a large size moves its pages with
+ * Deviations from the kernel (docs/deviations.md):
+ * - freed pages are retained and purged later (the kernel unmaps at
+ *   kfree), and krealloc grows and shrinks in place or moves pages with
  *   mremap instead of allocating, copying and freeing;
  * - in interrupt context (slabkit_intr_enter) a freed block is queued on
- *   the shard's freeovzones and unmapped with the free zones by the next
+ *   the shard's freeovzones and released with the free zones by the next
  *   kmalloc that may block (spec 1.6 steps 2 and 7);
  * - with hardened or track, harden.c sets large blocks up (guard pages
  *   with hardened) and frees them.
@@ -27,115 +37,15 @@
 #include <string.h>
 
 #include "kmalloc_impl.h"
+#include "os/pageheap.h"
 
-/* ------------------------------------------------------------------ */
-/* The large-block cache */
-
-/*
- * The large-block cache (a deviation: the kernel unmaps a large block at
- * kfree).  A shard keeps up to SK_LCACHE_MAX recently freed blocks of at
- * most SK_LCACHE_BLOCK bytes, SK_LCACHE_BUDGET bytes in all, still mapped
- * and faulted in, and hands them to its next large allocations: a 64 KiB
- * - 4 MiB malloc/free pair then costs no mmap, munmap or page fault.  A
- * block larger than asked (at most twice) is handed out whole (its usable
- * size is its own, its pages are already there); when every
- * cached block is smaller, the largest one is grown with mremap (its pages
- * stay, only the new ones fault in).  Oldest
- * blocks go first when the cache is full; slab_cleanup() and the M_WAITOK
- * reclaim pass empty it.
- */
-static void *
-lcache_get(struct sk_shard *sh, size_t *npagesp)
+/* Does this block come from the page-run heap? */
+static inline bool
+large_on_heap(size_t bytes, size_t align)
 {
-	size_t npages = *npagesp;
-	int best = -1, grow = -1;
-
-	for (int i = 0; i < sh->lcache_n; i++) {
-		size_t n = sh->lcache[i].npages;
-
-		if (n >= npages && n <= 2 * npages &&
-		    (best < 0 || n < sh->lcache[best].npages))
-			best = i;
-		if (n < npages && (grow < 0 || n > sh->lcache[grow].npages))
-			grow = i;
-	}
-	if (best < 0)
-		best = grow; /* smaller: grown below, its pages kept */
-	if (best < 0)
-		return NULL;
-	{
-		void *p = sh->lcache[best].p;
-		size_t n = sh->lcache[best].npages;
-		int why;
-
-		sh->lcache_bytes -= n << sk_slab.page_shift;
-		sh->lcache_n--;
-		memmove(&sh->lcache[best], &sh->lcache[best + 1],
-		    (size_t)(sh->lcache_n - best) * sizeof(sh->lcache[0]));
-		if (n > npages) {
-			/* hand it out whole: its pages are already there */
-			*npagesp = n;
-		} else if (n < npages) {
-			void *q = sk_os_remap(p, n << sk_slab.page_shift,
-			    npages << sk_slab.page_shift, &why);
-
-			if (q == NULL) {
-				sk_os_unmap(p, n << sk_slab.page_shift);
-				return NULL;
-			}
-			p = q;
-		}
-		return p;
-	}
+	return !sk_opt.hardened && !sk_opt.track && bytes <= SK_PH_MAX_RUN &&
+	    align <= SK_PH_MAX_RUN;
 }
-
-/* Unmap cached blocks, oldest first, until `keep' bytes remain. */
-void
-sk_km_lcache_trim(struct sk_shard *sh, size_t keep)
-{
-	int drop = 0;
-
-	while (drop < sh->lcache_n && sh->lcache_bytes > keep) {
-		size_t bytes = sh->lcache[drop].npages << sk_slab.page_shift;
-
-		sk_os_unmap(sh->lcache[drop].p, bytes);
-		sh->lcache_bytes -= bytes;
-		drop++;
-	}
-	if (drop > 0) {
-		sh->lcache_n -= drop;
-		memmove(&sh->lcache[0], &sh->lcache[drop],
-		    (size_t)sh->lcache_n * sizeof(sh->lcache[0]));
-	}
-}
-
-static bool
-lcache_put(struct sk_shard *sh, void *p, size_t npages)
-{
-	size_t bytes = npages << sk_slab.page_shift;
-
-	if (bytes > SK_LCACHE_BLOCK || sh->empty)
-		return false;
-	if (sh->lcache_n == SK_LCACHE_MAX) {
-		/* make room: drop the oldest */
-		sk_os_unmap(sh->lcache[0].p,
-		    sh->lcache[0].npages << sk_slab.page_shift);
-		sh->lcache_bytes -= sh->lcache[0].npages << sk_slab.page_shift;
-		sh->lcache_n--;
-		memmove(&sh->lcache[0], &sh->lcache[1],
-		    (size_t)sh->lcache_n * sizeof(sh->lcache[0]));
-	}
-	if (sh->lcache_bytes + bytes > SK_LCACHE_BUDGET)
-		sk_km_lcache_trim(sh, SK_LCACHE_BUDGET - bytes);
-	sh->lcache[sh->lcache_n].p = p;
-	sh->lcache[sh->lcache_n].npages = npages;
-	sh->lcache_n++;
-	sh->lcache_bytes += bytes;
-	return true;
-}
-
-/* ------------------------------------------------------------------ */
-/* Large blocks: kmalloc, kfree, krealloc */
 
 void *
 sk_km_large(struct sk_shard *sh, size_t size, size_t align,
@@ -145,6 +55,7 @@ sk_km_large(struct sk_shard *sh, size_t size, size_t align,
 	size_t bytes = (size + ps - 1) & ~(ps - 1);
 	size_t npages = bytes >> sk_slab.page_shift;
 	size_t guards = 0;
+	bool zeroed = true, heap;
 	void *p;
 
 	if (bytes < size || npages > INT32_MAX) {
@@ -153,28 +64,23 @@ sk_km_large(struct sk_shard *sh, size_t size, size_t align,
 		sk_panic("kmalloc", "%s: size %zu too large",
 		    type->ks_shortdesc, size);
 	}
-	if (align <= ps && !sk_opt.debug && !sk_opt.track &&
-	    (p = lcache_get(sh, &npages)) != NULL) {
-		bytes = npages << sk_slab.page_shift;
-		if (flags & M_ZERO)
-			memset(p, 0, bytes);
-		if (sk_pagemap_set((uintptr_t)p, (int32_t)npages) != 0) {
-			sk_os_unmap(p, bytes);
-			return NULL;
-		}
-		sk_km_stats_alloc(type, sh, bytes);
-		return p;
-	}
+	if (SK_UNLIKELY((flags & (M_RNOWAIT | M_WAITOK)) == 0))
+		sk_panic("kmalloc", "bad flags %x: neither M_WAITOK nor "
+				    "M_RNOWAIT", (unsigned)flags);
+	heap = large_on_heap(bytes, align);
 	if (SK_UNLIKELY(sk_opt.hardened))
 		guards = sk_harden_large_extra(align);
-	p = sk_km_backend(
-	    sh, bytes + guards, align > ps ? align : ps, flags, NULL);
+	p = sk_km_backend(sh, bytes + guards, align > ps ? align : ps, flags,
+	    heap ? SK_KM_HEAP : SK_KM_MAP, &zeroed);
 	if (p == NULL)
 		return NULL;
-	if (SK_UNLIKELY(sk_opt.hardened || sk_opt.track))
+	if (SK_UNLIKELY(!heap && (sk_opt.hardened || sk_opt.track)))
 		p = sk_harden_large_setup(p, bytes, align, guards);
 	if (sk_pagemap_set((uintptr_t)p, (int32_t)npages) != 0) {
-		sk_harden_large_unmap(p, bytes);
+		if (heap)
+			sk_ph_free(p, npages);
+		else
+			sk_harden_large_unmap(p, bytes);
 		return NULL;
 	}
 	sk_km_stats_alloc(type, sh, bytes);
@@ -183,9 +89,12 @@ sk_km_large(struct sk_shard *sh, size_t size, size_t align,
 
 		sk_type_sum(type, &st); /* high-water mark */
 	}
-	/* Fresh pages are zero: M_ZERO needs no bzero (spec 1.4 step 6). */
-	if (SK_UNLIKELY(sk_opt.pattern) && !(flags & M_ZERO))
+	if (flags & M_ZERO) {
+		if (!zeroed)
+			memset(p, 0, bytes);
+	} else if (SK_UNLIKELY(sk_opt.pattern)) {
 		memset(p, 0xff, bytes);
+	}
 	return p;
 }
 
@@ -217,15 +126,19 @@ sk_km_large_free(
 		sk_km_set_release(sh);
 		return;
 	}
-	if (!sk_opt.debug && !sk_opt.track && lcache_put(sh, ptr, npages))
-		return;
-	sk_os_unmap(ptr, bytes);
+	if (sk_ph_owns(ptr))
+		sk_ph_free(ptr, (size_t)npages);
+	else
+		sk_os_unmap(ptr, bytes);
 }
 
 /*
- * Large to large: let the kernel move the pages (mremap) instead of
- * copying them.  The result is what the spec's allocate-copy-free gives,
- * without the copy; NULL means "use the ordinary path".
+ * Large to large (spec 1.4 krealloc): a block of the heap grows into the
+ * free run after it or gives its tail back, in place; a block mapped on
+ * its own moves with mremap.  Either way the result is what the spec's
+ * allocate-copy-free gives, without the copy.  NULL means "use the
+ * ordinary path" (which then counts the call: a failed krealloc counts
+ * one, row 36).
  */
 void *
 sk_km_large_realloc(
@@ -233,35 +146,49 @@ sk_km_large_realloc(
 {
 	size_t ps = sk_slab.page_size;
 	size_t bytes = (size + ps - 1) & ~(ps - 1);
+	size_t on = osize >> sk_slab.page_shift;
+	size_t nn = bytes >> sk_slab.page_shift;
 	struct sk_shard *sh;
+	bool zeroed;
 	void *n;
 	int why;
 
-	if (bytes < size || size < sk_slab.zone_limit ||
-	    (bytes >> sk_slab.page_shift) > INT32_MAX || sk_opt.debug)
+	if (bytes < size || size < sk_slab.zone_limit || nn > INT32_MAX ||
+	    sk_opt.debug)
 		return NULL;
 	sh = sk_shard_get();
 	if (sh->empty)
 		return NULL;
-	sk_km_stats_calls(type, sh);
 	if (bytes > osize && !sk_km_limit_check(type, flags | M_NULLOK))
 		return NULL;
-	/*
-	 * Clear the old tag first: once mremap has moved the pages, another
-	 * thread may map a new block at the old address at once, and a late
-	 * clear would wipe that block's tag.
-	 */
-	sk_pagemap_set((uintptr_t)ptr, 0);
-	n = sk_os_remap(ptr, osize, bytes, &why);
-	if (n == NULL) {
-		sk_pagemap_set(
-		    (uintptr_t)ptr, (int32_t)(osize >> sk_slab.page_shift));
-		return NULL;
+	if (sk_ph_owns(ptr)) {
+		if (nn > on) {
+			if (!large_on_heap(bytes, 0) ||
+			    !sk_ph_grow(ptr, on, nn, &zeroed))
+				return NULL;
+		} else if (nn < on) {
+			sk_ph_shrink(ptr, on, nn);
+		}
+		sk_pagemap_set((uintptr_t)ptr, (int32_t)nn);
+		n = ptr;
+	} else {
+		/*
+		 * Clear the old tag first: once mremap has moved the pages,
+		 * another thread may map a new block at the old address at
+		 * once, and a late clear would wipe that block's tag.
+		 */
+		sk_pagemap_set((uintptr_t)ptr, 0);
+		n = sk_os_remap(ptr, osize, bytes, &why);
+		if (n == NULL) {
+			sk_pagemap_set((uintptr_t)ptr, (int32_t)on);
+			return NULL;
+		}
+		if (sk_pagemap_set((uintptr_t)n, (int32_t)nn) != 0)
+			sk_panic("krealloc",
+			    "cannot map the page-tag table (ptr %p)",
+			    n); /* the old block is gone: never return it */
 	}
-	if (sk_pagemap_set(
-	        (uintptr_t)n, (int32_t)(bytes >> sk_slab.page_shift)) != 0)
-		sk_panic("krealloc", "cannot map the page-tag table (ptr %p)",
-		    n); /* the old block is gone: never return it */
+	sk_km_stats_calls(type, sh);
 	sk_km_stats_free(type, sh, osize);
 	sk_km_stats_alloc(type, sh, bytes);
 	return n;

@@ -85,6 +85,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "kmalloc_impl.h"
 #include "kmalloc_obj.h"
 #include "track.h"
 
@@ -256,43 +257,15 @@ static inline void
 stats_charge(struct malloc_type *t, long n, size_t bytes)
 {
 	struct sk_shard *sh = sk_shard_get();
-	struct kmalloc_use *u = SK_LOAD_ACQ(&t->ks_use);
-	size_t loose;
 
-	if (SK_UNLIKELY(
-	        u == NULL || u == &t->ks_use0 || sh->slot == SK_SLOT_SHARED)) {
-		u = (u == NULL || u == &t->ks_use0) ? &t->ks_use0
-		                                    : &u[SK_SLOT_SHARED];
-		__atomic_fetch_add(&u->inuse, (size_t)n, __ATOMIC_RELAXED);
-		__atomic_fetch_add(
-		    &u->memuse, (size_t)n * bytes, __ATOMIC_RELAXED);
-		if (n > 0) {
-			__atomic_fetch_add(&u->calls, 1, __ATOMIC_RELAXED);
-			loose = __atomic_add_fetch(
-			    &u->loosememuse, bytes, __ATOMIC_RELAXED);
-			if (loose >= KMALLOC_LOOSE_SIZE) {
-				loose = __atomic_exchange_n(&u->loosememuse,
-				    (size_t)0, __ATOMIC_RELAXED);
-				__atomic_fetch_add(&t->ks_loosememuse, loose,
-				    __ATOMIC_RELAXED);
-			}
-		}
-		return;
+	/* kmalloc's slot counters, kept the way kmalloc keeps them (see
+	 * "Statistics updates" in kmalloc.c): one call per allocation */
+	for (; n > 0; n--) {
+		sk_km_stats_calls(t, sh);
+		sk_km_stats_alloc(t, sh, bytes);
 	}
-	u = &u[sh->slot];
-	SK_OWNER_ADD(&u->inuse, (size_t)n);
-	SK_OWNER_ADD(&u->memuse, (size_t)n * bytes);
-	if (n > 0) {
-		SK_OWNER_ADD(&u->calls, 1);
-		loose = SK_LOAD(&u->loosememuse) + bytes;
-		if (SK_UNLIKELY(loose >= KMALLOC_LOOSE_SIZE)) {
-			SK_STORE(&u->loosememuse, (size_t)0);
-			__atomic_fetch_add(
-			    &t->ks_loosememuse, loose, __ATOMIC_RELAXED);
-		} else {
-			SK_STORE(&u->loosememuse, loose);
-		}
-	}
+	for (; n < 0; n++)
+		sk_km_stats_free(t, sh, bytes);
 }
 
 /* spec 1.10 "Limits": the exact sum once the estimate reaches the limit. */

@@ -84,6 +84,7 @@
 #include <string.h>
 
 #include "kmalloc_impl.h"
+#include "os/pageheap.h"
 
 static int (*reclaim_hooks[8])(void);
 static atomic_int reclaim_nhooks;
@@ -547,11 +548,30 @@ zarena_init(void)
 }
 
 /* From sk_kmalloc_init: the direct-table ranges and the zone arena. */
+static void zarena_prefork(void);
+static void zarena_postfork(void);
+
 void
 sk_km_zone_init(void)
 {
 	direct_init();
 	zarena_init();
+	pthread_atfork(zarena_prefork, zarena_postfork, zarena_postfork);
+}
+
+/* fork: no thread may be inside the arena's lock when the child starts
+ * (registered after the shard layer's handlers, so taken after its locks,
+ * the order every other path takes them in) */
+static void
+zarena_prefork(void)
+{
+	pthread_mutex_lock(&zarena_lock);
+}
+
+static void
+zarena_postfork(void)
+{
+	pthread_mutex_unlock(&zarena_lock);
 }
 
 /* Under zarena_lock: one more zone of arena space, or NULL. */
@@ -656,7 +676,10 @@ sk_km_release_free_zones(struct sk_shard *sh, int keep)
 		size_t bytes = (size_t)z->z_nmax << sk_slab.page_shift;
 
 		sh->freeovzones = z->z_next;
-		sk_os_unmap(z, bytes);
+		if (sk_ph_owns(z))
+			sk_ph_free(z, (size_t)z->z_nmax);
+		else
+			sk_os_unmap(z, bytes);
 	}
 }
 
@@ -723,7 +746,7 @@ run_reclaim(struct sk_shard *sh)
 	int n = atomic_load(&reclaim_nhooks);
 
 	sk_km_release_free_zones(sh, 0);
-	sk_km_lcache_trim(sh, 0);
+	sk_ph_purge(true);
 	sk_km_shard_update_slow(sh);
 	for (int i = 0; i < n; i++)
 		reclaim_hooks[i]();
@@ -750,8 +773,8 @@ sk_kmalloc_register_reclaim(int (*fn)(void))
  * address space panics unless M_NULLOK.
  */
 void *
-sk_km_backend(
-    struct sk_shard *sh, size_t size, size_t align, int flags, bool *zone_fresh)
+sk_km_backend(struct sk_shard *sh, size_t size, size_t align, int flags,
+    int kind, bool *zeroed)
 {
 	uint64_t start = 0;
 	long backoff_ns = 100000;
@@ -761,8 +784,13 @@ sk_km_backend(
 	if (SK_UNLIKELY((flags & (M_RNOWAIT | M_WAITOK)) == 0))
 		sk_panic("kmem_slab_alloc", "bad flags %x", (unsigned)flags);
 	for (;;) {
-		p = zone_fresh != NULL ? zone_map(zone_fresh, &why)
-		                       : sk_os_map(size, align, &why);
+		if (kind == SK_KM_ZONE)
+			p = zone_map(zeroed, &why);
+		else if (kind == SK_KM_HEAP)
+			p = sk_ph_alloc(size >> sk_slab.page_shift, align,
+			    zeroed, &why);
+		else
+			p = sk_os_map(size, align, &why);
 		if (SK_LIKELY(p != NULL))
 			return p;
 		if (why == SK_OS_EXHAUSTED) {
@@ -910,7 +938,7 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 			sk_harden_zone_retire(z);
 	} else {
 		z = sk_km_backend(sh, sk_slab.zone_size, sk_slab.zone_size,
-		    flags | M_ZERO, &fresh);
+		    flags | M_ZERO, SK_KM_ZONE, &fresh);
 		if (z == NULL)
 			return NULL;
 		sh->zones_mapped++;
@@ -1363,7 +1391,6 @@ cleanup_orphan(struct sk_shard *sh, void *arg)
 	(void)arg;
 	sk_kmalloc_shard_cleanup(sh);
 	sk_km_release_free_zones(sh, 0);
-	sk_km_lcache_trim(sh, 0);
 	sk_km_shard_update_slow(sh);
 }
 
@@ -1374,9 +1401,8 @@ slab_cleanup(void)
 
 	sk_init();
 	sh = sk_tls_shard;
-	if (!sh->empty) {
+	if (!sh->empty)
 		sk_kmalloc_shard_cleanup(sh);
-		sk_km_lcache_trim(sh, 0);
-	}
 	sk_shard_foreach_orphan(cleanup_orphan, NULL);
+	sk_ph_purge(true); /* retained large-block pages go back at once */
 }

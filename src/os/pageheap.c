@@ -236,6 +236,17 @@ sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why)
 	size_t i = 0, at = 0, len;
 	uint32_t tag, stamp;
 
+	/* Injected failures hit every allocation, as they hit every zone:
+	 * to a caller, retained pages are memory the system might not have
+	 * given (the M_WAITOK and M_RNOWAIT rules of spec 1.7 stay testable). */
+	if (sk_os_fault_check(SLABKIT_FAULT_MAP)) {
+		*why = SK_OS_SHORTAGE;
+		return NULL;
+	}
+	if (sk_os_fault_check(SLABKIT_FAULT_MAP_EXHAUST)) {
+		*why = SK_OS_EXHAUSTED;
+		return NULL;
+	}
 	pthread_mutex_lock(&ph_lock);
 	for (s = ph_segs; s != NULL; s = s->next)
 		if ((i = ph_find(s, npages, a, &at)) != 0)
@@ -253,13 +264,14 @@ sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why)
 	ph_list_remove(s, i, len);
 	if (tag & PF_DIRTY)
 		ph_st.retained -= len << ph_shift;
-	/* the pieces before and after go back, as they were */
+	/* tag the run first: the pieces before and after it, which go back
+	 * as they were, look at its tags for neighbours */
+	ph_tag(s, at, npages, 0);
 	if (at > i)
 		ph_insert_free(s, i, at - i, (tag & PF_DIRTY) != 0, stamp);
 	if (at + npages < i + len)
 		ph_insert_free(s, at + npages, i + len - at - npages,
 		    (tag & PF_DIRTY) != 0, stamp);
-	ph_tag(s, at, npages, 0);
 	ph_st.allocated += npages << ph_shift;
 	/* purged with MADV_FREE, pages may come back with old data */
 	*zeroed = !(tag & PF_DIRTY) && sk_opt.purge != 1;
@@ -405,10 +417,10 @@ sk_ph_grow(void *p, size_t npages, size_t newpages, bool *zeroed)
 		ph_list_remove(s, j, len);
 		if (tag & PF_DIRTY)
 			ph_st.retained -= len << ph_shift;
+		ph_tag(s, i, newpages, 0);
 		if (len > need)
 			ph_insert_free(s, j + need, len - need,
 			    (tag & PF_DIRTY) != 0, stamp);
-		ph_tag(s, i, newpages, 0);
 		ph_st.allocated += need << ph_shift;
 		*zeroed = !(tag & PF_DIRTY) && sk_opt.purge != 1;
 		ok = true;
@@ -507,8 +519,10 @@ ph_postfork_parent(void)
 static void
 ph_postfork_child(void)
 {
-	/* the purge thread did not come along */
+	/* the purge thread did not come along, and the condition variable
+	 * may hold its wait state: start both afresh */
 	ph_thread_started = false;
+	pthread_cond_init(&ph_cond, NULL);
 	pthread_mutex_unlock(&ph_lock);
 }
 

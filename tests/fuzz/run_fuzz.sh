@@ -28,7 +28,7 @@ if ! "$cc" -fsanitize=fuzzer,address "$work/probe.c" -o "$work/probe" \
 fi
 
 # The library without the malloc drop-in, compiled as CMake does.
-sources=$(ls "$src"/src/*.c "$src"/src/os/linux.c | grep -v '/src/malloc\.c$')
+sources=$(ls "$src"/src/*.c "$src"/src/os/*.c | grep -v '/src/malloc\.c$')
 bin=$work/fuzz_ops
 rebuild=1
 if [ -x "$bin" ]; then

@@ -13,6 +13,7 @@
 
 #include "harness.h"
 #include "internal.h"
+#include "os/pageheap.h"
 
 MALLOC_DEFINE(M_TESTK, "testk", "kmalloc unit tests");
 MALLOC_DECLARE(M_TESTK);
@@ -787,12 +788,8 @@ TEST(free_zone_retention)
 	CHECK(sh->freeovzones == NULL);
 	kfree(p, M_TESTK);
 	kfree(q, M_TESTK);
-	{
-		char vec;
-
-		/* unmapped: mincore fails with ENOMEM */
-		CHECK(mincore(big, 4096, (unsigned char *)&vec) != 0);
-	}
+	/* released: back in the page-run heap as a free run */
+	CHECK(sk_ph_is_free(big));
 	slabkit_set_option("zone_cache", old == 0 ? "0" : "32");
 	sk_slab.zone_rels_thresh = old;
 	free(ptrs);
@@ -844,37 +841,34 @@ TEST(slab_cleanup_drains)
 	CHECK_EQ(stat_inuse(M_TESTK) < 1000000, 1);
 }
 
-/* The large-block cache: a freed large block is reused without a new
- * mapping, trimmed when bigger, and emptied by slab_cleanup(). */
-TEST(large_cache)
+/* Large blocks live on the page-run heap: a freed block's pages are
+ * reused by the next large block without a new mapping, the usable size
+ * is the page-rounded size (row 33's sizes), M_ZERO zeroes reused pages,
+ * and slab_cleanup() gives the retained pages back. */
+TEST(large_retained)
 {
-	struct sk_shard *sh = sk_shard_get();
-	long maps;
+	struct sk_ph_stats st;
+	size_t segs;
 	void *p, *q;
 
 	slab_cleanup();
-	CHECK_EQ(sh->lcache_n, 0);
 	p = kmalloc(300000, M_TESTK, M_WAITOK);
+	CHECK_EQ(kmalloc_usable_size(p), 303104);
 	memset(p, 0x77, 300000);
 	kfree(p, M_TESTK);
-	CHECK_EQ(sh->lcache_n, 1);
-	maps = slabkit_fault_calls(SLABKIT_FAULT_MAP);
-	q = kmalloc(200000, M_TESTK, M_WAITOK | M_ZERO); /* fits: whole */
+	sk_ph_stats(&st);
+	CHECK(st.retained >= 303104);
+	segs = st.segments;
+	q = kmalloc(200000, M_TESTK, M_WAITOK | M_ZERO);
 	CHECK_PTR_EQ(q, p);
-	CHECK_EQ(slabkit_fault_calls(SLABKIT_FAULT_MAP), maps);
-	CHECK_EQ(kmalloc_usable_size(q), 303104);
-	CHECK(((char *)q)[0] == 0 && ((char *)q)[303103] == 0);
-	CHECK_EQ(sh->lcache_n, 0);
+	sk_ph_stats(&st);
+	CHECK_EQ(st.segments, segs); /* no new mapping */
+	CHECK_EQ(kmalloc_usable_size(q), 200704); /* exact, not the old size */
+	CHECK(((char *)q)[0] == 0 && ((char *)q)[200703] == 0);
 	kfree(q, M_TESTK);
-	CHECK_EQ(sh->lcache_n, 1);
-	/* too small a block is not used for a bigger request */
-	q = kmalloc(1000000, M_TESTK, M_WAITOK);
-	CHECK(q != p);
-	kfree(q, M_TESTK);
-	CHECK(sh->lcache_bytes <= SK_LCACHE_BUDGET);
 	slab_cleanup();
-	CHECK_EQ(sh->lcache_n, 0);
-	CHECK_EQ(sh->lcache_bytes, 0);
+	sk_ph_stats(&st);
+	CHECK_EQ(st.retained, 0);
 }
 
 /* Row 33: krealloc. */
@@ -1250,7 +1244,7 @@ main(void)
 	RUN(colouring);
 	RUN(free_zone_retention);
 	RUN(slab_cleanup_drains);
-	RUN(large_cache);
+	RUN(large_retained);
 	RUN(krealloc_semantics);
 	RUN(kstrdup_kstrndup);
 	RUN(stats_calls);
