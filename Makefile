@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # slabkit: thin wrapper over the CMake presets (release, debug, asan, tsan).
 #   make demo      build, then run the demo on built-in defaults
 #   make test      install test dependencies (as root), build, run every test

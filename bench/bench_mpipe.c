@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_mpipe: mpipe alloc/free against kmalloc/kfree and malloc/free doing
  * the same job, for one buffer size (256 bytes), with the A/B pattern of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_objcache: what an object cache buys for objects that are costly
  * to construct.

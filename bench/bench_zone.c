@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_zone: zalloc/zfree against kmalloc/kfree and malloc/free for one
  * fixed-size object (64 bytes), the A/B pattern of BENCHMARKS.md: the same

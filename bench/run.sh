@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # bench/run.sh: slabkit's benchmark suite against glibc, jemalloc, mimalloc
 # and tcmalloc, side by side (see bench/README.md and BENCHMARKS.md).
 #

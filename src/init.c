@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * One-time initialisation of the whole library (the kernel's kmeminit plus
  * the SYSINITs of the allocators).

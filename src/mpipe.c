@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mpipe: DragonFly BSD's malloc pipelines (kern_mpipe.c, 2020) on kmalloc.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * objcache: DragonFly BSD's object cache (kern_objcache.c) in userspace.
  *

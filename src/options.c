@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * SLABKIT_OPTIONS: "key[=value],key[=value],...", read once at
  * initialisation without allocating, and ignored in setuid/setgid programs

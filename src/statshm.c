@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Live statistics for `slabkit stat PID': the sysctl side of vmstat(8).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * track.h: telling a memory checker about slabkit's own heaps.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * zone: DragonFly BSD's zone allocator (vm/vm_zone.c) in userspace.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Install what slabkit's build, tests and benchmarks need, on Debian.
 # Usage: tools/install-deps.sh [test|bench|all]
 # As root, missing packages are installed with apt-get; otherwise the

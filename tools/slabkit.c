@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit(1): run programs on the malloc drop-in, look at a running
  * program's allocator tables, run the benchmark suite.

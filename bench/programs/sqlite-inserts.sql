@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: BSD-3-Clause
 -- sqlite-inserts: the bulk-insert pattern of database benchmarks (the
 -- speedtest1 shape), written for slabkit.  An in-memory database (run
 -- with `sqlite3 :memory:`), a table with two indexes, rows inserted in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit/control.h: run-time options, the panic handler and the os
  * layer's fault injection (for tests).

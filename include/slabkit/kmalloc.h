@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit/kmalloc.h: DragonFly BSD's kmalloc(9) slab allocator in userspace.
  *

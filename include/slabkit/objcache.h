@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit/objcache.h: DragonFly BSD's objcache(9) object cache in userspace.
  *

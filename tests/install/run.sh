@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # install/consumer: `cmake --install` into a temporary prefix (and with
 # DESTDIR), then build and run tests/install/consumer/main.c against the
 # installed tree with pkg-config and with find_package(slabkit).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # The slabkit command: run (preload, statistics, exit status, environment,
 # build and installed layouts), stat (live statistics of a running
 # process), bench (finding bench/run.sh), version and help.
