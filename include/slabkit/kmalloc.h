@@ -106,10 +106,19 @@ SLABKIT_API void malloc_uninit(void *type);
  * leaves the registry when that object is unloaded.  `static MALLOC_DEFINE'
  * works as in the kernel.
  */
+#ifdef __cplusplus
+/* C++ before C++20 has no designated initializers: every field in order. */
+#define SLABKIT_MALLOC_TYPE_INIT(type, shortdesc)                            \
+	{{0, 0, 0, 0, 0, M_MAGIC, (shortdesc), 0, &type[0].ks_use0,         \
+	    {0, 0, 0, 0, {0, 0, 0, 0}}, 0, 0, 0, {0, 0}}}
+#else
+#define SLABKIT_MALLOC_TYPE_INIT(type, shortdesc)                            \
+	{{.ks_magic = M_MAGIC, .ks_shortdesc = (shortdesc),                 \
+	    .ks_use = &type[0].ks_use0}}
+#endif
 #define MALLOC_DEFINE(type, shortdesc, longdesc)                             \
-	struct malloc_type type[1] = {{                                      \
-		.ks_magic = M_MAGIC, .ks_shortdesc = (shortdesc),           \
-		.ks_use = &type[0].ks_use0}};                               \
+	struct malloc_type type[1] =                                         \
+	    SLABKIT_MALLOC_TYPE_INIT(type, shortdesc);                       \
 	__attribute__((constructor)) static void                            \
 	slabkit_malloc_init_##type(void)                                    \
 	{                                                                    \
