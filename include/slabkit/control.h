@@ -23,13 +23,29 @@ extern "C" {
 /*
  * Set one option as SLABKIT_OPTIONS would ("invariants", "1"; "zone_cache",
  * "8").  value may be NULL for a boolean key.  Returns 0, ENOENT for an
- * unknown key, EINVAL for a bad value, EBUSY for a key that can only be set
- * before the first allocation (memlimit).
+ * unknown key, EINVAL for a bad value, ERANGE for a number out of range,
+ * ENOTSUP for track=asan or track=valgrind in a build without that
+ * support, EBUSY for a key that can only be set before the first
+ * allocation (memlimit) or no longer changed (track, hardened off).
  */
 SLABKIT_API int slabkit_set_option(const char *key, const char *value);
 
-/* Parse a whole option string ("stats,zone_cache=4"); returns as above. */
+/*
+ * Parse a whole option string ("stats,zone_cache=4"); returns the first
+ * error as above.  Every rejected item is reported on stderr with its key
+ * and the reason; the others take effect.
+ */
 SLABKIT_API int slabkit_set_options(const char *list);
+
+/*
+ * Read an option's value in effect ("memlimit" -> "15890M", "track" ->
+ * "none", booleans "0" or "1"), as text slabkit_set_option() accepts;
+ * values that were not set are shown as derived (the measured memlimit,
+ * the derived zone_cache).  Initialises the library if needed.  Returns 0,
+ * ENOENT for an unknown key, ERANGE when len is too small (buf then holds
+ * a truncated value), EINVAL for a NULL key or buffer.  Any thread.
+ */
+SLABKIT_API int slabkit_get_option(const char *key, char *buf, size_t len);
 
 /*
  * The panic handler receives the whole message ("slabkit: kfree: ...\n").

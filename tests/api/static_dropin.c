@@ -27,8 +27,8 @@ check(int ok, const char *what)
 }
 
 static int
-find_malloc(struct malloc_type *type, const struct kmalloc_type_stats *st,
-    void *arg)
+find_malloc(
+    struct malloc_type *type, const struct kmalloc_type_stats *st, void *arg)
 {
 	(void)type;
 	if (strcmp(st->shortdesc, "malloc") == 0) {
