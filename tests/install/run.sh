@@ -92,6 +92,38 @@ else
 	cat "$tmp/cfg.log" "$tmp/build.log" 2>/dev/null
 	ko "find_package: configure and build"
 fi
+# One man page link per documented function: `man kfree' finds kmalloc(3).
+mandir=$(dirname "$(find "$tmp/prefix" -name kmalloc.3 | head -1)")
+for f in kfree objcache_get zalloc mpipe_free slabkit_get_option \
+    kmalloc_type_foreach MALLOC_DEFINE; do
+	if [ -f "$mandir/$f.3" ] && grep -q '^\.so man3/' "$mandir/$f.3"; then
+		ok "man link $f.3"
+	else
+		ko "man link $f.3"
+	fi
+done
+if command -v man >/dev/null 2>&1; then
+	if MANPATH=$(dirname "$mandir") man -w kfree 2>/dev/null |
+	    grep -q 'kmalloc\.3'; then
+		ok "man -w kfree finds kmalloc.3"
+	else
+		ko "man -w kfree finds kmalloc.3"
+	fi
+fi
+# `slabkit bench' finds its installed suite.
+if [ -x "$tmp/prefix/bin/slabkit" ] &&
+    [ -f "$tmp/prefix/share/slabkit/bench/run.sh" ]; then
+	if (cd "$tmp" && env -u SLABKIT_SOURCE_DIR \
+	    "$tmp/prefix/bin/slabkit" bench --out "$tmp/b" --bogus \
+	    >/dev/null 2>&1; [ $? -eq 2 ]) &&
+	    sh "$tmp/prefix/share/slabkit/bench/run.sh" --help |
+	    grep -q usage && [ -n "$(ls "$tmp/prefix/libexec/slabkit/bench")" ]
+	then
+		ok "installed bench suite"
+	else
+		ko "installed bench suite"
+	fi
+fi
 if DESTDIR="$tmp/dest" cmake --install "$build" --prefix /opt/slabkit \
     >/dev/null 2>&1 && [ -f "$tmp/dest/opt/slabkit/include/slabkit/kmalloc.h" ]; then
 	ok "DESTDIR install"
