@@ -4,6 +4,7 @@
 #   make test      install test dependencies (as root), build, run every test
 #   make bench     the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
 #   make install PREFIX=/usr/local [DESTDIR=...]
+#   make deb       Debian packages from a clean copy of the tree, in build/deb
 PRESET  ?= release
 PREFIX  ?= /usr/local
 BUILD    = build/$(PRESET)
@@ -13,7 +14,7 @@ WERROR   = $(if $(filter 1 true yes,$(CI)),ON,OFF)
 export DESTDIR
 
 .PHONY: all build configure demo test test-asan test-tsan test-all deps \
-	install bench valgrind format clean
+	install bench valgrind format clean deb
 
 all: build
 
@@ -51,6 +52,10 @@ valgrind: build
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+deb:
+	./tools/install-deps.sh deb
+	./tools/deb-build.sh
 
 bench:
 	./tools/install-deps.sh bench
