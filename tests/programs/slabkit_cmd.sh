@@ -32,6 +32,18 @@ check() { # DESCRIPTION COMMAND...: passes when COMMAND succeeds
 	fi
 }
 
+# reap PID: its exit status in rc, killing it if it is still there after 30 s
+reap() {
+	n=0
+	while kill -0 "$1" 2>/dev/null && [ "$n" -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	kill -9 "$1" 2>/dev/null
+	wait "$1"
+	rc=$?
+}
+
 has() { # FILE TEXT
 	grep -q -- "$2" "$1"
 }
@@ -160,16 +172,13 @@ os.execvp(sys.argv[1], sys.argv[1:])' "$@"
 	    dfl_int "$sk" bench --quick --build-dir "$builddir" \
 	    --out "$tmp/bout" >"$tmp/o" 2>"$tmp/e" &
 	bp=$!
-	(sleep 60 && kill -9 "$bp") 2>/dev/null &
-	guard=$!
 	n=0
 	while [ "$n" -lt 300 ] && ! grep -q started "$tmp/e"; do
 		sleep 0.1
 		n=$((n + 1))
 	done
 	kill -INT "$bp"
-	wait "$bp"
-	rc=$?
+	reap "$bp"
 	check "bench: Ctrl-C: exit 130" [ $rc -eq 130 ]
 	check "bench: Ctrl-C: one line, no traceback" sh -c "grep -q 'interrupted' '$tmp/e' && [ \$(grep -c interrupted '$tmp/e') -eq 1 ] && ! grep -q Traceback '$tmp/e'"
 	check "bench: Ctrl-C: progress was shown" has "$tmp/e" 'bench: \[2/3\]'
@@ -182,9 +191,7 @@ os.execvp(sys.argv[1], sys.argv[1:])' "$@"
 	bp=$!
 	sleep 0.5
 	kill -INT "$bp"
-	wait "$bp"
-	rc=$?
-	kill "$guard" 2>/dev/null
+	reap "$bp"
 	check "bench: Ctrl-C, script killed: exit 130 and one line" sh -c "[ $rc -eq 130 ] && [ \"\$(cat '$tmp/e')\" = 'slabkit: bench: interrupted' ]"
 else
 	echo "skip bench Ctrl-C checks (no python3 or no source/build tree)"
