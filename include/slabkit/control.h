@@ -82,7 +82,8 @@ SLABKIT_API long slabkit_fault_calls(int kind);
  * runs between slabkit_intr_enter() and slabkit_intr_exit() on a thread
  * (a signal handler, say) is treated as interrupt context.  There, kfree of
  * a large block does not unmap it; the block is queued on the thread's
- * shard and unmapped by its next blocking kmalloc (spec 1.6 step 2).
+ * shard and unmapped by its next blocking kmalloc (docs/dragonfly.md
+ * 1.6 step 2).
  * Calls nest.
  */
 SLABKIT_API void slabkit_intr_enter(void);

@@ -9,8 +9,8 @@
  * come from kmalloc_create() and go with kmalloc_destroy().
  *
  * Names, flag values and semantics are DragonFly's (kern_slaballoc.c,
- * 2019-2021), so kernel code compiles unchanged; see kmalloc(3) and the
- * README's list of deviations.
+ * 2019-2021), so kernel code compiles unchanged; see kmalloc(3),
+ * docs/dragonfly.md and docs/deviations.md.
  *
  * Thread safety: every function may be called from any thread.  kmalloc
  * with M_WAITOK may block (page shortage: retry with back-off); M_RNOWAIT
@@ -183,11 +183,12 @@ SLABKIT_API size_t kmem_lim_size(void);
 SLABKIT_API void slab_cleanup(void);
 
 /*
- * SLAB_DEBUG call sites (spec 1.8): the _debug variants record the caller's
- * file and line in the zone of the returned chunk (up to 32 distinct sites
- * per zone) when libslabkit was built with SLABKIT_SLAB_DEBUG (the debug
- * and asan presets).  Define SLAB_DEBUG before including this header to
- * turn kmalloc, krealloc, kstrdup and kstrndup into them, as in the kernel.
+ * SLAB_DEBUG call sites (docs/dragonfly.md 1.8): the _debug variants record
+ * the caller's file and line in the zone of the returned chunk (up to 32
+ * distinct sites per zone) when libslabkit was built with SLABKIT_SLAB_DEBUG
+ * (the debug and asan presets).  Define SLAB_DEBUG before including this
+ * header to turn kmalloc, krealloc, kstrdup and kstrndup into them, as in
+ * the kernel.
  */
 SLABKIT_API void *kmalloc_debug(unsigned long size, struct malloc_type *type,
     int flags, const char *file, int line);
