@@ -88,9 +88,10 @@ TEST(get_option)
 static int
 run_self(const char *opts, char *buf, size_t len)
 {
+	char self[4096];
 	int fd[2], status;
-	size_t n = 0;
-	ssize_t got;
+	size_t len_read = 0;
+	ssize_t got, n;
 	pid_t pid;
 
 	if (pipe(fd) != 0)
@@ -101,14 +102,20 @@ run_self(const char *opts, char *buf, size_t len)
 		close(fd[0]);
 		setenv("SLABKIT_OPTIONS", opts, 1);
 		unsetenv("SLABKIT_TRACK");
-		execl(
-		    "/proc/self/exe", "test_options", "--child", (char *)NULL);
+		/* the path, not /proc/self/exe: under valgrind that is the
+		 * tool, while readlink shows the program */
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n > 0) {
+			self[n] = '\0';
+			execl(self, "test_options", "--child", (char *)NULL);
+		}
 		_exit(127);
 	}
 	close(fd[1]);
-	while (n + 1 < len && (got = read(fd[0], buf + n, len - n - 1)) > 0)
-		n += (size_t)got;
-	buf[n] = '\0';
+	while (len_read + 1 < len &&
+	       (got = read(fd[0], buf + len_read, len - len_read - 1)) > 0)
+		len_read += (size_t)got;
+	buf[len_read] = '\0';
 	close(fd[0]);
 	waitpid(pid, &status, 0);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
