@@ -444,17 +444,31 @@ enum stat_result {
 static char *
 read_stats_fd(const char *path, size_t *len, const char **why)
 {
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	struct stat st;
+	struct stat pre, st;
 	size_t n = 0;
 	char *buf;
-	int seals;
+	int fd, seals;
 
+	/*
+	 * Look before opening: only an unnamed regular file (a memfd has no
+	 * link) is opened, so no device or FIFO of the process's is ever
+	 * opened, whatever it is called.
+	 */
+	if (stat(path, &pre) != 0) {
+		*why = errno == EACCES || errno == EPERM ? "denied" : NULL;
+		return NULL;
+	}
+	if (!S_ISREG(pre.st_mode) || pre.st_nlink != 0) {
+		*why = "not a memory file";
+		return NULL;
+	}
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
 		*why = errno == EACCES || errno == EPERM ? "denied" : NULL;
 		return NULL;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_dev != pre.st_dev || st.st_ino != pre.st_ino) {
 		*why = "not a regular file";
 		goto fail;
 	}
