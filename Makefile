@@ -1,28 +1,34 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # slabkit: thin wrapper over the CMake presets (release, debug, asan, tsan).
-#   make demo      build, then run the demo on built-in defaults
+#   make demo      build the demo (and only what it needs), run it
 #   make test      install test dependencies (as root), build, run every test
 #   make bench     the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
 #   make install PREFIX=/usr/local [DESTDIR=...]
+#   make deb       Debian packages from a clean copy of the tree, in build/deb
 PRESET  ?= release
 PREFIX  ?= /usr/local
 BUILD    = build/$(PRESET)
 JOBS    ?= $(shell nproc)
+# -Werror only in CI (CI=1 or CI=true, as .ci/run and most CI services set).
+WERROR   = $(if $(filter 1 true yes,$(CI)),ON,OFF)
 export DESTDIR
 
 .PHONY: all build configure demo test test-asan test-tsan test-all deps \
-	install bench valgrind format clean
+	install bench valgrind format clean deb
 
 all: build
 
 configure:
-	@[ -f $(BUILD)/build.ninja ] || cmake --preset $(PRESET) >/dev/null
+	@[ -f $(BUILD)/build.ninja ] || \
+		cmake --preset $(PRESET) -DSLABKIT_WERROR=$(WERROR) >/dev/null
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo:
-	@[ -f build/release/build.ninja ] || cmake --preset release >/dev/null
-	cmake --build build/release -j $(JOBS)
+	@[ -f build/release/build.ninja ] || \
+		cmake --preset release -DSLABKIT_WERROR=$(WERROR) >/dev/null
+	cmake --build build/release -j $(JOBS) --target example-demo
 	./build/release/demo
 
 deps:
@@ -46,6 +52,10 @@ valgrind: build
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+deb:
+	./tools/install-deps.sh deb
+	./tools/deb-build.sh
 
 bench:
 	./tools/install-deps.sh bench

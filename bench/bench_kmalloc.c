@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_kmalloc: kmalloc/kfree against malloc/free doing the same job, the
  * A/B micro-benchmark pattern (same operation sequence, the two APIs

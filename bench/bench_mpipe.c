@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_mpipe: mpipe alloc/free against kmalloc/kfree and malloc/free doing
  * the same job, for one buffer size (256 bytes), with the A/B pattern of
- * BENCHMARKS.md: the same operation sequence for every API, the APIs
+ * bench/README.md: the same operation sequence for every API, the APIs
  * alternated round by round, one warm-up round, medians of the counted
  * rounds, ratios.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_objcache: what an object cache buys for objects that are costly
  * to construct.
@@ -15,7 +16,7 @@
  * nominal cache (128 objects: the magazines cannot hold the 1024 objects
  * in flight, so puts overflow and gets construct anew) and once with
  * nom_cache 2048.  Each cell is the median
- * of 5 runs, modes interleaved (BENCHMARKS.md); ratios are objcache's
+ * of 5 runs, modes interleaved (bench/README.md); ratios are objcache's
  * throughput over the other's.
  *
  * `bench_objcache --pairs N objcache|kmalloc|kmalloc-keep' runs N bare

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Timing helpers shared by the native-API benchmarks (bench_zone.c,
  * bench_mpipe.c): run one case on 1 or 2 threads released together by a

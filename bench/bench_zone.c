@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_zone: zalloc/zfree against kmalloc/kfree and malloc/free for one
- * fixed-size object (64 bytes), the A/B pattern of BENCHMARKS.md: the same
+ * fixed-size object (64 bytes), the A/B pattern of bench/README.md: the same
  * operation sequence for every API, the APIs alternated round by round,
  * one warm-up round, medians of the counted rounds, ratios.
  *

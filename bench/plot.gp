@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # bench/plot.gp: the chart beside each report (called by bench/report.py).
 # Two clustered bar charts: median time and median peak RSS of every
 # allocator, relative to the best peer of each case (1 = as good as the

@@ -5,7 +5,7 @@ Called by bench/run.sh (which builds the helper programs first); writes one
 JSON file of raw results that bench/report.py turns into the markdown table
 and the chart.  Standard library only.
 
-Method (../shared/design/BENCHMARKS.md): for each case, one warm-up run per
+Method (bench/README.md): for each case, one warm-up run per
 allocator, then RUNS rounds in which every allocator runs once, always in
 the same order (A B C A B C ...); the report quotes medians.  Peak RSS is
 the child's ru_maxrss from wait4(2), taken in the same runs.  Fast paths
@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 
-# name, package, library (BENCHMARKS.md "Peers"); glibc has no preload.
+# name, package, library (bench/README.md); glibc has no preload.
 PEERS = [
     ("glibc", "libc6", None),
     ("jemalloc", "libjemalloc2", LIBDIR + "/libjemalloc.so.2"),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The slabkit demo: a toy connection server that uses all four DragonFly
  * allocators the way a kernel subsystem would, on built-in defaults.

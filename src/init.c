@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * One-time initialisation of the whole library (the kernel's kmeminit plus
  * the SYSINITs of the allocators).
@@ -14,6 +15,9 @@
 
 #include "internal.h"
 #include "os/pageheap.h"
+
+/* options.c: print the configuration in effect (SLABKIT_OPTIONS=verbose). */
+void sk_options_report(void);
 
 atomic_int sk_initialized;
 
@@ -36,6 +40,8 @@ sk_init_slow(void)
 	sk_shard_init();
 	atomic_store_explicit(&sk_initialized, 2, memory_order_release);
 	sk_shard_init_late();
+	if (sk_opt.verbose)
+		sk_options_report();
 }
 
 __attribute__((constructor(101))) static void

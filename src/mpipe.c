@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mpipe: DragonFly BSD's malloc pipelines (kern_mpipe.c, 2020) on kmalloc.
  *
@@ -69,7 +70,7 @@
  * removed by mpipe_done) that sk_mpipe_stats_print walks for
  * slabkit_stats_print.
  *
- * Deviations from DragonFly (README "Deviations"): a futex lock instead of
+ * Deviations from DragonFly (docs/deviations.md): a futex lock instead of
  * a token, with signals blocked for MPF_INT pipes; kmalloc, construct and
  * deconstruct run outside the lock; the MPF_INT interrupt-context rules
  * above; mpipe_alloc_callback panics instead of queueing a callback that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * objcache: DragonFly BSD's object cache (kern_objcache.c) in userspace.
  *
@@ -61,7 +62,7 @@
  * interrupting the owner in the middle of a magazine move would corrupt
  * it).  A destructor must not create or destroy object caches.
  *
- * Deviations from DragonFly (README "Deviations").
+ * Deviations from DragonFly (docs/deviations.md).
  * - Per-slot magazine pairs are allocated on a slot's first use, not for
  *   every CPU at creation, and a thread's pair goes back to the depot when
  *   it exits; the population is otherwise as fixed as the kernel's.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * SLABKIT_OPTIONS: "key[=value],key[=value],...", read once at
  * initialisation without allocating, and ignored in setuid/setgid programs
@@ -20,20 +21,25 @@
  *   retain=SIZE          retained large-block pages purged at once beyond
  *                        this, K/M/G suffixes [64M]
  *   purge=dontneed|free|none  how pages go back [dontneed]
+ *   kzone_pollfreq=N     kmalloc_obj poller passes per second, 0 off [1]
+ *   kzone_bretire=N      slabs the poller retires per type and pass [4]
+ *   kzone_cache=N        free slabs cached per thread [128]
+ *   kzone_debug[=0|1]    report each retirement [0]
+ *                        (the kzone_* keys are parsed in kmalloc_obj.c)
  *   waitok_timeout=MS    bound on an M_WAITOK page-shortage wait, then
  *                        panic; 0 waits forever [60000]
  *   hardened[=0|1]       hardened mode [0]
  *   track=none|valgrind|asan  tell a checker about slabkit's heaps [none]
  *                        (also the environment variable SLABKIT_TRACK)
  *   stats_shm[=0|1]      live statistics for `slabkit stat PID' [0]
- *   verbose[=0|1]        say what was configured [0]
- *   kzone_pollfreq=N     kmalloc_obj poller passes per second, 0 off [1]
- *   kzone_bretire=N      slabs the poller retires per type and pass [4]
- *   kzone_cache=N        free slabs cached per thread [128]
- *   kzone_debug[=0|1]    report each retirement [0]
- *                        (the kzone_* keys are parsed in kmalloc_obj.c)
+ *   verbose[=0|1]        print every option's value in effect at start [0]
+ *
+ * A bad value is rejected (the option keeps its value) with a message that
+ * names the key and says why; slabkit_get_option() reads any option back
+ * as text that slabkit_set_option() accepts.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,21 +47,34 @@
 #include "kmalloc_obj.h"
 
 struct sk_options sk_opt = {
-	.zone_cache = -1,
-	.colour = -1,
-	.purge_ms = 1000,
-	.retain_mb = 64,
-	.zone_burst = 32,
-	.waitok_timeout_ms = 60000,
+    .zone_cache = -1,
+    .colour = -1,
+    .purge_ms = 1000,
+    .retain_mb = 64,
+    .zone_burst = 32,
+    .waitok_timeout_ms = 60000,
 #if defined(SLABKIT_ASAN) && defined(SLABKIT_ASAN_TRACK_DEFAULT)
-	/* track=asan by default under -fsanitize=address (docs/hardening.md) */
-	.track = 2,
-	.debug = true,
+    /* track=asan by default under -fsanitize=address (docs/hardening.md) */
+    .track = 2,
+    .debug = true,
 #endif
 };
 
+/* Why a value was rejected: set by the parsers, printed by the callers. */
+struct why {
+	const char *text;
+	long min, max; /* for "out of range" */
+};
+
 static int
-parse_bool(const char *v, bool *out)
+reject(struct why *w, const char *text, int err)
+{
+	w->text = text;
+	return err;
+}
+
+static int
+parse_bool(const char *v, bool *out, struct why *w)
 {
 	if (v == NULL || *v == '\0' || strcmp(v, "1") == 0 ||
 	    strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
@@ -68,80 +87,174 @@ parse_bool(const char *v, bool *out)
 		*out = false;
 		return 0;
 	}
-	return EINVAL;
+	return reject(
+	    w, "expects 0 or 1 (or yes/no, on/off, true/false)", EINVAL);
 }
 
+/* A decimal number of digits only: no sign, space or suffix. */
 static int
-parse_long(const char *v, long min, long max, long *out)
+parse_long(const char *v, long min, long max, long *out, struct why *w)
 {
 	char *end;
 	long n;
 
 	if (v == NULL || *v == '\0')
-		return EINVAL;
+		return reject(w, "needs a value", EINVAL);
+	if (*v < '0' || *v > '9')
+		return reject(w, "not a whole number of digits", EINVAL);
 	errno = 0;
 	n = strtol(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < min || n > max)
-		return EINVAL;
+	if (*end != '\0')
+		return reject(w, "not a whole number of digits", EINVAL);
+	if (errno != 0 || n < min || n > max) {
+		w->min = min;
+		w->max = max;
+		return reject(w, "out of range", ERANGE);
+	}
 	*out = n;
 	return 0;
 }
 
 /* "512M", "2G", "65536K", "1048576" (bytes) -> MiB. */
 static int
-parse_size_mb(const char *v, size_t *mb)
+parse_size_mb(const char *v, size_t *mb, struct why *w)
 {
 	unsigned long long n, shift = 0;
 	char *end;
 
 	if (v == NULL || *v == '\0')
-		return EINVAL;
+		return reject(w, "needs a size (such as 512M or 2G)", EINVAL);
+	if (*v < '0' || *v > '9')
+		goto bad;
 	errno = 0;
 	n = strtoull(v, &end, 10);
-	if (errno != 0 || end == v)
-		return EINVAL;
+	if (errno != 0)
+		return reject(w, "too large", ERANGE);
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	case '\0': break;
-	default: return EINVAL;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	case '\0':
+		break;
+	default:
+		goto bad;
 	}
-	if (*end == 'b' || *end == 'B' || *end == 'i')
+	if (shift != 0 && *end == 'i')
 		end++;
-	if (*end == 'B')
+	if (*end == 'b' || *end == 'B')
 		end++;
-	if (*end != '\0' || n > (~0ULL >> shift))
-		return EINVAL;
+	if (*end != '\0')
+		goto bad;
+	if (n > (~0ULL >> shift) || (n << shift) >> 20 > (size_t)-1 >> 20)
+		return reject(w, "too large", ERANGE);
 	n <<= shift;
 	if (n < (1ULL << 20))
-		return EINVAL;
+		return reject(w, "below the minimum of 1M", ERANGE);
 	*mb = (size_t)(n >> 20);
+	return 0;
+bad:
+	return reject(w,
+	    "not a size (digits and an optional K, M, G or T suffix)", EINVAL);
+}
+
+static void
+refresh_debug(void)
+{
+	SK_STORE(&sk_opt.debug, sk_opt.invariants || sk_opt.pattern ||
+	                            sk_opt.weird || sk_opt.hardened ||
+	                            sk_opt.track != 0);
+	/* the fast paths read no option: kmalloc switches them off or on */
+	if (atomic_load(&sk_initialized) == 2)
+		sk_kmalloc_debug_changed();
+}
+
+static const char *const track_names[] = {"none", "valgrind", "asan"};
+
+static int
+set_track(const char *key, const char *value, struct why *w)
+{
+	int err, n;
+
+	for (n = 0; n < 3; n++)
+		if (value != NULL && strcmp(value, track_names[n]) == 0)
+			break;
+	if (value == NULL)
+		n = 0;
+	if (n == 3)
+		return reject(w, "expects none, valgrind or asan", EINVAL);
+	err = sk_harden_option(key, n);
+	if (err == ENOTSUP)
+		return reject(w,
+		    n == 2
+		        ? "this build lacks AddressSanitizer (build "
+		          "with the asan preset, -DSLABKIT_SANITIZE=address)"
+		        : "this build lacks valgrind support "
+		          "(<valgrind/memcheck.h> was missing at build time)",
+		    err);
+	if (err == EBUSY)
+		return reject(w,
+		    "tracked memory exists already (set it before the "
+		    "first allocation)",
+		    err);
+	if (err != 0)
+		return reject(w, "refused", err);
+	SK_STORE(&sk_opt.track, n);
+	refresh_debug();
 	return 0;
 }
 
-int
-slabkit_set_option(const char *key, const char *value)
+static const struct {
+	const char *name;
+	bool *flag;
+} bool_options[] = {
+    {"invariants", &sk_opt.invariants},
+    {"pattern", &sk_opt.pattern},
+    {"weird", &sk_opt.weird},
+    {"hardened", &sk_opt.hardened},
+    {"stats_shm", &sk_opt.stats_shm},
+    {"verbose", &sk_opt.verbose},
+};
+#define NBOOL (sizeof(bool_options) / sizeof(bool_options[0]))
+
+static int
+set_option(const char *key, const char *value, struct why *w)
 {
 	long n;
 	bool b;
 	int err;
 
-	if (key == NULL)
-		return EINVAL;
 	if (strcmp(key, "memlimit") == 0) {
 		size_t mb;
 
-		if (atomic_load(&sk_initialized) == 2)
-			return EBUSY;
-		if ((err = parse_size_mb(value, &mb)) != 0)
+		if ((err = parse_size_mb(value, &mb, w)) != 0)
 			return err;
+		if (atomic_load(&sk_initialized) == 2)
+			return reject(w,
+			    "can only be set before the first allocation "
+			    "(use SLABKIT_OPTIONS)",
+			    EBUSY);
 		sk_opt.memlimit_mb = mb;
 		return 0;
 	}
 	if (strcmp(key, "zone_cache") == 0) {
-		if ((err = parse_long(value, 0, 1 << 20, &n)) != 0)
+		if ((err = parse_long(value, 0, 1 << 20, &n, w)) != 0)
 			return err;
 		sk_opt.zone_cache = (int)n;
 		if (atomic_load(&sk_initialized) == 2)
@@ -149,125 +262,125 @@ slabkit_set_option(const char *key, const char *value)
 		return 0;
 	}
 	if (strcmp(key, "zone_burst") == 0) {
-		if ((err = parse_long(value, 1, 1 << 20, &n)) != 0)
+		if ((err = parse_long(value, 1, 1 << 20, &n, w)) != 0)
 			return err;
 		SK_STORE(&sk_opt.zone_burst, (int)n);
 		return 0;
 	}
 	if (strcmp(key, "colour") == 0 || strcmp(key, "color") == 0) {
-		if ((err = parse_bool(value, &b)) != 0)
+		if ((err = parse_bool(value, &b, w)) != 0)
 			return err;
 		SK_STORE(&sk_opt.colour, b ? 1 : 0);
 		return 0;
 	}
 	if (strcmp(key, "purge_ms") == 0) {
-		if ((err = parse_long(value, 0, 1L << 30, &n)) != 0)
+		if ((err = parse_long(value, 0, 1L << 30, &n, w)) != 0)
 			return err;
 		SK_STORE(&sk_opt.purge_ms, n);
 		return 0;
 	}
 	if (strcmp(key, "retain") == 0) {
-		size_t mb;
+		size_t mb = 0;
 
-		if (value != NULL && strcmp(value, "0") == 0)
-			mb = 0;
-		else if ((err = parse_size_mb(value, &mb)) != 0)
+		if ((value == NULL || strcmp(value, "0") != 0) &&
+		    (err = parse_size_mb(value, &mb, w)) != 0)
 			return err;
 		SK_STORE(&sk_opt.retain_mb, mb);
 		return 0;
 	}
 	if (strcmp(key, "purge") == 0) {
-		if (value == NULL)
-			return EINVAL;
-		if (strcmp(value, "dontneed") == 0)
-			n = 0;
-		else if (strcmp(value, "free") == 0)
-			n = 1;
-		else if (strcmp(value, "none") == 0)
-			n = 2;
-		else
-			return EINVAL;
-		SK_STORE(&sk_opt.purge, (int)n);
-		return 0;
+		static const char *const modes[] = {"dontneed", "free", "none"};
+
+		for (int i = 0; i < 3; i++) {
+			if (value != NULL && strcmp(value, modes[i]) == 0) {
+				SK_STORE(&sk_opt.purge, i);
+				return 0;
+			}
+		}
+		return reject(w, "not dontneed, free or none", EINVAL);
 	}
+	if (strncmp(key, "kzone_", 6) == 0)
+		return sk_kobj_set_option(key, value);
 	if (strcmp(key, "objcache_reap") == 0) {
-		if ((err = parse_long(value, 0, 3600000, &n)) != 0)
+		if ((err = parse_long(value, 0, 3600000, &n, w)) != 0)
 			return err;
 		SK_STORE(&sk_opt.objcache_reap_ms, (int)n);
 		return 0;
 	}
 	if (strcmp(key, "waitok_timeout") == 0) {
-		if ((err = parse_long(value, 0, 1L << 40, &n)) != 0)
+		if ((err = parse_long(value, 0, 1L << 40, &n, w)) != 0)
 			return err;
 		sk_opt.waitok_timeout_ms = n;
 		return 0;
 	}
 	if (strcmp(key, "stats") == 0) {
-		if (value == NULL || *value == '\0' || strcmp(value, "text") == 0 ||
-		    strcmp(value, "1") == 0)
+		if (value == NULL || *value == '\0' ||
+		    strcmp(value, "text") == 0 || strcmp(value, "1") == 0)
 			sk_opt.stats = 1;
 		else if (strcmp(value, "json") == 0)
 			sk_opt.stats = 2;
 		else if (strcmp(value, "0") == 0 || strcmp(value, "off") == 0)
 			sk_opt.stats = 0;
 		else
-			return EINVAL;
+			return reject(w, "expects text, json or off", EINVAL);
 		return 0;
 	}
 	if (strcmp(key, "stats_file") == 0) {
-		if (value == NULL || strlen(value) >= sizeof(sk_opt.stats_file))
-			return EINVAL;
+		if (value == NULL || *value == '\0')
+			return reject(w, "needs a path", EINVAL);
+		if (strlen(value) >= sizeof(sk_opt.stats_file))
+			return reject(w, "path too long (255 bytes at most)",
+			    ENAMETOOLONG);
 		strcpy(sk_opt.stats_file, value);
 		return 0;
 	}
-	if (strncmp(key, "kzone_", 6) == 0)
-		return sk_kobj_set_option(key, value);
-	if (strcmp(key, "track") == 0) {
-		if (value == NULL || strcmp(value, "none") == 0)
-			n = 0;
-		else if (strcmp(value, "valgrind") == 0)
-			n = 1;
-		else if (strcmp(value, "asan") == 0)
-			n = 2;
-		else
-			return EINVAL;
-		if ((err = sk_harden_option(key, (int)n)) != 0)
-			return err; /* ENOTSUP, or EBUSY once in use */
-		SK_STORE(&sk_opt.track, (int)n);
-		SK_STORE(&sk_opt.debug, sk_opt.invariants || sk_opt.pattern ||
-		    sk_opt.weird || sk_opt.hardened || sk_opt.track != 0);
-		sk_kmalloc_debug_changed();
+	if (strcmp(key, "track") == 0)
+		return set_track(key, value, w);
+	for (size_t i = 0; i < NBOOL; i++) {
+		if (strcmp(key, bool_options[i].name) != 0)
+			continue;
+		if ((err = parse_bool(value, &b, w)) != 0)
+			return err;
+		if (bool_options[i].flag == &sk_opt.hardened &&
+		    (err = sk_harden_option(key, b)) != 0)
+			return reject(w,
+			    "hardened zones exist already (it cannot be "
+			    "turned off now)",
+			    err);
+		SK_STORE(bool_options[i].flag, b);
+		refresh_debug();
 		return 0;
 	}
-	{
-		static const struct {
-			const char *name;
-			bool *flag;
-		} bools[] = {
-			{"invariants", &sk_opt.invariants},
-			{"pattern", &sk_opt.pattern},
-			{"weird", &sk_opt.weird},
-			{"hardened", &sk_opt.hardened},
-			{"stats_shm", &sk_opt.stats_shm},
-			{"verbose", &sk_opt.verbose},
-		};
-		for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
-			if (strcmp(key, bools[i].name) != 0)
-				continue;
-			if ((err = parse_bool(value, &b)) != 0)
-				return err;
-			if (bools[i].flag == &sk_opt.hardened &&
-			    (err = sk_harden_option(key, b)) != 0)
-				return err; /* EBUSY: hardened zones exist */
-			SK_STORE(bools[i].flag, b);
-			SK_STORE(&sk_opt.debug, sk_opt.invariants ||
-			    sk_opt.pattern || sk_opt.weird || sk_opt.hardened ||
-			    sk_opt.track != 0);
-			sk_kmalloc_debug_changed();
-			return 0;
-		}
+	return reject(w, "unknown option", ENOENT);
+}
+
+int
+slabkit_set_option(const char *key, const char *value)
+{
+	struct why w = {NULL, 0, 0};
+
+	if (key == NULL)
+		return EINVAL;
+	return set_option(key, value, &w);
+}
+
+/* "slabkit: SLABKIT_OPTIONS: memlimit=-5 rejected: not a size (...)" */
+static void
+report_rejected(const char *src, const char *key, const char *value, int err,
+    const struct why *w)
+{
+	if (err == ENOENT) {
+		sk_warn(src, "unknown option '%s' ignored", key);
+		return;
 	}
-	return ENOENT;
+	if (w->text != NULL && strcmp(w->text, "out of range") == 0)
+		sk_warn(src, "%s%s%s rejected: out of range (%ld to %ld)", key,
+		    value != NULL ? "=" : "", value != NULL ? value : "",
+		    w->min, w->max);
+	else
+		sk_warn(src, "%s%s%s rejected: %s", key,
+		    value != NULL ? "=" : "", value != NULL ? value : "",
+		    w->text != NULL ? w->text : "bad value");
 }
 
 int
@@ -280,7 +393,8 @@ slabkit_set_options(const char *list)
 		return 0;
 	while (*list != '\0') {
 		size_t kl = 0, vl = 0;
-		bool has_val = false;
+		bool has_val = false, too_long = false;
+		struct why w = {NULL, 0, 0};
 		int err;
 
 		while (*list == ',' || *list == ' ')
@@ -290,6 +404,8 @@ slabkit_set_options(const char *list)
 		while (*list != '\0' && *list != ',' && *list != '=') {
 			if (kl + 1 < sizeof(key))
 				key[kl++] = *list;
+			else
+				too_long = true;
 			list++;
 		}
 		key[kl] = '\0';
@@ -299,21 +415,157 @@ slabkit_set_options(const char *list)
 			while (*list != '\0' && *list != ',') {
 				if (vl + 1 < sizeof(val))
 					val[vl++] = *list;
+				else
+					too_long = true;
 				list++;
 			}
 		}
 		val[vl] = '\0';
-		err = slabkit_set_option(key, has_val ? val : NULL);
-		if (err == ENOENT)
-			sk_warn("SLABKIT_OPTIONS", "unknown option '%s' ignored",
-			    key);
-		else if (err != 0)
-			sk_warn("SLABKIT_OPTIONS", "bad value '%s' for '%s' ignored",
-			    val, key);
-		if (err != 0 && first_err == 0)
-			first_err = err;
+		if (too_long)
+			err = reject(&w, "too long (truncated)", ENAMETOOLONG);
+		else
+			err = set_option(key, has_val ? val : NULL, &w);
+		if (err != 0) {
+			report_rejected("SLABKIT_OPTIONS", key,
+			    has_val ? val : NULL, err, &w);
+			if (first_err == 0)
+				first_err = err;
+		}
 	}
 	return first_err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading options back */
+
+static const char *const option_keys[] = {
+    "memlimit",
+    "zone_cache",
+    "zone_burst",
+    "colour",
+    "purge_ms",
+    "retain",
+    "purge",
+    "invariants",
+    "pattern",
+    "weird",
+    "hardened",
+    "track",
+    "objcache_reap",
+    "waitok_timeout",
+    "stats",
+    "stats_file",
+    "stats_shm",
+    "verbose",
+};
+#define NKEYS (sizeof(option_keys) / sizeof(option_keys[0]))
+
+/*
+ * The value in effect of option i as text slabkit_set_option() accepts;
+ * *note says where it came from when it was not set ("measured").  The
+ * library is initialised (derived values are known).  Returns the length
+ * the value needs, as snprintf.
+ */
+static size_t
+format_option(size_t i, char *buf, size_t len, const char **note)
+{
+	const char *key = option_keys[i];
+
+	*note = NULL;
+	if (strcmp(key, "memlimit") == 0) {
+		if (sk_opt.memlimit_mb == 0)
+			*note = "measured: RAM, cgroup and RLIMIT_AS";
+		return sk_fmt(buf, len, "%zuM", sk_slab.lim_mb);
+	}
+	if (strcmp(key, "zone_cache") == 0) {
+		if (sk_opt.zone_cache < 0)
+			*note = "derived from memlimit";
+		return sk_fmt(
+		    buf, len, "%d", SK_LOAD(&sk_slab.zone_rels_thresh));
+	}
+	if (strcmp(key, "zone_burst") == 0)
+		return sk_fmt(buf, len, "%d", SK_LOAD(&sk_opt.zone_burst));
+	if (strcmp(key, "colour") == 0) {
+		int c = SK_LOAD(&sk_opt.colour);
+
+		if (c < 0) {
+			c = &sk_malloc_dropin == NULL;
+			*note = c ? "default" : "default in the malloc drop-in";
+		}
+		return sk_fmt(buf, len, "%d", c);
+	}
+	if (strcmp(key, "track") == 0)
+		return sk_fmt(
+		    buf, len, "%s", track_names[SK_LOAD(&sk_opt.track)]);
+	if (strcmp(key, "purge_ms") == 0)
+		return sk_fmt(buf, len, "%ld", SK_LOAD(&sk_opt.purge_ms));
+	if (strcmp(key, "retain") == 0)
+		return sk_fmt(buf, len, "%zuM", SK_LOAD(&sk_opt.retain_mb));
+	if (strcmp(key, "purge") == 0) {
+		static const char *const modes[] = {"dontneed", "free", "none"};
+
+		return sk_fmt(buf, len, "%s", modes[SK_LOAD(&sk_opt.purge)]);
+	}
+	if (strcmp(key, "objcache_reap") == 0)
+		return sk_fmt(
+		    buf, len, "%d", SK_LOAD(&sk_opt.objcache_reap_ms));
+	if (strcmp(key, "waitok_timeout") == 0)
+		return sk_fmt(buf, len, "%ld", sk_opt.waitok_timeout_ms);
+	if (strcmp(key, "stats") == 0)
+		return sk_fmt(buf, len, "%s",
+		    sk_opt.stats == 2 ? "json"
+		    : sk_opt.stats    ? "text"
+		                      : "off");
+	if (strcmp(key, "stats_file") == 0) {
+		if (sk_opt.stats_file[0] == '\0')
+			*note = "standard error";
+		return sk_fmt(buf, len, "%s", sk_opt.stats_file);
+	}
+	for (size_t j = 0; j < NBOOL; j++)
+		if (strcmp(key, bool_options[j].name) == 0)
+			return sk_fmt(buf, len, "%d",
+			    SK_LOAD(bool_options[j].flag) ? 1 : 0);
+	return sk_fmt(buf, len, "?");
+}
+
+int
+slabkit_get_option(const char *key, char *buf, size_t len)
+{
+	const char *note;
+
+	if (key == NULL || buf == NULL || len == 0)
+		return EINVAL;
+	if (strcmp(key, "color") == 0)
+		key = "colour";
+	sk_init();
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(key, option_keys[i]) == 0)
+			return format_option(i, buf, len, &note) < len ? 0
+			                                               : ERANGE;
+	buf[0] = '\0';
+	return ENOENT;
+}
+
+/*
+ * verbose: the configuration in effect, one key=value per line on stderr,
+ * once initialisation has derived what was not set.  Called by sk_init.
+ */
+void sk_options_report(void);
+void
+sk_options_report(void)
+{
+	char line[400], val[300];
+	const char *note;
+	size_t n;
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		format_option(i, val, sizeof(val), &note);
+		n = sk_fmt(line, sizeof(line),
+		    "slabkit: options: %s=%s%s%s%s\n", option_keys[i], val,
+		    note != NULL ? " (" : "", note != NULL ? note : "",
+		    note != NULL ? ")" : "");
+		sk_os_write(2, line, n < sizeof(line) ? n : sizeof(line) - 1);
+	}
 }
 
 void
@@ -321,10 +573,12 @@ sk_options_init(void)
 {
 	const char *env = sk_os_getenv("SLABKIT_OPTIONS");
 	const char *track = sk_os_getenv("SLABKIT_TRACK");
+	struct why w = {NULL, 0, 0};
+	int err;
 
 	if (env != NULL)
 		slabkit_set_options(env);
 	/* SLABKIT_TRACK=valgrind|asan|none is a shorthand for track=... */
-	if (track != NULL && slabkit_set_option("track", track) != 0)
-		sk_warn("SLABKIT_TRACK", "bad value '%s' ignored", track);
+	if (track != NULL && (err = set_option("track", track, &w)) != 0)
+		report_rejected("SLABKIT_TRACK", "track", track, err, &w);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The size-class tables behind sizeclass.h, built once from the ladder so
  * that the table and the kernel's formulas can never disagree.

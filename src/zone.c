@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * zone: DragonFly BSD's zone allocator (vm/vm_zone.c) in userspace.
  *
@@ -61,7 +62,7 @@
  * malloc or kmalloc: zone structures, block records and reservations are
  * mapped through the os layer.
  *
- * Deviations from DragonFly (README): per-thread shards instead of
+ * Deviations from DragonFly (docs/deviations.md): per-thread shards instead of
  * per-CPU caches; a failed mapping makes a normal zone's zalloc return
  * NULL instead of sleeping; ZONE_SPECIAL and ZONE_USE_RESERVE are accepted
  * but change nothing (there is no kernel reserve); pages per growth are

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # symbols/exports: the dynamic symbols libslabkit.so defines must be exactly
 # what its public headers declare (SLABKIT_API functions and the
 # MALLOC_DECLAREd predefined types): nothing internal leaks out, nothing

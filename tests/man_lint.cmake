@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Runs mandoc -Tlint over every man page; any warning fails the test.
 set(failed 0)
 set(passed 0)

@@ -1,6 +1,7 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Install what slabkit's build, tests and benchmarks need, on Debian.
-# Usage: tools/install-deps.sh [test|bench|all]
+# Usage: tools/install-deps.sh [test|bench|deb|all]
 # As root, missing packages are installed with apt-get; otherwise the
 # script names them and exits 0 (tests that need them are skipped).
 set -eu
@@ -9,11 +10,13 @@ base="cmake ninja-build gcc clang make pkg-config mandoc valgrind"
 programs="python3 sqlite3 lua5.4 redis-server redis-tools git"
 fuzz="libclang-rt-14-dev"
 bench="libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gnuplot-nox strace"
+deb="dpkg-dev debhelper lintian man-db"
 case $what in
 test) pkgs="$base $programs $fuzz" ;;
 bench) pkgs="$base $programs $bench" ;;
-all) pkgs="$base $programs $fuzz $bench" ;;
-*) echo "usage: $0 [test|bench|all]" >&2; exit 2 ;;
+deb) pkgs="$base $deb" ;;
+all) pkgs="$base $programs $fuzz $bench $deb" ;;
+*) echo "usage: $0 [test|bench|deb|all]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do

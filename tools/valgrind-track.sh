@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # valgrind-track.sh: memcheck sees slabkit's own heaps when
 # SLABKIT_OPTIONS=track=valgrind (src/track.h).  Builds a tiny program
 # against a build's static library and checks that:

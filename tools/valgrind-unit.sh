@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Run every unit test binary of a build under valgrind memcheck; any
 # memcheck error fails.  Usage: tools/valgrind-unit.sh [build-dir]
 # Loops are shortened with SK_TEST_SCALE (percent).

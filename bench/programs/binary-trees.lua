@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: BSD-3-Clause
 -- binary-trees: the allocation benchmark of the Computer Language
 -- Benchmarks Game (after Hans Boehm's GC bench), written for slabkit.
 -- Builds and walks many short-lived perfect binary trees next to one

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """object-churn: the object-churn pattern of interpreter benchmarks
 (pyperformance-style), written for slabkit.  Builds and drops many small
 dicts, lists, strings and tuples with mixed lifetimes: a bounded cache of

@@ -1,9 +1,10 @@
+-- SPDX-License-Identifier: BSD-3-Clause
 -- sqlite-inserts: the bulk-insert pattern of database benchmarks (the
 -- speedtest1 shape), written for slabkit.  An in-memory database (run
 -- with `sqlite3 :memory:`), a table with two indexes, rows inserted in
 -- transactions from a recursive CTE, then updates, deletes and a
 -- grouped scan.  The page cache allocates 4 KiB pages plus a small
--- header: the "blocks just above a page" case of BENCHMARKS.md.
+-- header: the "blocks just above a page" case of bench/README.md.
 PRAGMA cache_size = -65536;
 CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c BLOB);
 CREATE INDEX t_a ON t(a);

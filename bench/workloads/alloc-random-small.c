@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * alloc-random-small: the classic single-thread malloc/free churn of random
  * small sizes (the "alloc-test" / "random small" pattern of allocator

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * cache-scratch: passive false sharing, after the cache-scratch test of the
  * Hoard allocator (Berger et al., ASPLOS 2000).  The main thread allocates

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * cache-thrash: active false sharing, after the cache-thrash test of the
  * Hoard allocator (Berger et al., ASPLOS 2000).  Each thread repeatedly

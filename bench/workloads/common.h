@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * common.h: what every workload shares, in the usual shape of allocator
  * benchmark drivers (a seeded generator, a wall clock, one result line).

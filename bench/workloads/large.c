@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * large: allocation of large blocks, 64 KiB to 4 MiB (log-uniform), the
  * pattern of image, network and database buffers.  A working set of 16

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * larson: the server simulation of Larson and Krishnan ("Memory allocation
  * for long-running server applications", ISMM 1998).  Several worker

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * many-threads: far more threads than cores (64 on a 2-core machine), each
  * churning its own small working set, with every fourth block handed to a

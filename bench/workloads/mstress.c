@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mstress: the many-thread stress pattern (as in the mstress test that
  * ships with mimalloc and the "threadtest" family before it).  Rounds of

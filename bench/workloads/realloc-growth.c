@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * realloc-growth: buffers that grow by appending, the way string builders,
  * vectors and I/O buffers grow in real programs (the realloc pattern of

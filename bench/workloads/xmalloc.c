@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * xmalloc: the producer/consumer pattern of the xmalloc-test (Lever and
  * Boreham, "malloc() performance in a multithreaded Linux environment",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit/control.h: run-time options, the panic handler and the os
  * layer's fault injection (for tests).
@@ -22,13 +23,29 @@ extern "C" {
 /*
  * Set one option as SLABKIT_OPTIONS would ("invariants", "1"; "zone_cache",
  * "8").  value may be NULL for a boolean key.  Returns 0, ENOENT for an
- * unknown key, EINVAL for a bad value, EBUSY for a key that can only be set
- * before the first allocation (memlimit).
+ * unknown key, EINVAL for a bad value, ERANGE for a number out of range,
+ * ENOTSUP for track=asan or track=valgrind in a build without that
+ * support, EBUSY for a key that can only be set before the first
+ * allocation (memlimit) or no longer changed (track, hardened off).
  */
 SLABKIT_API int slabkit_set_option(const char *key, const char *value);
 
-/* Parse a whole option string ("stats,zone_cache=4"); returns as above. */
+/*
+ * Parse a whole option string ("stats,zone_cache=4"); returns the first
+ * error as above.  Every rejected item is reported on stderr with its key
+ * and the reason; the others take effect.
+ */
 SLABKIT_API int slabkit_set_options(const char *list);
+
+/*
+ * Read an option's value in effect ("memlimit" -> "15890M", "track" ->
+ * "none", booleans "0" or "1"), as text slabkit_set_option() accepts;
+ * values that were not set are shown as derived (the measured memlimit,
+ * the derived zone_cache).  Initialises the library if needed.  Returns 0,
+ * ENOENT for an unknown key, ERANGE when len is too small (buf then holds
+ * a truncated value), EINVAL for a NULL key or buffer.  Any thread.
+ */
+SLABKIT_API int slabkit_get_option(const char *key, char *buf, size_t len);
 
 /*
  * The panic handler receives the whole message ("slabkit: kfree: ...\n").
@@ -65,7 +82,8 @@ SLABKIT_API long slabkit_fault_calls(int kind);
  * runs between slabkit_intr_enter() and slabkit_intr_exit() on a thread
  * (a signal handler, say) is treated as interrupt context.  There, kfree of
  * a large block does not unmap it; the block is queued on the thread's
- * shard and unmapped by its next blocking kmalloc (spec 1.6 step 2).
+ * shard and unmapped by its next blocking kmalloc (docs/dragonfly.md
+ * 1.6 step 2).
  * Calls nest.
  */
 SLABKIT_API void slabkit_intr_enter(void);

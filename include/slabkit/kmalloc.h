@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit/kmalloc.h: DragonFly BSD's kmalloc(9) slab allocator in userspace.
  *
@@ -8,8 +9,8 @@
  * come from kmalloc_create() and go with kmalloc_destroy().
  *
  * Names, flag values and semantics are DragonFly's (kern_slaballoc.c,
- * 2019-2021), so kernel code compiles unchanged; see kmalloc(3) and the
- * README's list of deviations.
+ * 2019-2021), so kernel code compiles unchanged; see kmalloc(3),
+ * docs/dragonfly.md and docs/deviations.md.
  *
  * Thread safety: every function may be called from any thread.  kmalloc
  * with M_WAITOK may block (page shortage: retry with back-off); M_RNOWAIT
@@ -105,10 +106,19 @@ SLABKIT_API void malloc_uninit(void *type);
  * leaves the registry when that object is unloaded.  `static MALLOC_DEFINE'
  * works as in the kernel.
  */
+#ifdef __cplusplus
+/* C++ before C++20 has no designated initializers: every field in order. */
+#define SLABKIT_MALLOC_TYPE_INIT(type, shortdesc)                            \
+	{{0, 0, 0, 0, 0, M_MAGIC, (shortdesc), 0, &type[0].ks_use0,         \
+	    {0, 0, 0, 0, {0, 0, 0, 0}}, 0, 0, 0, {0, 0}}}
+#else
+#define SLABKIT_MALLOC_TYPE_INIT(type, shortdesc)                            \
+	{{.ks_magic = M_MAGIC, .ks_shortdesc = (shortdesc),                 \
+	    .ks_use = &type[0].ks_use0}}
+#endif
 #define MALLOC_DEFINE(type, shortdesc, longdesc)                             \
-	struct malloc_type type[1] = {{                                      \
-		.ks_magic = M_MAGIC, .ks_shortdesc = (shortdesc),           \
-		.ks_use = &type[0].ks_use0}};                               \
+	struct malloc_type type[1] =                                         \
+	    SLABKIT_MALLOC_TYPE_INIT(type, shortdesc);                       \
 	__attribute__((constructor)) static void                            \
 	slabkit_malloc_init_##type(void)                                    \
 	{                                                                    \
@@ -251,11 +261,12 @@ SLABKIT_API size_t kmem_lim_size(void);
 SLABKIT_API void slab_cleanup(void);
 
 /*
- * SLAB_DEBUG call sites (spec 1.8): the _debug variants record the caller's
- * file and line in the zone of the returned chunk (up to 32 distinct sites
- * per zone) when libslabkit was built with SLABKIT_SLAB_DEBUG (the debug
- * and asan presets).  Define SLAB_DEBUG before including this header to
- * turn kmalloc, krealloc, kstrdup and kstrndup into them, as in the kernel.
+ * SLAB_DEBUG call sites (docs/dragonfly.md 1.8): the _debug variants record
+ * the caller's file and line in the zone of the returned chunk (up to 32
+ * distinct sites per zone) when libslabkit was built with SLABKIT_SLAB_DEBUG
+ * (the debug and asan presets).  Define SLAB_DEBUG before including this
+ * header to turn kmalloc, krealloc, kstrdup and kstrndup into them, as in
+ * the kernel.
  */
 SLABKIT_API void *kmalloc_debug(unsigned long size, struct malloc_type *type,
     int flags, const char *file, int line);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit/mpipe.h: DragonFly BSD's malloc pipelines (MPIPE) in userspace.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit/objcache.h: DragonFly BSD's objcache(9) object cache in userspace.
  *
@@ -13,7 +14,7 @@
  * Names, signatures and flag values are those of the newest DragonFly
  * header (int cluster_limit, nom_cache, objcache_set_cluster_limit, struct
  * objcache_stats), so kernel code compiles unchanged; see objcache(3) and
- * the README's list of deviations.
+ * docs/deviations.md.
  *
  * Thread safety: every function may be called from any thread.  Only
  * objcache_get with M_WAITOK (and without M_NULLOK) blocks on the cache's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit.h: the umbrella header.  Includes every public header and
  * nothing else.  See slabkit(3) for which allocator to pick when.

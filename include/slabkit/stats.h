@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit/stats.h: statistics snapshots and the vmstat-style printers.
  *

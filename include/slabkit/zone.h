@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * slabkit/zone.h: DragonFly BSD's zone allocator (vm/vm_zone.h) in
  * userspace.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libFuzzer harness: the input bytes are a program of operations over
  * the four allocators (kmalloc/kfree/krealloc with two types, sizes and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Build tests/fuzz/fuzz_ops.c with clang and libFuzzer against the library
 # sources (whatever compiler the main build uses), then run it for a
 # bounded time from the committed corpus.  Prints "N passed, N failed";

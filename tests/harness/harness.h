@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The slabkit test harness: a handful of macros, no framework.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Bad argument: aligned_alloc with an alignment that is zero or not a
  * power of two.  Expected: NULL with errno EINVAL, no abort.

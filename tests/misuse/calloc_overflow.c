@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Bad argument: calloc whose element count times size overflows.
  * Expected: NULL with errno ENOMEM, no abort, and the heap still works.

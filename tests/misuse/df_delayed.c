@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: delayed double free, p q p: another block of the same class is
  * freed in between, so p is no longer the head of the free list (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: double free of a large block (1 MiB, whole pages, unmapped at
  * the first free).  Expected: abort with a "slabkit: free: ..." message

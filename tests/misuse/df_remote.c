@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: double free entirely on a thread that does not own the block:
  * the main thread allocates, a second thread frees it twice (two remote

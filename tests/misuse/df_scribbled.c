@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: double free after the freed block's first 16 bytes were
  * overwritten (where allocators keep free-list links and keys, so a check

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: double free of a small block (a zone chunk), freed twice in a
  * row on the owner thread.  Expected: abort, "slabkit: free: memory chunk

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: cross-thread double free.  The main thread allocates, a second
  * thread frees the block (a remote free onto the zone's atomic list), then

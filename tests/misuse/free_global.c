@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: free of a global (static storage) address.  Expected: abort,
  * "slabkit: free: pointer was not allocated by slabkit (ptr 0x...)".

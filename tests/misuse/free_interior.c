@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: free of a pointer into the middle of a small block (16 bytes
  * in, aligned like a real block).  Expected: abort, "slabkit: free:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: free of a pointer one page into a large block.  Expected:
  * abort, "slabkit: free: pointer was not allocated by slabkit (ptr

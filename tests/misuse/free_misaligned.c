@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: free of a misaligned pointer (one byte past a block's start).
  * Expected: abort, "slabkit: free: pointer ... is not the start of a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: free of memory the program mapped itself (a page-aligned
  * anonymous mapping, which looks exactly like a large block).  Expected:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Bad argument: malloc(SIZE_MAX) and other sizes above PTRDIFF_MAX, and
  * realloc to them.  Expected: NULL with errno ENOMEM, no abort; realloc

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Bad argument: memalign with alignments that cannot be rounded up to a
  * power of two (above 2^63).  Expected: NULL with errno EINVAL, no abort.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Helpers shared by the misuse programs (one program per bad-input case,
  * run by run_misuse.sh, which checks the documented outcome).

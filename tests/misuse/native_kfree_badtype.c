@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Native misuse: kfree naming a malloc type whose magic is wrong (an
  * uninitialised structure).  Expected: abort, "slabkit: kfree: malloc

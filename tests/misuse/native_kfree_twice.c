@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Native misuse: kfree of the same chunk twice (checklist row 38, always
  * on here).  Expected: abort, "slabkit: kfree: memory chunk 0x... is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Native misuse: mpipe_done while a buffer is still outstanding
  * (checklist row 65).  Expected: abort, "slabkit: mpipe_done: 1 buffer(s)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Native misuse: objcache_put of an object the cache never handed out (a
  * stack buffer, then a block kmalloc'd from another type).  objcache, like

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Native misuse: zfree of the same item twice (checklist row 72).
  * Expected: abort, "slabkit: zfree: freeing free entry in zone misuse

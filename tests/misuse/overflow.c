@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: heap overflow into the next chunk.  Two blocks of the same
  * class are allocated; the program writes 16 bytes past the end of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Bad argument: posix_memalign with alignments that are not a power of
  * two or smaller than a pointer.  Expected: EINVAL returned, *memptr and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Bad argument: pvalloc of a size that overflows when rounded up to a
  * page.  Expected: NULL with errno ENOMEM, no abort.

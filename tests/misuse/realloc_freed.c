@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: realloc of a freed pointer.  Expected: abort before anything is
  * copied or freed, "slabkit: realloc: memory chunk ... is free (use after

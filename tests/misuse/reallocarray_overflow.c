@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Bad argument: reallocarray whose product overflows.  Expected: NULL
  * with errno ENOMEM, and the old block untouched and still owned by the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Run one misuse program and check its documented outcome; prints
 # "N passed, N failed" (exit 0 or 1), or exits 77 (skipped) for a case
 # that waits for hardened mode or cannot run in this build.

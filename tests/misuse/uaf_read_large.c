@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: read after free of a large block (512 KiB).  Once, large
  * blocks were unmapped at free and the read faulted; the per-shard

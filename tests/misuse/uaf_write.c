@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: write after free.  A block is freed, the program writes over
  * all of it (the free-list link in its first word included), then

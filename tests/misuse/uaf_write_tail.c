@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: write after free that spares the first 16 bytes (the free-list
  * link), so the allocator's own structures stay intact; then NCYCLE more

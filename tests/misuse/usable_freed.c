@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: malloc_usable_size of a freed pointer.  Expected: abort,
  * "slabkit: malloc_usable_size: memory chunk ... is free (use after free,

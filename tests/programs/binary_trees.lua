@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: BSD-3-Clause
 -- The binary-trees benchmark (allocate and walk many short-lived trees),
 -- for the drop-in's real-program test.  usage: lua5.4 binary_trees.lua [N]
 local function bottom_up_tree(depth)

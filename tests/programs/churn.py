@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Object churn for the drop-in's real-program test: builds and frees
 # millions of objects, dicts, lists and strings, and prints checksums that
 # depend only on the data, never on the allocator.  Run it as is (small

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A small shared object for the drop-in's dlopen/dlclose test: it
  * allocates in its constructor, hands out and takes back blocks through

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # git on a generated repository, for the drop-in's real-program test:
 # init, twelve commits of 150 generated files, log, diff, blame,
 # repack, fsck.  Everything that could vary between runs (names, dates,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The malloc(3) contract of the slabkit drop-in, checked from the outside:
  * the same program is built three ways (tests/programs/CMakeLists.txt),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A multithreaded malloc workload whose output does not depend on the
  * allocator or on scheduling, so its output under the drop-in can be

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Real programs on the malloc(3) drop-in, compared with the same run on
 # glibc's malloc.
 #

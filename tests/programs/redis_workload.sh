@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # redis-server driven by redis-benchmark on loopback, for the drop-in's
 # real-program test.  A bounded benchmark (it must succeed) is followed by
 # a generated data set; the output is the data set's contents and digest,

@@ -1,12 +1,13 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # The slabkit command: run (preload, statistics, exit status, environment,
-# build and installed layouts), stat (live statistics of a running
-# process), bench (finding bench/run.sh), version and help.
-# usage: slabkit_cmd.sh SLABKIT DROPIN MT_WORKLOAD
+# build and installed layouts), bench (arguments, finding bench/run.sh,
+# Ctrl-C), version and help.  `stat' has its own test, slabkit_stat.sh.
+# usage: slabkit_cmd.sh SLABKIT DROPIN MT_WORKLOAD [SRCDIR BUILDDIR]
 # (mt_workload: a program that exits through exit() and leaves stderr
 # open, so the at-exit tables can be seen; dash and coreutils do not.)
 set -u
-sk=$1 lib=$2 mt=$3
+sk=$1 lib=$2 mt=$3 srcdir=${4:-} builddir=${5:-}
 passed=0
 failed=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/slabkit-cmd.XXXXXX")
@@ -29,6 +30,18 @@ check() { # DESCRIPTION COMMAND...: passes when COMMAND succeeds
 		failed=$((failed + 1))
 		echo "FAIL $d"
 	fi
+}
+
+# reap PID: its exit status in rc, killing it if it is still there after 30 s
+reap() {
+	n=0
+	while kill -0 "$1" 2>/dev/null && [ "$n" -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	kill -9 "$1" 2>/dev/null
+	wait "$1"
+	rc=$?
 }
 
 has() { # FILE TEXT
@@ -111,83 +124,77 @@ if ! "$tmp/inst/bin/slabkit" version | grep -q 'drop-in: /'; then
 	check "run: no drop-in anywhere: exit 2 and a message" sh -c "[ $? -eq 2 ] && grep -q 'cannot find libslabkit-malloc.so' '$tmp/e'"
 fi
 
-# bench: bench/run.sh relative to the executable or SLABKIT_SOURCE_DIR
+# bench: argument parsing; bench/run.sh relative to the executable, in
+# SLABKIT_SOURCE_DIR or installed; Ctrl-C.
 mkdir -p "$tmp/tree/build/release"
 cp "$sk" "$tmp/tree/build/release/slabkit"
-"$tmp/tree/build/release/slabkit" bench 2>"$tmp/e"
+tsk=$tmp/tree/build/release/slabkit
+"$tsk" bench 2>"$tmp/e"
 check "bench: no run.sh: exit 2 and a message" sh -c "[ $? -eq 2 ] && grep -q 'cannot find bench/run.sh' '$tmp/e'"
 mkdir -p "$tmp/tree/bench"
-printf '#!/bin/sh\necho "run.sh: $*"\nexit 5\n' >"$tmp/tree/bench/run.sh"
+printf '#!/bin/sh\necho "run.sh: $*"\ntouch "%s/ran"\nexit 5\n' "$tmp" >"$tmp/tree/bench/run.sh"
 chmod +x "$tmp/tree/bench/run.sh"
-"$tmp/tree/build/release/slabkit" bench --quick x >"$tmp/o" 2>&1
-check "bench: runs ../../bench/run.sh with the arguments" sh -c "[ $? -eq 5 ] && [ \"\$(cat '$tmp/o')\" = 'run.sh: --quick x' ]"
+"$tsk" bench --help >"$tmp/o" 2>&1
+check "bench --help: exit 0, usage, runs nothing" sh -c "[ $? -eq 0 ] && grep -q 'usage: slabkit bench' '$tmp/o' && grep -q -- '--quick' '$tmp/o' && [ ! -e '$tmp/ran' ]"
+"$tsk" bench --frob >"$tmp/o" 2>"$tmp/e"
+check "bench --frob: exit 2, runs nothing" sh -c "[ $? -eq 2 ] && grep -q 'unknown option --frob' '$tmp/e' && [ ! -e '$tmp/ran' ]"
+"$tsk" bench stray >/dev/null 2>"$tmp/e"
+check "bench with a stray argument: exit 2" sh -c "[ $? -eq 2 ] && [ ! -e '$tmp/ran' ]"
+"$tsk" bench --runs x >/dev/null 2>"$tmp/e"
+check "bench --runs x: exit 2" sh -c "[ $? -eq 2 ] && [ ! -e '$tmp/ran' ]"
+"$tsk" bench --quick --runs 2 --only 'a|b' --skip=callgrind >"$tmp/o" 2>&1
+check "bench: runs ../../bench/run.sh with the options, its status" sh -c "[ $? -eq 5 ] && [ \"\$(cat '$tmp/o')\" = 'run.sh: --quick --runs 2 --only a|b --skip=callgrind' ]"
 chmod -x "$tmp/tree/bench/run.sh"
-"$tmp/tree/build/release/slabkit" bench y >"$tmp/o" 2>&1
-check "bench: a run.sh without x bit runs through sh" [ "$(cat "$tmp/o")" = "run.sh: y" ]
+"$tsk" bench --quick >"$tmp/o" 2>&1
+check "bench: a run.sh without x bit runs through sh" [ "$(cat "$tmp/o")" = "run.sh: --quick" ]
 mkdir -p "$tmp/src2/bench"
 printf 'echo "src2: $*"\n' >"$tmp/src2/bench/run.sh"
-SLABKIT_SOURCE_DIR="$tmp/src2" "$tmp/tree/build/release/slabkit" bench z >"$tmp/o" 2>&1
-check "bench: SLABKIT_SOURCE_DIR wins" [ "$(cat "$tmp/o")" = "src2: z" ]
+SLABKIT_SOURCE_DIR="$tmp/src2" "$tsk" bench --quick >"$tmp/o" 2>&1
+check "bench: SLABKIT_SOURCE_DIR wins" [ "$(cat "$tmp/o")" = "src2: --quick" ]
+mkdir -p "$tmp/inst2/bin" "$tmp/inst2/share/slabkit/bench"
+cp "$sk" "$tmp/inst2/bin/slabkit"
+printf 'echo "installed: $*"\n' >"$tmp/inst2/share/slabkit/bench/run.sh"
+"$tmp/inst2/bin/slabkit" bench --quick >"$tmp/o" 2>&1
+check "bench: finds ../share/slabkit/bench/run.sh (installed)" [ "$(cat "$tmp/o")" = "installed: --quick" ]
 
-# stat: live statistics of a running process
-sleep 3 &
-plain=$!
-"$sk" stat "$plain" >/dev/null 2>"$tmp/e"
-check "stat: process without stats_shm: exit 1 and why" sh -c "[ $? -eq 1 ] && grep -q 'publishes no statistics' '$tmp/e'"
-kill "$plain" 2>/dev/null
-wait "$plain" 2>/dev/null
-if [ -n "$py" ]; then
-	mkfifo "$tmp/fifo"
-	PYTHONMALLOC=malloc "$sk" run --stats-shm -- "$py" -c '
-import sys
-keep = [str(i) * 3 for i in range(200000)]
-print("ready", flush=True)
-sys.stdin.read()
-' <"$tmp/fifo" >"$tmp/o" 2>"$tmp/e" &
-	bgpid=$!
-	exec 9>"$tmp/fifo"
+# Ctrl-C: the real run.sh, with a Python that sleeps where the runner
+# would run; SIGINT to the command as a terminal would send it.
+if [ -n "$py" ] && [ -n "$srcdir" ] && [ -d "$builddir/bench" ]; then
+	printf '#!/bin/sh\necho started >&2\nexec "%s" -c "import time\nwhile True: time.sleep(0.1)"\n' "$py" >"$tmp/fakepy"
+	chmod +x "$tmp/fakepy"
+	# (a background job of sh starts with SIGINT ignored: undo that)
+	dfl_int() {
+		exec "$py" -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' "$@"
+	}
+	SLABKIT_SOURCE_DIR=$srcdir PYTHON=$tmp/fakepy \
+	    dfl_int "$sk" bench --quick --build-dir "$builddir" \
+	    --out "$tmp/bout" >"$tmp/o" 2>"$tmp/e" &
+	bp=$!
 	n=0
-	while [ "$n" -lt 100 ] && ! { [ -f "/dev/shm/slabkit.$bgpid" ] &&
-	    has "$tmp/o" ready; }; do
+	while [ "$n" -lt 300 ] && ! grep -q started "$tmp/e"; do
 		sleep 0.1
 		n=$((n + 1))
 	done
-	sleep 0.7 # one more rewrite after "ready"
-	"$sk" stat "$bgpid" >"$tmp/s" 2>"$tmp/e"
-	check "stat PID: exit 0" [ $? -eq 0 ]
-	check "stat PID: names the process" has "$tmp/s" "^process $bgpid (python3"
-	check "stat PID: kmalloc table" has "$tmp/s" 'Memory statistics by type'
-	inuse=$(awk '$1 == "malloc" { print $2 }' "$tmp/s")
-	check "stat PID: live malloc blocks (${inuse:-none} >= 200000)" [ "${inuse:-0}" -ge 200000 ]
-	check "stat PID: fresh" sh -c "! grep -q 'last updated' '$tmp/e'"
-	"$sk" stat --json "$bgpid" >"$tmp/j"
-	check "stat --json PID: valid JSON" "$py" -c "import json,sys; d=json.load(open('$tmp/j')); sys.exit(0 if any(t['type']=='malloc' and t['inuse']>=200000 for t in d['kmalloc']) else 1)"
-	"$sk" stat >"$tmp/l"
-	check "stat: lists the process" sh -c "grep -q '^ *$bgpid .*running' '$tmp/l'"
-	exec 9>&-
-	wait "$bgpid"
-	check "stat: the program exits normally" [ $? -eq 0 ]
-	check "stat: the file is removed at exit" [ ! -e "/dev/shm/slabkit.$bgpid" ]
-	"$sk" stat "$bgpid" >/dev/null 2>"$tmp/e"
-	check "stat: gone process: exit 1" sh -c "[ $? -eq 1 ] && grep -q 'no process' '$tmp/e'"
-	gone=$bgpid
-	bgpid=
-	# A process killed by a signal leaves its file; stat says so.
-	"$sk" run --stats-shm -- "$py" -c 'import time; time.sleep(30)' &
-	bgpid=$!
-	n=0
-	while [ "$n" -lt 50 ] && [ ! -f "/dev/shm/slabkit.$bgpid" ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	kill -9 "$bgpid"
-	wait "$bgpid" 2>/dev/null
-	"$sk" stat "$bgpid" >/dev/null 2>"$tmp/e"
-	check "stat: killed process: exit 1, file left over" sh -c "[ $? -eq 1 ] && grep -q 'is gone' '$tmp/e'"
-	rm -f "/dev/shm/slabkit.$bgpid" "/dev/shm/slabkit.$gone"
-	bgpid=
+	kill -INT "$bp"
+	reap "$bp"
+	check "bench: Ctrl-C: exit 130" [ $rc -eq 130 ]
+	check "bench: Ctrl-C: one line, no traceback" sh -c "grep -q 'interrupted' '$tmp/e' && [ \$(grep -c interrupted '$tmp/e') -eq 1 ] && ! grep -q Traceback '$tmp/e'"
+	check "bench: Ctrl-C: progress was shown" has "$tmp/e" 'bench: \[2/3\]'
+	sleep 0.3
+	check "bench: Ctrl-C: nothing left running" sh -c "! ps -eo args | grep -q '^$py -c import time'"
+	# A script that does not catch the signal: the command says it.
+	printf 'sleep 30\n' >"$tmp/src2/bench/run.sh"
+	SLABKIT_SOURCE_DIR="$tmp/src2" dfl_int "$sk" bench >/dev/null \
+	    2>"$tmp/e" &
+	bp=$!
+	sleep 0.5
+	kill -INT "$bp"
+	reap "$bp"
+	check "bench: Ctrl-C, script killed: exit 130 and one line" sh -c "[ $rc -eq 130 ] && [ \"\$(cat '$tmp/e')\" = 'slabkit: bench: interrupted' ]"
 else
-	echo "skip stat checks (no python3)"
+	echo "skip bench Ctrl-C checks (no python3 or no source/build tree)"
 fi
 
 echo "$passed passed, $failed failed"

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: BSD-3-Clause
 -- In-memory inserts and queries for the drop-in's real-program test.
 PRAGMA cache_size = -65536;
 CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, grp INTEGER, val REAL,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kmalloc stress: waves of short-lived threads allocate random sizes
  * (1 B to 1 MiB, skewed small), stamp each block with a pattern derived

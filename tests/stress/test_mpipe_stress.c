@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mpipe stress: many threads hammer one pipe with mpipe_alloc_nowait,
  * mpipe_alloc_waitok, mpipe_alloc_callback, mpipe_wait and mpipe_free.

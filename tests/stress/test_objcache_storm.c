@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * objcache storm: many threads get, put, objcache_dtor, hand objects to
  * each other, reclaim and exit, on an unlimited cache, a limited cache

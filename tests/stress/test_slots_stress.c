@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Slots stress: a shared array of slots that threads swap blocks through,
  * so that most frees happen on a thread other than the allocating one.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * zone stress: threads storm a normal zone (per-shard caches, refills,
  * growth, cross-thread frees) and an interrupt zone (lock-free list,

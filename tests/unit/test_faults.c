@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fault injection sweep over the public calls (issue 8, checklist rows 5,
  * 37, 50, 57-59, 69).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fault injection, regression test for a bug found by the sweep (fixed in
  * oc_attach, which now asks for a thread's first magazines with M_NOWAIT

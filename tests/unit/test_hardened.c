@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Hardened mode (SLABKIT_OPTIONS=hardened, src/harden.c): every mechanism
  * is made to catch its corruption in a forked child (overflow into the next

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mpipe, single-threaded semantics (spec 3.2, checklist rows 57-59 and
  * 61-66): normalisation, the nnom guarantee under kmalloc failure,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mpipe in signal handlers (the kernel's MPF_INT, interrupt context): on
  * an MPF_INT pipe, mpipe_alloc_nowait and mpipe_free are async-signal-safe

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mpipe, sleeping and callbacks (spec 3.2, checklist rows 60, 64 and 65):
  * mpipe_alloc_waitok blocks at the limit and wakes on mpipe_free, and

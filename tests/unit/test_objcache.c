@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * objcache: sizing, hot path, swap rules, depot exchange, backend and
  * ctor, M_ZERO, put overflow, objcache_dtor, reclaim, destroy, backends,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * objcache budget (spec 2.3 step 7, checklist rows 50 and 52): the
  * "Exhausted!" warning once per cache, NULL for M_NOWAIT and

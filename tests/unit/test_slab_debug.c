@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Row 41: SLAB_DEBUG call sites.  With SLAB_DEBUG defined, kmalloc and
  * friends record __FILE__/__LINE__ in the zone of each chunk; a zone keeps

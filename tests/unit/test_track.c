@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Checker tracking (src/track.h): with track=asan, a use-after-free of a
  * kmalloc chunk, an objcache object, a zone item or an mpipe buffer is

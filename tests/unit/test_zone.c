@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * zone: checklist rows 67-74 of the spec (zinit/zinitna, zbootinit, growth
  * and limits, per-shard caching, type stability, the free-entry checks,

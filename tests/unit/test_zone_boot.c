@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * zone, checklist row 68: zbootinit works from a caller's static array
  * before anything else in slabkit has run.  A constructor of the same

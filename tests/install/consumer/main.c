@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A program built against an installed slabkit: uses the public headers
  * only, and exits 0 when a typed allocation round-trips. */
 #include <string.h>

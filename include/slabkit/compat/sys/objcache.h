@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Kernel include path compatibility: <sys/objcache.h> -> slabkit/objcache.h. */
 #ifndef SLABKIT_COMPAT_SYS_OBJCACHE_H
 #define SLABKIT_COMPAT_SYS_OBJCACHE_H
