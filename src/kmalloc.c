@@ -71,7 +71,6 @@ MALLOC_DEFINE(M_SLABKIT, "slabkit", "slabkit's own metadata");
 
 static pthread_mutex_t types_mtx = PTHREAD_MUTEX_INITIALIZER;
 struct malloc_type *sk_type_list;
-static struct malloc_type **type_tailp = &sk_type_list;
 
 #define TYPE_REGISTERED 0x1
 
@@ -196,9 +195,9 @@ malloc_init(void *arg)
 		SK_STORE_REL(&type->ks_use, u);
 	}
 	if (!(type->ks_state & TYPE_REGISTERED)) {
-		type->ks_next = NULL;
-		*type_tailp = type;
-		type_tailp = &type->ks_next;
+		/* newest first, as the kernel's kmemstatistics list */
+		type->ks_next = sk_type_list;
+		sk_type_list = type;
 		type->ks_state |= TYPE_REGISTERED;
 	}
 	/* spec 1.5: default limit is 10% of usable memory */
@@ -218,11 +217,8 @@ type_uninit(struct malloc_type *type, bool report)
 
 		while (*pp != NULL && *pp != type)
 			pp = &(*pp)->ks_next;
-		if (*pp == type) {
+		if (*pp == type)
 			*pp = type->ks_next;
-			if (type_tailp == &type->ks_next)
-				type_tailp = pp;
-		}
 		type->ks_next = NULL;
 		type->ks_state &= ~TYPE_REGISTERED;
 	}
@@ -266,6 +262,11 @@ kmalloc_destroy(struct malloc_type **typep)
 
 	if (type == NULL)
 		return;
+	if (type->ks_flags & KSF_OBJSIZE) {
+		/* a kmalloc_obj type: its slabs go with it */
+		kmalloc_destroy_obj(typep);
+		return;
+	}
 	type_uninit(type, true);
 	u = type->ks_use;
 	if (u != NULL && u != &type->ks_use0) {
@@ -524,8 +525,15 @@ sk_km_limit_check(struct malloc_type *type, int flags)
 		if (st.memuse >= SK_LOAD(&type->ks_limit)) {
 			if (flags & M_NULLOK)
 				return false;
-			sk_panic("kmalloc", "%s: malloc limit exceeded",
-			    type->ks_shortdesc);
+			sk_panic("kmalloc",
+			    "%s: malloc limit exceeded (%zu bytes in use, limit "
+			    "%zu bytes: by default 10%% of the usable memory, "
+			    "%zu MiB measured from RAM, cgroup and RLIMIT_AS; "
+			    "raise it with kmalloc_raise_limit() or "
+			    "SLABKIT_OPTIONS=memlimit=SIZE, or pass M_NULLOK to "
+			    "get NULL instead)",
+			    type->ks_shortdesc, st.memuse,
+			    (size_t)SK_LOAD(&type->ks_limit), sk_slab.lim_mb);
 		}
 	}
 	return true;

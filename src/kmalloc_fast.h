@@ -38,6 +38,9 @@
 
 #include "internal.h"
 
+static_assert(M_RNOWAIT == 1 && M_WAITOK == 2 && M_POWEROF2 > 3 &&
+	M_CACHEALIGN > 3, "the fast path's flag test needs these values");
+
 /* The bitmaps of an ordinary zone start right after its header, each
  * sized for the largest zone (128 KiB: 2 KiB a bitmap). */
 #define SK_ZBITMAP_BYTES (SK_MAX_ZONE_SIZE / 64)
@@ -179,9 +182,13 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 	struct sk_chunk *c;
 	size_t chunk;
 
-	/* loose >= limit also catches an uninitialised type (limit 0) */
+	/* loose >= limit also catches an uninitialised type (limit 0); the
+	 * flags must name M_WAITOK or M_RNOWAIT (or both) and no rounding:
+	 * those four bits minus one is below M_RNOWAIT | M_WAITOK */
 	if (SK_UNLIKELY(size - 1 >= SK_DIRECT8 * 8 ||
-		(flags & (M_CACHEALIGN | M_POWEROF2)) != 0 ||
+		((unsigned)flags & (M_CACHEALIGN | M_POWEROF2 | M_WAITOK |
+				       M_RNOWAIT)) - 1u >=
+		    (unsigned)(M_WAITOK | M_RNOWAIT) ||
 		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD(&type->ks_limit)))
 		return sk_kmalloc_slow(size, type, flags);
 	z = SK_LOAD_FAST(&sh->direct8[(size - 1) >> 3]);

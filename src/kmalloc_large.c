@@ -64,9 +64,6 @@ sk_km_large(struct sk_shard *sh, size_t size, size_t align,
 		sk_panic("kmalloc", "%s: size %zu too large",
 		    type->ks_shortdesc, size);
 	}
-	if (SK_UNLIKELY((flags & (M_RNOWAIT | M_WAITOK)) == 0))
-		sk_panic("kmalloc", "bad flags %x: neither M_WAITOK nor "
-				    "M_RNOWAIT", (unsigned)flags);
 	heap = large_on_heap(bytes, align);
 	if (SK_UNLIKELY(sk_opt.hardened))
 		guards = sk_harden_large_extra(align);

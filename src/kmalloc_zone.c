@@ -1081,8 +1081,10 @@ sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 	sk_km_type_check(type, "kmalloc");
 	if (SK_LOAD_ACQ(&type->ks_limit) == 0)
 		malloc_init(type); /* classic lazy initialisation */
-	if (sk_opt.invariants && (flags & (M_RNOWAIT | M_WAITOK)) == 0)
-		sk_panic("kmalloc", "bad flags %x", (unsigned)flags);
+	if ((flags & (M_RNOWAIT | M_WAITOK)) == 0)
+		sk_panic("kmalloc",
+		    "bad flags %x: neither M_WAITOK nor M_RNOWAIT (M_NOWAIT, "
+		    "M_INTWAIT) given", (unsigned)flags);
 	sh = sk_shard_get();
 	sk_km_stats_calls(type, sh); /* spec 1.4 step 1: before any failure */
 	size = sk_km_round_flags(size, &flags);

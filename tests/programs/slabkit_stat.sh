@@ -47,9 +47,9 @@ check() { # DESCRIPTION COMMAND...: passes when COMMAND succeeds
 has() { grep -q -- "$2" "$1"; }
 # No byte outside printable ASCII, tab and newline (no escape sequence).
 clean() { ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$1"; }
-wait_for() { # FILE TEXT: up to 10 s
+wait_for() { # FILE TEXT: up to 30 s (a loaded CI machine)
 	n=0
-	while [ "$n" -lt 100 ] && ! grep -q -- "$2" "$1" 2>/dev/null; do
+	while [ "$n" -lt 300 ] && ! grep -q -- "$2" "$1" 2>/dev/null; do
 		sleep 0.1
 		n=$((n + 1))
 	done
