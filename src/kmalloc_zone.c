@@ -1217,6 +1217,11 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
 void
 sk_km_bad_pointer(const void *ptr, const char *api)
 {
+	/* the page-run heap knows the pages of large blocks it took back */
+	if (sk_ph_is_free(ptr))
+		sk_panic(api, "memory block %p is already free! (double free "
+			      "of a large block, ptr %p)",
+		    ptr, ptr);
 	sk_panic(api, "pointer was not allocated by slabkit (ptr %p)", ptr);
 }
 

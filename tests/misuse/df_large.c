@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Misuse: double free of a large block (1 MiB, whole pages, unmapped at
- * the first free).  Expected: abort with a "slabkit: free: ..." message
- * naming the pointer; the block's page tag is gone, so the pointer reads
- * as one slabkit never handed out.
+ * Misuse: double free of a large block (1 MiB, whole pages, given back
+ * to the page-run heap at the first free).  Expected: abort with
+ * "slabkit: free: memory block ... is already free! (double free of a
+ * large block ...)": the page tag is gone, and the heap knows the pages
+ * are a free run.  (Hardened mode maps large blocks on their own, so
+ * there the pointer reads as one slabkit never handed out.)
  */
 #include "misuse.h"
 
