@@ -930,6 +930,34 @@ TEST(krealloc_semantics)
 		kfree(r, t);
 		malloc_uninit(t);
 	}
+	/* row 33: a 12288-byte block (three pages: the large path) to 12288
+	 * and to a size of the same page count keeps its pointer */
+	p = kmalloc(12288, M_TESTK, M_WAITOK);
+	CHECK_EQ(kmalloc_usable_size(p), 12288);
+	CHECK_PTR_EQ(krealloc(p, 12288, M_TESTK, M_WAITOK), p);
+	CHECK_PTR_EQ(krealloc(p, 12000, M_TESTK, M_WAITOK), p);
+	kfree(p, M_TESTK);
+	/* row 36: a failed large-to-large krealloc counts one call */
+	{
+		struct malloc_type *t = NULL;
+		struct kmalloc_type_stats st;
+		char *r;
+
+		kmalloc_create(&t, "rcalls");
+		r = kmalloc(100000, t, M_WAITOK);
+		kmalloc_type_stats(t, &st);
+		CHECK_EQ(st.calls, 1);
+		t->ks_limit = 1; /* over the limit: the growth must fail */
+		t->ks_loosememuse = 1;
+		CHECK(krealloc(r, 400000, t, M_NOWAIT) == NULL);
+		kmalloc_type_stats(t, &st);
+		CHECK_EQ(st.calls, 2);
+		CHECK_EQ(st.inuse, 1);
+		CHECK_EQ(st.memuse, 102400);
+		t->ks_limit = 1 << 20;
+		kfree(r, t);
+		kmalloc_destroy(&t);
+	}
 }
 
 /* Row 34: kstrdup / kstrndup. */
