@@ -318,6 +318,7 @@ struct sk_shard {
 	struct sk_shard *orphan_next;
 	/* kmalloc counters of the slab layer itself (stats only). */
 	uint64_t passive_zero;			/* chunks not bzero'd */
+	uint64_t zkeyseq;			/* zone set-ups (link keys) */
 	uint64_t zones_mapped;
 	uint64_t zones_released;
 	void	*hook_data[SK_MAX_EXIT_HOOKS];	/* per-layer per-shard state */
@@ -390,6 +391,12 @@ void sk_kmalloc_init(void);
  * but a mapping failure returns NULL (the malloc(3) drop-in's contract).
  */
 #define SK_M_NORETRY	0x00100000
+/*
+ * Internal krealloc flag (the malloc drop-in's realloc): keep a zone chunk
+ * that shrinks by one class, and give a block that grows a quarter more
+ * room than asked, so buffers grown a little at a time are copied less.
+ */
+#define SK_M_SLACK	0x00200000
 
 /*
  * Entry points naming the API the caller used, so a message about a bad

@@ -691,6 +691,9 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 	bool large;
 	void *n;
 
+	bool slack = (flags & SK_M_SLACK) != 0;
+
+	flags &= ~SK_M_SLACK;
 	if (flags & M_ZERO)
 		sk_panic(api, "M_ZERO not allowed");
 	if (ptr == NULL || ptr == ZERO_LENGTH_PTR)
@@ -728,6 +731,13 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 				osize = z->z_chunksize;
 				if (zi == z->z_zoneindex)
 					return ptr; /* same chunk size */
+				if (slack && size < osize &&
+				    zi + 1 >= z->z_zoneindex)
+					return ptr; /* one class smaller */
+				if (slack && size > osize &&
+				    size + size / 4 > size)
+					size = (size + size / 4 + 15) &
+					    ~(size_t)15;
 				n = sk_kmalloc(size, type, flags);
 				if (n == NULL)
 					return NULL;
@@ -745,6 +755,8 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 
 		if (((size + ps - 1) & ~(ps - 1)) == osize && size + ps > size)
 			return ptr;
+		if (slack && size > osize && size + size / 4 > size)
+			size += size / 4;
 		if ((n = sk_km_large_realloc(ptr, osize, size, type, flags)) !=
 		    NULL)
 			return n;

@@ -843,6 +843,27 @@ sk_colouring(void)
 	return &sk_malloc_dropin == NULL;
 }
 
+/*
+ * A zone's link key: a per-process secret (one getrandom at start) mixed
+ * with the zone's address and the shard's count of zone set-ups, so a
+ * reused zone gets a new key and no system call is made per zone.
+ */
+static uint64_t zkey_secret;
+
+static uintptr_t
+zone_key(struct sk_shard *sh, struct sk_slzone *z)
+{
+	uint64_t x;
+
+	if (SK_UNLIKELY(SK_LOAD(&zkey_secret) == 0))
+		SK_STORE(&zkey_secret, sk_os_random() | 1);
+	x = SK_LOAD(&zkey_secret) ^ ((uint64_t)(uintptr_t)z +
+				   0x9e3779b97f4a7c15ULL * ++sh->zkeyseq);
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return (uintptr_t)((x ^ (x >> 31)) | 1);
+}
+
 /* Set up a zone for class zi at z (fresh or reused), spec 1.4 step 8. */
 static void
 zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
@@ -878,7 +899,7 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 	z->z_bitwords = (uint32_t)words;
 	z->z_inarena = (uintptr_t)z - sk_zarena_base < sk_zarena_used;
 	if (granule) {
-		z->z_key = (uintptr_t)(sk_os_random() | 1);
+		z->z_key = zone_key(sh, z);
 		z->z_lchunks = (struct sk_chunk *)z;
 		if (!(sh->slow & SK_SHARD_SLOW_ALWAYS))
 			SK_STORE(&z->z_fastowner, sh);

@@ -256,31 +256,19 @@ calloc(size_t nmemb, size_t size)
 static void *
 realloc_block(void *ptr, size_t size, const char *api)
 {
-	size_t n = round16(size), osize;
+	size_t n = round16(size);
 	void *p;
 
 	if (SK_UNLIKELY(size_unusual(n))) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	osize = sk_kmalloc_usable_size_api(ptr, api);
-	if (osize < SK_ZONE_LIMIT && n < SK_ZONE_LIMIT) {
-		size_t a, ob = osize, nb = n;
-		int zo = sk_zoneindex(&ob, &a), zn = sk_zoneindex(&nb, &a);
-
-		if (n <= osize && zn >= zo - 1)
-			return ptr; /* same class or one below: keep it */
-		if (n > osize) {
-			size_t more = n + n / 4;
-
-			n = more < SK_ZONE_LIMIT ? round16(more) : n;
-		}
-	}
-	p = sk_krealloc_api(ptr, n, M_LIBC, MALLOC_FLAGS, api);
+	p = sk_krealloc_api(ptr, n, M_LIBC, MALLOC_FLAGS | SK_M_SLACK, api);
 	if (SK_UNLIKELY(p == NULL)) {
 		if (libc_limit_low()) {
 			libc_limit_raise();
-			p = sk_krealloc_api(ptr, n, M_LIBC, MALLOC_FLAGS, api);
+			p = sk_krealloc_api(
+			    ptr, n, M_LIBC, MALLOC_FLAGS | SK_M_SLACK, api);
 			if (p != NULL)
 				return p;
 		}

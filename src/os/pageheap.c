@@ -71,6 +71,7 @@ static size_t ph_ps;
 static unsigned ph_shift;
 static struct sk_ph_stats ph_st;	/* under ph_lock */
 static bool ph_thread_started;		/* under ph_lock */
+static bool ph_thread_idle;		/* under ph_lock: asleep, no timeout */
 static uint64_t ph_t0;
 
 static uint32_t
@@ -354,7 +355,10 @@ sk_ph_free(void *p, size_t npages)
 	    ph_st.retained > 0) {
 		ph_thread_started = true;
 		start = true;
-	} else if (ph_thread_started) {
+	} else if (ph_thread_idle) {
+		/* only an idle purger needs waking: a busy one looks again
+		 * by itself every purge_ms / 2 */
+		ph_thread_idle = false;
 		pthread_cond_signal(&ph_cond);
 	}
 	pthread_mutex_unlock(&ph_lock);
@@ -384,7 +388,9 @@ ph_thread(void *arg)
 		long ms = sk_opt.purge_ms > 1 ? sk_opt.purge_ms / 2 : 1;
 
 		if (ph_st.retained == 0) {
+			ph_thread_idle = true;
 			pthread_cond_wait(&ph_cond, &ph_lock);
+			ph_thread_idle = false;
 			continue;
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -522,6 +528,7 @@ ph_postfork_child(void)
 	/* the purge thread did not come along, and the condition variable
 	 * may hold its wait state: start both afresh */
 	ph_thread_started = false;
+	ph_thread_idle = false;
 	pthread_cond_init(&ph_cond, NULL);
 	pthread_mutex_unlock(&ph_lock);
 }
