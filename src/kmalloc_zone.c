@@ -1435,6 +1435,14 @@ slab_cleanup(void)
 
 #define STAT_MAX_STEPS ((size_t)1 << 20)
 
+/* The walk reads what owners write without locks, on purpose (it is a
+ * snapshot); ThreadSanitizer is told not to watch it. */
+#ifdef SLABKIT_TSAN
+#define STAT_RACY __attribute__((no_sanitize("thread")))
+#else
+#define STAT_RACY
+#endif
+
 /* Is z a zone of the arena (memory that is never unmapped)? */
 static inline bool
 stat_in_arena(const struct sk_slzone *z)
@@ -1444,7 +1452,7 @@ stat_in_arena(const struct sk_slzone *z)
 }
 
 /* One zone of class zi (or of its own class when zi < 0). */
-static void
+STAT_RACY static void
 stat_zone(struct sk_class_stat *out, const struct sk_slzone *z, int zi)
 {
 	int32_t nmax = SK_LOAD(&z->z_nmax), nused = SK_LOAD(&z->z_nused);
@@ -1466,7 +1474,7 @@ stat_zone(struct sk_class_stat *out, const struct sk_slzone *z, int zi)
 	    &words);
 }
 
-static void
+STAT_RACY static void
 stat_list(struct sk_class_stat *out, struct sk_slzone *const *head, int zi)
 {
 	const struct sk_slzone *z = SK_LOAD(head);
@@ -1479,7 +1487,7 @@ stat_list(struct sk_class_stat *out, struct sk_slzone *const *head, int zi)
 	}
 }
 
-static void
+STAT_RACY static void
 stat_shard(struct sk_shard *sh, void *arg)
 {
 	struct sk_class_stat *out = arg;
@@ -1499,7 +1507,7 @@ sk_kmalloc_class_stats(struct sk_class_stat *out)
 	sk_shard_foreach(stat_shard, out);
 }
 
-static void
+STAT_RACY static void
 stat_free_zones(struct sk_shard *sh, void *arg)
 {
 	struct sk_zone_totals *t = arg;
