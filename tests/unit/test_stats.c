@@ -6,6 +6,8 @@
  * exact.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -232,6 +234,60 @@ TEST(retained_follows_large_frees)
 	CHECK(c.heap_retained == 0);
 }
 
+static atomic_int churn_stop, churn_rounds;
+
+/* Zones come and go on every list while the report walks them. */
+static void *
+churn(void *arg)
+{
+	void *p[256] = {0};
+	unsigned r = (unsigned)(uintptr_t)arg * 2654435761u + 1;
+
+	while (!atomic_load(&churn_stop)) {
+		for (int i = 0; i < 256; i++) {
+			r = r * 1103515245u + 12345u;
+			if (p[i] != NULL)
+				kfree(p[i], M_STATT);
+			p[i] = kmalloc(1 + (r >> 8) % 20000, M_STATT, M_WAITOK);
+		}
+		for (int i = 0; i < 256; i += 2) {
+			kfree(p[i], M_STATT);
+			p[i] = NULL;
+		}
+		slab_cleanup();
+		atomic_fetch_add(&churn_rounds, 1);
+	}
+	for (int i = 0; i < 256; i++)
+		if (p[i] != NULL)
+			kfree(p[i], M_STATT);
+	return NULL;
+}
+
+TEST(report_while_threads_allocate)
+{
+	pthread_t th[3];
+	FILE *null = fopen("/dev/null", "w");
+	struct sk_heap_summary h;
+
+	CHECK(null != NULL);
+	atomic_store(&churn_stop, 0);
+	atomic_store(&churn_rounds, 0);
+	for (int i = 0; i < 3; i++)
+		pthread_create(&th[i], NULL, churn, (void *)(uintptr_t)i);
+	for (int i = 0;
+	     null != NULL && (i < 60 || atomic_load(&churn_rounds) < 300);
+	     i++) {
+		slabkit_stats_print(null, i & 1);
+		sk_heap_summary(&h, NULL);
+		CHECK(h.mapped > 0);
+	}
+	atomic_store(&churn_stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	if (null != NULL)
+		fclose(null);
+}
+
 int
 main(void)
 {
@@ -244,5 +300,6 @@ main(void)
 	RUN(json_has_the_same_content);
 	RUN(mapped_covers_allocated);
 	RUN(retained_follows_large_frees);
+	RUN(report_while_threads_allocate);
 	return sk_t_done();
 }
