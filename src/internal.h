@@ -482,6 +482,8 @@ struct sk_heap_summary {
 	size_t heap_retained;            /* page-run heap retained bytes */
 	size_t large_count, large_bytes; /* blocks mapped alone */
 };
+/* Print "\n<title> of pid N (command)\n": every table names the process. */
+void sk_stats_title(FILE *fp, const char *title);
 void sk_heap_summary(struct sk_heap_summary *h,
     struct sk_class_stat *cls /* [SK_NZONES] or NULL */);
 

@@ -87,6 +87,12 @@ proc_resident(void)
 }
 
 void
+sk_stats_title(FILE *fp, const char *title)
+{
+	fprintf(fp, "\n%s of pid %d (%s)\n", title, (int)getpid(), proc_comm());
+}
+
+void
 sk_heap_summary(struct sk_heap_summary *h, struct sk_class_stat *cls)
 {
 	struct sk_class_stat own[SK_NZONES];
