@@ -78,6 +78,18 @@ TEST(header_names_the_process)
 	snprintf(want, sizeof(want), "Memory statistics by type of pid %d (%s)",
 	    (int)getpid(), comm);
 	CHECK(text != NULL && strstr(text, want) != NULL);
+	{
+		static const char *titles[] = {"Object caches",
+		    "MPIPE statistics", "zone(9) zones (vm.zone)",
+		    "zone(9) zones (vmstat -z)"};
+
+		for (size_t i = 0; i < sizeof(titles) / sizeof(titles[0]);
+		     i++) {
+			snprintf(want, sizeof(want), "\n%s of pid %d (%s)\n",
+			    titles[i], (int)getpid(), comm);
+			CHECK(text != NULL && strstr(text, want) != NULL);
+		}
+	}
 	snprintf(want, sizeof(want),
 	    "\"process\": {\"pid\": %d, \"command\": \"%s\"}", (int)getpid(),
 	    comm);
