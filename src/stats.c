@@ -18,6 +18,7 @@
  * threads allocate.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -46,26 +47,30 @@ read_proc(const char *path, char *buf, size_t len)
 }
 
 /* The command name, read from /proc/self/comm once. */
+static char proc_comm_buf[32];
+static pthread_once_t proc_comm_once = PTHREAD_ONCE_INIT;
+
+static void
+proc_comm_read(void)
+{
+	char *buf = proc_comm_buf;
+	size_t n = read_proc("/proc/self/comm", buf, sizeof(proc_comm_buf));
+
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	for (size_t i = 0; i < n; i++) /* printable text only */
+		if ((unsigned char)buf[i] < 0x20 ||
+		    (unsigned char)buf[i] >= 0x7f)
+			buf[i] = '?';
+	if (n == 0)
+		memcpy(buf, "?", 2);
+}
+
 static const char *
 proc_comm(void)
 {
-	static char comm[32];
-	static int done; /* atomic */
-
-	if (!SK_LOAD_ACQ(&done)) {
-		char buf[sizeof(comm)];
-		size_t n = read_proc("/proc/self/comm", buf, sizeof(buf));
-
-		while (n > 0 && buf[n - 1] == '\n')
-			buf[--n] = '\0';
-		for (size_t i = 0; i < n; i++) /* printable text only */
-			if ((unsigned char)buf[i] < 0x20 ||
-			    (unsigned char)buf[i] >= 0x7f)
-				buf[i] = '?';
-		memcpy(comm, n > 0 ? buf : "?", n > 0 ? n + 1 : 2);
-		SK_STORE_REL(&done, 1);
-	}
-	return comm;
+	pthread_once(&proc_comm_once, proc_comm_read);
+	return proc_comm_buf;
 }
 
 /* The process's resident set in bytes (/proc/self/statm), 0 unknown. */
