@@ -447,6 +447,53 @@ void sk_types_unlock(void);
 /* Merge the per-slot counters of one type. */
 void sk_type_sum(struct malloc_type *type, struct kmalloc_type_stats *st);
 
+/*
+ * Statistics of the zones (kmalloc_zone.c), for stats.c and mallinfo.
+ * sk_kmalloc_class_stats walks every shard's zone lists without stopping
+ * their owners: it follows a link only while it points into the zone
+ * arena (never unmapped), so it never faults, and it is exact only while
+ * the program is quiescent.  Zones outside the arena (hardened and track
+ * modes, or a full arena) are not seen.
+ */
+struct sk_class_stat {
+	size_t size;   /* chunk size */
+	size_t zones;  /* zones of this class */
+	size_t inuse;  /* chunks handed out */
+	size_t free;   /* chunks free (never carved included) */
+	size_t header; /* bytes of zone headers (metadata) */
+};
+void sk_kmalloc_class_stats(struct sk_class_stat *out /* [SK_NZONES] */);
+
+struct sk_zone_totals {
+	size_t arena_mapped;      /* bytes of the zone arena mapped */
+	size_t arena_decommitted; /* free zones in the arena, decommitted */
+	size_t outside_mapped;    /* zones mapped outside the arena */
+	size_t free_zones;        /* wholly free zones kept by shards */
+	size_t free_zone_bytes;
+	size_t large_mapped; /* large blocks mapped alone: bytes */
+	size_t large_count;  /* and how many */
+};
+void sk_kmalloc_zone_totals(struct sk_zone_totals *t);
+/* kmalloc_large.c: large blocks mapped alone (relaxed atomics). */
+extern size_t sk_km_lone_bytes, sk_km_lone_count;
+
+/* stats.c: the heap summary shared by the report and mallinfo. */
+struct sk_heap_summary {
+	size_t mapped;           /* zones + page-run heap + lone blocks */
+	size_t resident;         /* the process's resident set */
+	size_t retained;         /* free pages kept committed for reuse */
+	size_t metadata;         /* zone headers, shards, heap metadata */
+	size_t allocated;        /* bytes in chunks and blocks in use */
+	size_t free_chunk_bytes; /* free chunks in zones */
+	size_t free_chunks;
+	size_t heap_retained;            /* page-run heap retained bytes */
+	size_t large_count, large_bytes; /* blocks mapped alone */
+};
+/* Print "\n<title> of pid N (command)\n": every table names the process. */
+void sk_stats_title(FILE *fp, const char *title);
+void sk_heap_summary(struct sk_heap_summary *h,
+    struct sk_class_stat *cls /* [SK_NZONES] or NULL */);
+
 /* The library's own type for internal metadata. */
 MALLOC_DECLARE(M_SLABKIT);
 

@@ -39,6 +39,17 @@
 #include "kmalloc_impl.h"
 #include "os/pageheap.h"
 
+/* Large blocks mapped on their own (statistics; relaxed atomics). */
+size_t sk_km_lone_bytes, sk_km_lone_count;
+
+static inline void
+lone_count(size_t bytes, long n)
+{
+	__atomic_fetch_add(
+	    &sk_km_lone_bytes, bytes * (size_t)n, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&sk_km_lone_count, (size_t)n, __ATOMIC_RELAXED);
+}
+
 /* Does this block come from the page-run heap? */
 static inline bool
 large_on_heap(size_t bytes, size_t align)
@@ -80,6 +91,8 @@ sk_km_large(struct sk_shard *sh, size_t size, size_t align,
 			sk_harden_large_unmap(p, bytes);
 		return NULL;
 	}
+	if (!heap)
+		lone_count(bytes, 1);
 	sk_km_stats_alloc(type, sh, bytes);
 	{
 		struct kmalloc_type_stats st;
@@ -103,6 +116,8 @@ sk_km_large_free(
 
 	sk_pagemap_set((uintptr_t)ptr, 0);
 	sk_km_stats_free(type, sh, bytes);
+	if (!sk_ph_owns(ptr))
+		lone_count(bytes, -1);
 	if (SK_UNLIKELY(sk_opt.weird)) {
 		uint32_t *w = ptr;
 
@@ -180,6 +195,8 @@ sk_km_large_realloc(
 			sk_pagemap_set((uintptr_t)ptr, (int32_t)on);
 			return NULL;
 		}
+		__atomic_fetch_add(
+		    &sk_km_lone_bytes, bytes - osize, __ATOMIC_RELAXED);
 		if (sk_pagemap_set((uintptr_t)n, (int32_t)nn) != 0)
 			sk_panic("krealloc",
 			    "cannot map the page-tag table (ptr %p)",

@@ -1200,12 +1200,14 @@ sk_kobj_stats_print(FILE *fp, int json)
 		fprintf(fp, "  \"kmalloc_obj\": [");
 	else if (SK_LOAD_ACQ(&kobj_types) == NULL)
 		return; /* no table without kmalloc_obj types */
-	else
+	else {
+		sk_stats_title(fp, "kmalloc_obj zones");
 		fprintf(fp,
-		    "\nkmalloc_obj zones\n%19s %7s %7s %7s %8s %6s %7s "
+		    "%19s %7s %7s %7s %8s %6s %7s "
 		    "%5s %5s %6s %7s\n",
 		    "Type", "ObjSize", "PerSlab", "InUse", "MemUse", "Slabs",
 		    "Partial", "Full", "Empty", "Active", "Retired");
+	}
 	pthread_mutex_lock(&kobj_mtx);
 	for (struct sk_kobj_type *kt = kobj_types; kt != NULL; kt = kt->next) {
 		sk_type_sum(&kt->t, &st);

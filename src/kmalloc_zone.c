@@ -494,6 +494,7 @@ static bool zarena_full;       /* the next range is taken by someone */
 static uint32_t *zarena_stack; /* free zones: index << 1 | not zeroed */
 static size_t zarena_nstack;
 static pthread_mutex_t zarena_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t zones_outside; /* atomic: bytes of zones mapped alone */
 
 #define ZARENA_MAX  ((size_t)64 << 30)
 #define ZARENA_STEP ((size_t)1 << 20)
@@ -634,7 +635,10 @@ zone_map(bool *fresh, int *why)
 		if (z != NULL)
 			return z;
 	}
-	return sk_os_map(zs, zs, why);
+	z = sk_os_map(zs, zs, why);
+	if (z != NULL)
+		__atomic_fetch_add(&zones_outside, zs, __ATOMIC_RELAXED);
+	return z;
 }
 
 /* Give a zone's memory back: to the arena (decommitted) or unmapped. */
@@ -654,6 +658,7 @@ zone_unmap(struct sk_slzone *z)
 		pthread_mutex_unlock(&zarena_lock);
 		return;
 	}
+	__atomic_fetch_sub(&zones_outside, zs, __ATOMIC_RELAXED);
 	sk_os_unmap(z, zs);
 }
 
@@ -864,23 +869,34 @@ zone_key(struct sk_shard *sh, struct sk_slzone *z)
 	return (uintptr_t)((x ^ (x >> 31)) | 1);
 }
 
+/* Where the chunks of a class-zi zone start (the header's bytes), and the
+ * words of each bitmap in *words. */
+static size_t
+zone_offset(int zi, bool granule, size_t *words)
+{
+	size_t size = sk_class_size[zi];
+	size_t align = sk_class_align[zi];
+	size_t hdr;
+
+	*words = granule ? SK_ZBITMAP_BYTES / 4
+	                 : (sk_slab.zone_size / size + 31) / 32;
+	hdr = sizeof(struct sk_slzone) + 2 * *words * sizeof(uint32_t);
+	if ((size & (size - 1)) == 0)
+		align = size; /* power-of-two chunks are size-aligned */
+	if (align < 16)
+		align = 16; /* malloc(3)'s 16 bytes for every multiple of 16 */
+	return (hdr + align - 1) & ~(align - 1);
+}
+
 /* Set up a zone for class zi at z (fresh or reused), spec 1.4 step 8. */
 static void
 zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 {
 	size_t size = sk_class_size[zi];
-	size_t align = sk_class_align[zi];
 	bool granule = !sk_opt.hardened && !sk_opt.track;
-	size_t words = granule ? SK_ZBITMAP_BYTES / 4
-	                       : (sk_slab.zone_size / size + 31) / 32;
-	size_t hdr = sizeof(*z) + 2 * words * sizeof(uint32_t);
-	size_t off;
+	size_t words;
+	size_t off = zone_offset(zi, granule, &words);
 
-	if ((size & (size - 1)) == 0)
-		align = size; /* power-of-two chunks are size-aligned */
-	if (align < 16)
-		align = 16; /* malloc(3)'s 16 bytes for every multiple of 16 */
-	off = (hdr + align - 1) & ~(align - 1);
 	memset(z, 0, sizeof(*z));
 	z->z_abits = (uint32_t *)(z + 1);
 	z->z_rbits = z->z_abits + words;
@@ -1433,4 +1449,107 @@ slab_cleanup(void)
 		sk_kmalloc_shard_cleanup(sh);
 	sk_shard_foreach_orphan(cleanup_orphan, NULL);
 	sk_ph_purge(true); /* retained large-block pages go back at once */
+}
+
+/* ------------------------------------------------------------------ */
+/* Statistics (stats.c, mallinfo) */
+
+#define STAT_MAX_STEPS ((size_t)1 << 20)
+
+/* The walk reads what owners write without locks, on purpose (it is a
+ * snapshot); ThreadSanitizer is told not to watch it. */
+#ifdef SLABKIT_TSAN
+#define STAT_RACY __attribute__((no_sanitize("thread")))
+#else
+#define STAT_RACY
+#endif
+
+/* Is z a zone of the arena (memory that is never unmapped)? */
+static inline bool
+stat_in_arena(const struct sk_slzone *z)
+{
+	return (uintptr_t)z - sk_zarena_base < SK_LOAD(&sk_zarena_used) &&
+	       ((uintptr_t)z - sk_zarena_base) % sk_slab.zone_size == 0;
+}
+
+/* One zone of class zi (or of its own class when zi < 0). */
+STAT_RACY static void
+stat_zone(struct sk_class_stat *out, const struct sk_slzone *z, int zi)
+{
+	int32_t nmax = SK_LOAD(&z->z_nmax), nused = SK_LOAD(&z->z_nused);
+	size_t words;
+
+	if (zi < 0)
+		zi = SK_LOAD(&z->z_zoneindex);
+	if (zi >= SK_NZONES || nmax <= 0)
+		return; /* being set up or torn down */
+	if (nused < 0)
+		nused = 0;
+	if (nused > nmax)
+		nused = nmax;
+	out[zi].zones++;
+	out[zi].inuse += (size_t)nused;
+	out[zi].free += (size_t)(nmax - nused);
+	out[zi].header += zone_offset(zi,
+	    !(SK_LOAD(&z->z_hflags) & (SK_ZF_HARDENED | SK_ZF_TRACKED)),
+	    &words);
+}
+
+STAT_RACY static void
+stat_list(struct sk_class_stat *out, struct sk_slzone *const *head, int zi)
+{
+	const struct sk_slzone *z = SK_LOAD(head);
+
+	for (size_t n = 0; z != NULL && n < STAT_MAX_STEPS; n++) {
+		if (!stat_in_arena(z))
+			break;
+		stat_zone(out, z, zi);
+		z = SK_LOAD(&z->z_next);
+	}
+}
+
+STAT_RACY static void
+stat_shard(struct sk_shard *sh, void *arg)
+{
+	struct sk_class_stat *out = arg;
+
+	for (int zi = 0; zi < SK_NZONES; zi++)
+		stat_list(out, &sh->zoneary[zi].head, zi);
+	stat_list(out, &sh->exhausted.head, -1);
+}
+
+void
+sk_kmalloc_class_stats(struct sk_class_stat *out)
+{
+	memset(out, 0, SK_NZONES * sizeof(*out));
+	for (int zi = 0; zi < SK_NZONES; zi++)
+		out[zi].size = sk_class_size[zi];
+	sk_init();
+	sk_shard_foreach(stat_shard, out);
+}
+
+STAT_RACY static void
+stat_free_zones(struct sk_shard *sh, void *arg)
+{
+	struct sk_zone_totals *t = arg;
+	int n = SK_LOAD(&sh->nfreezones);
+
+	if (n > 0)
+		t->free_zones += (size_t)n;
+}
+
+void
+sk_kmalloc_zone_totals(struct sk_zone_totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	sk_init();
+	t->arena_mapped = SK_LOAD(&sk_zarena_used);
+	pthread_mutex_lock(&zarena_lock);
+	t->arena_decommitted = zarena_nstack * sk_slab.zone_size;
+	pthread_mutex_unlock(&zarena_lock);
+	t->outside_mapped = SK_LOAD(&zones_outside);
+	sk_shard_foreach(stat_free_zones, t);
+	t->free_zone_bytes = t->free_zones * sk_slab.zone_size;
+	t->large_mapped = SK_LOAD(&sk_km_lone_bytes);
+	t->large_count = SK_LOAD(&sk_km_lone_count);
 }

@@ -484,16 +484,55 @@ libc_memuse(size_t *inuse)
 	return st.memuse;
 }
 
+/*
+ * mallinfo's fields (slabkit_malloc.3): arena, every byte mapped for
+ * kmalloc (zones, the page-run heap, blocks mapped alone); ordblks, free
+ * chunks in zones; hblks and hblkhd, blocks mapped alone and their bytes
+ * (also in arena); uordblks, bytes malloc has handed out (the "malloc"
+ * type's MemUse); fordblks, free bytes held for reuse (free chunks and
+ * retained pages); keepcost, page-run heap bytes malloc_trim would give
+ * back.  smblks, fsmblks and usmblks stay 0.
+ */
+struct mi_fields {
+	size_t arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost;
+};
+
+static void
+mi_fill(struct mi_fields *f)
+{
+	struct sk_heap_summary h;
+
+	sk_heap_summary(&h, NULL);
+	f->arena = h.mapped;
+	f->ordblks = h.free_chunks;
+	f->hblks = h.large_count;
+	f->hblkhd = h.large_bytes;
+	f->uordblks = libc_memuse(NULL);
+	f->fordblks = h.free_chunk_bytes + h.retained;
+	f->keepcost = h.heap_retained;
+}
+
+static int
+mi_int(size_t v)
+{
+	return (int)(v > (size_t)INT32_MAX ? INT32_MAX : v);
+}
+
 MALLOC_API struct mallinfo
 mallinfo(void)
 {
 	struct mallinfo mi;
-	size_t inuse, used = libc_memuse(&inuse);
+	struct mi_fields f;
 
+	mi_fill(&f);
 	memset(&mi, 0, sizeof(mi));
-	mi.arena = (int)(used > (size_t)INT32_MAX ? INT32_MAX : used);
-	mi.uordblks = mi.arena;
-	mi.ordblks = (int)(inuse > (size_t)INT32_MAX ? INT32_MAX : inuse);
+	mi.arena = mi_int(f.arena);
+	mi.ordblks = mi_int(f.ordblks);
+	mi.hblks = mi_int(f.hblks);
+	mi.hblkhd = mi_int(f.hblkhd);
+	mi.uordblks = mi_int(f.uordblks);
+	mi.fordblks = mi_int(f.fordblks);
+	mi.keepcost = mi_int(f.keepcost);
 	return mi;
 }
 
@@ -502,12 +541,17 @@ MALLOC_API struct mallinfo2
 mallinfo2(void)
 {
 	struct mallinfo2 mi;
-	size_t inuse, used = libc_memuse(&inuse);
+	struct mi_fields f;
 
+	mi_fill(&f);
 	memset(&mi, 0, sizeof(mi));
-	mi.arena = used;
-	mi.uordblks = used;
-	mi.ordblks = inuse;
+	mi.arena = f.arena;
+	mi.ordblks = f.ordblks;
+	mi.hblks = f.hblks;
+	mi.hblkhd = f.hblkhd;
+	mi.uordblks = f.uordblks;
+	mi.fordblks = f.fordblks;
+	mi.keepcost = f.keepcost;
 	return mi;
 }
 #endif

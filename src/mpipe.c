@@ -825,12 +825,14 @@ sk_mpipe_stats_print(FILE *fp, int json)
 	pthread_mutex_lock(&reg_lock);
 	if (json)
 		fprintf(fp, "  \"mpipe\": [");
-	else
+	else {
+		sk_stats_title(fp, "MPIPE statistics");
 		fprintf(fp,
-		    "\nMPIPE statistics\n%-20s %8s %6s %10s %6s %6s "
+		    "%-20s %8s %6s %10s %6s %6s "
 		    "%10s %8s %8s %8s %8s\n",
 		    "NAME", "SIZE", "NNOM", "NMAX", "TOTAL", "FREE", "ALLOCS",
 		    "KMALLOCS", "FAILS", "WAITS", "CALLBACK");
+	}
 	for (struct malloc_pipe *mp = reg_head; mp != NULL; mp = mp->reg_next) {
 		struct malloc_pipe s;
 		struct mp_hold h;

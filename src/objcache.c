@@ -1232,12 +1232,14 @@ sk_objcache_stats_print(FILE *fp, int json)
 
 	if (json)
 		fprintf(fp, "  \"objcache\": [");
-	else
+	else {
+		sk_stats_title(fp, "Object caches");
 		fprintf(fp,
-		    "\nObject caches\n%-31s %10s %10s %8s %8s %9s "
+		    "%-31s %10s %10s %8s %8s %9s "
 		    "%8s %9s\n",
 		    "NAME", "LIMIT", "REQUESTS", "USED", "CACHED", "EXHAUSTED",
 		    "FAILED", "ALLOCATED");
+	}
 	pthread_mutex_lock(&oc_list_lock);
 	for (struct objcache *oc = oc_list; oc != NULL; oc = oc->next, n++) {
 		oc_stats_fill(oc, &st);

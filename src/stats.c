@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Statistics: merged snapshots and the vmstat-style printers.
  *
@@ -7,11 +8,127 @@
  * JSON framing, and the at-exit report of SLABKIT_OPTIONS=stats.
  * kmalloc_obj types appear twice: as ordinary rows of the kmalloc table
  * (they are malloc types) and in their own table of slabs.
+ *
+ * The report names the process (pid and command) and adds two tables of
+ * its own: the kmalloc heap (mapped, resident, retained, metadata and
+ * allocated bytes) and the size classes (zones, chunks in use and free).
+ * The size classes come from a walk of every shard's zone lists that does
+ * not stop their owners (sk_kmalloc_class_stats): exact when the program
+ * is quiescent (at exit, or between phases), approximate while other
+ * threads allocate.
  */
+#include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "kmalloc_obj.h"
+#include "os/pageheap.h"
+
+/* ------------------------------------------------------------------ */
+/* The process and the heap summary */
+
+/* Read a small /proc file into buf (no stdio, no malloc); its length. */
+static size_t
+read_proc(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	return (size_t)n;
+}
+
+/* The command name, read from /proc/self/comm once. */
+static char proc_comm_buf[32];
+static pthread_once_t proc_comm_once = PTHREAD_ONCE_INIT;
+
+static void
+proc_comm_read(void)
+{
+	char *buf = proc_comm_buf;
+	size_t n = read_proc("/proc/self/comm", buf, sizeof(proc_comm_buf));
+
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	for (size_t i = 0; i < n; i++) /* printable text only */
+		if ((unsigned char)buf[i] < 0x20 ||
+		    (unsigned char)buf[i] >= 0x7f)
+			buf[i] = '?';
+	if (n == 0)
+		memcpy(buf, "?", 2);
+}
+
+static const char *
+proc_comm(void)
+{
+	pthread_once(&proc_comm_once, proc_comm_read);
+	return proc_comm_buf;
+}
+
+/* The process's resident set in bytes (/proc/self/statm), 0 unknown. */
+static size_t
+proc_resident(void)
+{
+	char buf[128], *p = buf;
+	unsigned long long pages = 0;
+
+	if (read_proc("/proc/self/statm", buf, sizeof(buf)) == 0)
+		return 0;
+	while (*p != '\0' && *p != ' ')
+		p++;
+	while (*p == ' ')
+		p++;
+	while (*p >= '0' && *p <= '9')
+		pages = pages * 10 + (unsigned long long)(*p++ - '0');
+	return (size_t)pages * sk_os_page_size();
+}
+
+void
+sk_stats_title(FILE *fp, const char *title)
+{
+	fprintf(fp, "\n%s of pid %d (%s)\n", title, (int)getpid(), proc_comm());
+}
+
+void
+sk_heap_summary(struct sk_heap_summary *h, struct sk_class_stat *cls)
+{
+	struct sk_class_stat own[SK_NZONES];
+	struct sk_zone_totals zt;
+	struct sk_ph_stats ph;
+	size_t ps = sk_os_page_size();
+
+	if (cls == NULL)
+		cls = own;
+	memset(h, 0, sizeof(*h));
+	sk_kmalloc_class_stats(cls);
+	sk_kmalloc_zone_totals(&zt);
+	sk_ph_stats(&ph);
+	for (int zi = 0; zi < SK_NZONES; zi++) {
+		h->allocated += cls[zi].inuse * cls[zi].size;
+		h->free_chunks += cls[zi].free;
+		h->free_chunk_bytes += cls[zi].free * cls[zi].size;
+		h->metadata += cls[zi].header;
+	}
+	h->mapped =
+	    zt.arena_mapped + zt.outside_mapped + ph.mapped + zt.large_mapped;
+	h->resident = proc_resident();
+	h->heap_retained = ph.retained;
+	h->retained = ph.retained + zt.free_zone_bytes;
+	h->metadata += (size_t)sk_shard_count() *
+	                   ((sizeof(struct sk_shard) + ps - 1) & ~(ps - 1)) +
+	               ph.metadata;
+	h->allocated += ph.allocated + zt.large_mapped;
+	h->large_count = zt.large_count;
+	h->large_bytes = zt.large_mapped;
+}
 
 int
 kmalloc_type_stats(struct malloc_type *type, struct kmalloc_type_stats *st)
@@ -103,45 +220,151 @@ print_type_row(struct malloc_type *t, const struct kmalloc_type_stats *st,
 	return 0;
 }
 
+/* The vmstat -m table; free: bytes held for reuse (free chunks in zones
+ * and retained pages). */
 static void
-vmstat_m(FILE *fp, int json)
+vmstat_m(FILE *fp, int json, size_t free)
 {
 	struct vm_totals tot = {fp, 0, 0, json, 0};
 
 	if (json) {
 		fprintf(fp, "  \"kmalloc\": [");
 		kmalloc_type_foreach(print_type_row, &tot);
-		fprintf(fp, "\n  ],\n  \"kmalloc_totals\": {\"inuse_bytes\": %zu, "
-			    "\"free_bytes\": 0, \"requests\": %llu}",
-		    tot.memuse, (unsigned long long)tot.calls);
+		fprintf(fp,
+		    "\n  ],\n  \"kmalloc_totals\": {\"inuse_bytes\": %zu, "
+		    "\"free_bytes\": %zu, \"requests\": %llu}",
+		    tot.memuse, free, (unsigned long long)tot.calls);
 		return;
 	}
-	fprintf(fp, "\nMemory statistics by type                              "
-		    "                Type  Kern\n");
+	fprintf(fp, "\nMemory statistics by type of pid %d (%s)\n",
+	    (int)getpid(), proc_comm());
+	fprintf(fp, "                                                       "
+	            "                Type  Kern\n");
 	fprintf(fp, "               Type  InUse   MemUse  HighUse      Limit  "
 		    "Requests Limit Limit\n");
 	kmalloc_type_foreach(print_type_row, &tot);
 	fprintf(fp, "\nMemory Totals:  In Use    Free    Requests\n");
 	fprintf(fp, "              %7zuK %6zuK %11llu\n",
-	    (tot.memuse + 1023) / 1024, (size_t)0,
+	    (tot.memuse + 1023) / 1024, (free + 1023) / 1024,
 	    (unsigned long long)tot.calls);
 }
 
 void
 slabkit_print_vmstat_m(FILE *fp)
 {
-	vmstat_m(fp, 0);
+	struct sk_heap_summary h;
+
+	sk_heap_summary(&h, NULL);
+	vmstat_m(fp, 0, h.free_chunk_bytes + h.retained);
 	fflush(fp);
+}
+
+static void
+print_process(FILE *fp, int json)
+{
+	if (json) {
+		fprintf(fp, "  \"process\": {\"pid\": %d, \"command\": ",
+		    (int)getpid());
+		print_json_string(fp, proc_comm());
+		fprintf(fp, "}");
+	} else {
+		fprintf(fp, "slabkit statistics of pid %d (%s)\n",
+		    (int)getpid(), proc_comm());
+	}
+}
+
+#define KB(x) (((x) + 1023) / 1024)
+
+static void
+print_heap(FILE *fp, int json, const struct sk_heap_summary *h)
+{
+	if (json) {
+		fprintf(fp,
+		    "  \"heap\": {\"mapped_bytes\": %zu, "
+		    "\"process_resident_bytes\": %zu, "
+		    "\"retained_bytes\": %zu, \"metadata_bytes\": %zu, "
+		    "\"allocated_bytes\": %zu, \"free_bytes\": %zu, "
+		    "\"free_chunks\": %zu, \"free_chunk_bytes\": %zu, "
+		    "\"large_mapped_count\": %zu, "
+		    "\"large_mapped_bytes\": %zu}",
+		    h->mapped, h->resident, h->retained, h->metadata,
+		    h->allocated, h->free_chunk_bytes + h->retained,
+		    h->free_chunks, h->free_chunk_bytes, h->large_count,
+		    h->large_bytes);
+		return;
+	}
+	fprintf(
+	    fp, "\nkmalloc heap of pid %d (%s)\n", (int)getpid(), proc_comm());
+	fprintf(fp, "  Mapped %10zuK  zones, page-run heap, large blocks\n",
+	    KB(h->mapped));
+	fprintf(fp, "  Resident %8zuK  the whole process (/proc)\n",
+	    KB(h->resident));
+	fprintf(fp, "  Retained %8zuK  free pages kept for reuse\n",
+	    KB(h->retained));
+	fprintf(fp, "  Metadata %8zuK  zone headers, shards, page tags\n",
+	    KB(h->metadata));
+	fprintf(fp, "  Allocated %7zuK  chunks and blocks in use\n",
+	    KB(h->allocated));
+	fprintf(fp, "  Free %12zuK  free chunks (%zu) and retained pages\n",
+	    KB(h->free_chunk_bytes + h->retained), h->free_chunks);
+	fprintf(fp, "  Large %11zuK  in %zu blocks mapped alone\n",
+	    KB(h->large_bytes), h->large_count);
+}
+
+static void
+print_classes(FILE *fp, int json, const struct sk_class_stat *cls)
+{
+	int n = 0;
+
+	if (json)
+		fprintf(fp, "  \"size_classes\": [");
+	else
+		fprintf(fp,
+		    "\nkmalloc size classes of pid %d (%s)\n%7s %6s %9s "
+		    "%9s %9s\n",
+		    (int)getpid(), proc_comm(), "Size", "Zones", "InUse",
+		    "Free", "MemUse");
+	for (int zi = 0; zi < SK_NZONES; zi++) {
+		const struct sk_class_stat *c = &cls[zi];
+
+		if (c->zones == 0)
+			continue;
+		if (json)
+			fprintf(fp,
+			    "%s\n    {\"size\": %zu, \"zones\": %zu, "
+			    "\"inuse\": %zu, \"free\": %zu, "
+			    "\"inuse_bytes\": %zu}",
+			    n ? "," : "", c->size, c->zones, c->inuse, c->free,
+			    c->inuse * c->size);
+		else
+			fprintf(fp, "%7zu %6zu %9zu %9zu %8zuK\n", c->size,
+			    c->zones, c->inuse, c->free,
+			    KB(c->inuse * c->size));
+		n++;
+	}
+	if (json)
+		fprintf(fp, n ? "\n  ]" : "]");
 }
 
 void
 slabkit_stats_print(FILE *fp, int flags)
 {
 	int json = (flags & SLABKIT_STATS_JSON) != 0;
+	struct sk_class_stat cls[SK_NZONES];
+	struct sk_heap_summary h;
+	size_t free;
 
+	sk_heap_summary(&h, cls);
+	free = h.free_chunk_bytes + h.retained;
 	if (json) {
 		fprintf(fp, "{\n  \"version\": %d,\n", SLABKIT_STATS_VERSION);
-		vmstat_m(fp, 1);
+		print_process(fp, 1);
+		fprintf(fp, ",\n");
+		print_heap(fp, 1, &h);
+		fprintf(fp, ",\n");
+		print_classes(fp, 1, cls);
+		fprintf(fp, ",\n");
+		vmstat_m(fp, 1, free);
 		fprintf(fp, ",\n");
 		sk_kobj_stats_print(fp, 1);
 		fprintf(fp, ",\n");
@@ -152,7 +375,10 @@ slabkit_stats_print(FILE *fp, int flags)
 		sk_zone_stats_print(fp, 1);
 		fprintf(fp, "\n}\n");
 	} else {
-		vmstat_m(fp, 0);
+		print_process(fp, 0);
+		print_heap(fp, 0, &h);
+		print_classes(fp, 0, cls);
+		vmstat_m(fp, 0, free);
 		sk_kobj_stats_print(fp, 0);
 		sk_objcache_stats_print(fp, 0);
 		sk_mpipe_stats_print(fp, 0);

@@ -1263,8 +1263,9 @@ sk_zone_stats_print(FILE *fp, int json)
 		fprintf(fp, pr.n ? "\n  ]" : "]");
 		return;
 	}
+	sk_stats_title(fp, "zone(9) zones (vm.zone)");
 	slabkit_print_vm_zone(fp);
-	fprintf(fp, "\n");
+	sk_stats_title(fp, "zone(9) zones (vmstat -z)");
 	slabkit_print_vmstat_z(fp);
 	fprintf(fp,
 	    "\nvm.zone_kmem_pages: %ld\nvm.zone_kern_pages: %ld\n"

@@ -202,6 +202,7 @@ ph_seg_new(int *why)
 	ph_segs = s;
 	ph_st.mapped += SK_PH_SEGMENT;
 	ph_st.segments++;
+	ph_st.metadata += meta << ph_shift;
 	return s;
 }
 

@@ -54,6 +54,7 @@ struct sk_ph_stats {
 	size_t	retained;	/* free bytes still committed (dirty) */
 	size_t	purged;		/* bytes given back since start */
 	size_t	segments;
+	size_t	metadata;	/* bytes of the segments' page tags */
 };
 void sk_ph_stats(struct sk_ph_stats *st);
 

@@ -678,6 +678,37 @@ TEST(glibc_tuning_calls_are_harmless)
 	free(p);
 }
 
+/* mallinfo2's fields mean what slabkit_malloc.3 says. */
+TEST(mallinfo2_fields_are_consistent)
+{
+	struct mallinfo2 a, b, c;
+	void *small[64], *big;
+
+	for (int i = 0; i < 64; i++)
+		small[i] = malloc(100);
+	big = malloc((size_t)32 << 20); /* mapped alone */
+	a = mallinfo2();
+	CHECK(a.uordblks >= 64 * 100 + ((size_t)32 << 20));
+	CHECK(a.arena >= a.uordblks);
+	CHECK(a.arena >= a.uordblks + a.fordblks);
+	CHECK(a.hblks >= 1);
+	CHECK(a.hblkhd >= ((size_t)32 << 20));
+	CHECK(a.arena >= a.hblkhd);
+	CHECK(a.ordblks > 0); /* the zone of class 112 has free chunks */
+	CHECK(a.fordblks >= a.keepcost);
+	for (int i = 0; i < 64; i += 2)
+		free(small[i]);
+	b = mallinfo2();
+	CHECK(b.ordblks >= a.ordblks + 32);
+	CHECK(b.fordblks >= a.fordblks + 32 * 100);
+	CHECK(b.uordblks < a.uordblks);
+	free(big);
+	c = mallinfo2();
+	CHECK(c.hblkhd + ((size_t)32 << 20) <= b.hblkhd);
+	for (int i = 1; i < 64; i += 2)
+		free(small[i]);
+}
+
 /* ------------------------------------------------------------------ */
 /* Threads */
 
@@ -1251,7 +1282,7 @@ TEST(bad_pointers_are_reported)
 	CHECK_ABORTS(double_free, (void *)(uintptr_t)5000,
 	    "slabkit: free: memory chunk 0x");
 	CHECK_ABORTS(double_free, (void *)(uintptr_t)(1 << 20),
-	    "slabkit: free: pointer was not allocated by slabkit");
+	    "(double free of a large block, ptr 0x");
 	CHECK_ABORTS(
 	    double_free_cross_thread, NULL, "slabkit: free: memory chunk 0x");
 	CHECK_ABORTS(realloc_foreign, NULL,
@@ -1279,6 +1310,7 @@ main(void)
 	RUN(usable_size_is_usable);
 	RUN(free_sized_and_libc_aliases);
 	RUN(glibc_tuning_calls_are_harmless);
+	RUN(mallinfo2_fields_are_consistent);
 	RUN(thread_exit_and_cross_thread_free);
 	RUN(fork_in_multithreaded_parent);
 	RUN(fork_child_starts_threads);
