@@ -283,6 +283,21 @@ sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why)
 
 static void *ph_thread(void *arg);
 
+/*
+ * ThreadSanitizer cannot follow a fork of a process with threads into a
+ * child that starts threads of its own, so its builds keep no purge
+ * thread: retained pages go back beyond the budget and on malloc_trim.
+ */
+static inline bool
+ph_thread_allowed(void)
+{
+#ifdef SLABKIT_TSAN
+	return false;
+#else
+	return true;
+#endif
+}
+
 /* Under ph_lock: purge dirty runs, oldest first, until at most `keep'
  * bytes stay retained; only runs older than `age' ms when age > 0. */
 static size_t
@@ -352,8 +367,8 @@ sk_ph_free(void *p, size_t npages)
 	ph_insert_free(s, i, npages, true, ph_now_ms());
 	if (ph_st.retained > sk_opt.retain_mb << 20)
 		ph_purge_locked((sk_opt.retain_mb << 20) / 2, 0);
-	if (!ph_thread_started && sk_opt.purge_ms > 0 && sk_opt.purge != 2 &&
-	    ph_st.retained > 0) {
+	if (!ph_thread_started && ph_thread_allowed() && sk_opt.purge_ms > 0 &&
+	    sk_opt.purge != 2 && ph_st.retained > 0) {
 		ph_thread_started = true;
 		start = true;
 	} else if (ph_thread_idle) {
