@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_kmalloc_obj: kmalloc_obj/kfree_obj against kmalloc/kfree doing the
  * same job on objects of one size (the choice kernel code makes between a

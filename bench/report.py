@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """bench/report.py: turn bench/runner.py's JSON into the markdown report
 and its chart (gnuplot, bench/plot.gp).  Standard library only.
 

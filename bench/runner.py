@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """bench/runner.py: run slabkit's benchmark suite against the peers.
 
 Called by bench/run.sh (which builds the helper programs first); writes one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kmalloc_obj: DragonFly BSD's type-stable single-size zones
  * (kern_kmalloc.c, 2021) in userspace.

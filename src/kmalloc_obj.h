@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kmalloc_obj internals shared with stats.c, options.c and the unit
  * tests.  The model is described at the top of kmalloc_obj.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The page-tag table: the userspace stand-in for the kernel's per-page
  * ku_pagecnt (spec 1.6, "Large-allocation tracking").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Shards: the userspace "CPU" of the DragonFly allocators.
  *

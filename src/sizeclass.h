@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kmalloc size classes: DragonFly's zoneindex() ladder (spec 1.5).
  *

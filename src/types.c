@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Predefined malloc types beyond the three kmalloc.c defines, and
  * malloc_reinit_ncpus.

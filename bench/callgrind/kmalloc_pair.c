@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kmalloc_pair: the instruction-count loop of malloc_pair.c for the native
  * kmalloc/kfree API (same modes, same method: two callgrind runs, the

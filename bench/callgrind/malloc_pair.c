@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * malloc_pair: the instruction-count loop for malloc's fast path (the
  * "cost per malloc/free pair" measurement that allocator authors make with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * measure: run a command and report its wall time and peak RSS, the job
  * of /usr/bin/time -f "%e %M" done the way benchmark harnesses need it.

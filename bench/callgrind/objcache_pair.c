@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * objcache_pair: the instruction-count loop of malloc_pair.c for
  * objcache_get/objcache_put on a malloc-backed cache of 32-byte objects

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * preload_check: prints the object that provides malloc in this process
  * (dladdr on dlsym(RTLD_DEFAULT, "malloc")), the usual way to confirm

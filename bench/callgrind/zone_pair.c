@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * zone_pair: the instruction-count loop of malloc_pair.c for zalloc/zfree
  * on a zone of 32-byte items (the per-CPU cache fast path).  Same method:

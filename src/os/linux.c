@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The os layer on Linux: mmap/munmap/madvise/mprotect, sysconf, cgroups,
  * and the fault-injection counters.  The contract is in os.h.

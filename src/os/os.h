@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The os layer: the only code in slabkit that makes system calls for memory
  * or asks the system about itself.  Porting slabkit means writing one file

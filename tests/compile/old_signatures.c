@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Compile-only cases for the signatures slabkit follows (DragonFly's
  * newest): tests/CMakeLists.txt compiles this file once per CASE_* macro

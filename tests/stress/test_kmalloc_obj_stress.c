@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kmalloc_obj stress: waves of short-lived threads allocate objects of
  * three kmalloc_obj types, stamp each with a pattern derived from a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kmalloc: checklist rows 1-42 of the spec (see tests/README.md for the
  * row-to-test table).  Internals are visible: the zone header of a chunk is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kmalloc_obj (spec 1.10, checklist row 43): sizing, slabs found by
  * masking, the ring indices, the active/alternate swap, the global lists,
