@@ -1418,8 +1418,9 @@ sk_kmalloc_shard_cleanup(struct sk_shard *sh)
 
 /*
  * Thread exit: the shard will be adopted whole by the next thread, so it
- * keeps what the hysteresis would keep (free zones up to ZoneRelsThresh,
- * the large-block cache); the rest goes back to the system.
+ * keeps what the hysteresis would keep (free zones up to ZoneRelsThresh);
+ * the rest goes back to the zone arena.  Large blocks are not the
+ * shard's: the page-run heap keeps them for every thread.
  */
 void
 sk_kmalloc_shard_exit(struct sk_shard *sh)

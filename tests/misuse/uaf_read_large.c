@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Misuse: read after free of a large block (512 KiB).  Once, large
- * blocks were unmapped at free and the read faulted; the per-shard
- * large-block cache now keeps recently freed blocks mapped, so the read
+ * blocks were unmapped at free and the read faulted; the page-run heap
+ * now keeps the pages of freed blocks until it purges them, so the read
  * succeeds and sees the old contents ("misuse: stale data visible").
  * Hardened mode should make the read fault (SIGSEGV) or find the block
  * erased ("misuse: stale data erased").

@@ -695,7 +695,7 @@ TEST(exhausted_address_space)
 {
 	void *p;
 
-	slab_cleanup(); /* empties the large-block cache */
+	slab_cleanup(); /* purges the page-run heap's retained pages */
 	slabkit_fault_inject(SLABKIT_FAULT_MAP_EXHAUST, 1, 1);
 	p = kmalloc(1 << 20, M_FLT_A, M_WAITOK | M_NULLOK);
 	slabkit_fault_clear();

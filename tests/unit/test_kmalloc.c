@@ -1015,7 +1015,7 @@ TEST(backend_shortage)
 	void *p;
 
 	/* M_RNOWAIT fails at once when no memory can be had (after
-	 * slab_cleanup() has emptied the large-block cache) */
+	 * slab_cleanup() has purged the page-run heap) */
 	slab_cleanup();
 	slabkit_fault_inject(SLABKIT_FAULT_MAP, 1, -1);
 	p = kmalloc(200000, M_TESTK, M_NOWAIT);
@@ -1027,7 +1027,7 @@ TEST(backend_shortage)
 	CHECK(p != NULL);
 	CHECK(slabkit_fault_clear() >= 5);
 	kfree(p, M_TESTK);
-	slab_cleanup(); /* the block went to the large-block cache */
+	slab_cleanup(); /* the block's pages were retained by the heap */
 	/* exhausted address space: NULL with M_NULLOK */
 	slabkit_fault_inject(SLABKIT_FAULT_MAP_EXHAUST, 1, -1);
 	p = kmalloc(200000, M_TESTK, M_WAITOK | M_NULLOK);
