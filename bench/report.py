@@ -347,6 +347,35 @@ def main():
             out += n["output"].rstrip().splitlines()
             out.append("```")
             out.append("")
+    mc = [c for c in doc["cases"] if c.get("mapping_calls")]
+    if mc:
+        out.append("## Page faults and mapping calls (large blocks)")
+        out.append("")
+        out.append("Minor page faults: median of the full-scale runs (wait4). "
+                   "Mapping calls: `strace -c -f` of one run at the profile "
+                   "scale (mmap, munmap, mremap, madvise, brk, mprotect).")
+        out.append("")
+        out.append("| case | " + " | ".join(names) + " |")
+        out.append("|" + "---|" * (len(names) + 1))
+        for c in mc:
+            cells = []
+            for n in names:
+                r = c["results"].get(n) or {}
+                fl = sorted(r.get("minflt") or [])
+                m = c["mapping_calls"].get(n)
+                f = "%d" % fl[len(fl) // 2] if fl else "-"
+                if m:
+                    calls = " / ".join("%d" % m[k] for k in
+                                       ("mmap", "munmap", "mremap",
+                                        "madvise", "brk", "mprotect"))
+                else:
+                    calls = "-"
+                cells.append("%s faults; %s" % (f, calls))
+            out.append("| %s | %s |" % (c["name"], " | ".join(cells)))
+        out.append("")
+        out.append("(calls: mmap / munmap / mremap / madvise / brk / "
+                   "mprotect)")
+        out.append("")
     if doc.get("profiles"):
         out.append("## Profiles of the misses (callgrind, small scale)")
         out.append("")

@@ -675,6 +675,54 @@ def strace_summary(cmd, alloc, case, timeout):
     return rows[:8]
 
 
+MAPPING_CASES = ("large", "realloc-growth", "mstress")
+MAPPING_CALLS = ("mmap", "munmap", "mremap", "madvise", "brk", "mprotect")
+
+
+def run_mapping_calls(cases, allocs, timeout):
+    """For the large-block cases, every allocator: the mapping system
+    calls of the profile command (strace -c -f), and the median minor
+    faults of the full-scale runs (already in the results)."""
+    for case in cases:
+        if case["name"] not in MAPPING_CASES or "profile_cmd" not in case:
+            continue
+        calls = {}
+        for a in allocs:
+            rows = strace_summary_all(case["profile_cmd"], a, case,
+                                      timeout)
+            if rows is None:
+                return
+            calls[a["name"]] = {k: rows.get(k, 0) for k in MAPPING_CALLS}
+        case["mapping_calls"] = calls
+        log("mapping calls %s: %s" % (case["name"], ", ".join(
+            "%s %d" % (n, sum(v.values())) for n, v in calls.items())))
+
+
+def strace_summary_all(cmd, alloc, case, timeout):
+    """Every syscall count (strace -c -f) of cmd, as a dict."""
+    st = shutil.which("strace")
+    if not st:
+        return None
+    fd, out = tempfile.mkstemp(prefix="bench-strace-")
+    os.close(fd)
+    env = alloc_env(alloc, case.get("env"))
+    pre = env.pop("LD_PRELOAD", None)
+    full = [st, "-f", "-c", "-o", out]
+    if pre:
+        full += ["-E", "LD_PRELOAD=" + pre]
+    run_proc(full + cmd, env, timeout, stdin_data=case.get("profile_stdin"))
+    rows = {}
+    try:
+        with open(out) as f:
+            for line in f:
+                p = line.split()
+                if len(p) >= 5 and p[3].isdigit() and p[-1] != "total":
+                    rows[p[-1]] = int(p[3])
+    finally:
+        os.unlink(out)
+    return rows
+
+
 def run_profiles(cases, allocs, outdir, stem, timeout):
     """callgrind of each case slabkit misses: slabkit and the best peer."""
     vg = shutil.which("valgrind")
@@ -874,6 +922,8 @@ def main():
     stem = os.path.splitext(os.path.basename(args.out))[0]
     profiles = [] if "profiles" in skip else \
         run_profiles(cases, allocs, outdir, stem, 600)
+    if "profiles" not in skip:
+        run_mapping_calls(cases, allocs, 600)
 
     meta = machine()
     meta.update(date=datetime.date.today().isoformat(), quick=quick,
