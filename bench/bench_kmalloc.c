@@ -27,6 +27,8 @@
 
 #include <slabkit/kmalloc.h>
 
+#include "bench_timing.h"
+
 MALLOC_DEFINE(M_BENCH, "bench", "bench_kmalloc blocks");
 
 #define SLOTS 4096
@@ -155,14 +157,6 @@ thread_main(void *arg)
 	return NULL;
 }
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* One timed run; returns nanoseconds per allocation/free pair. */
 static double
@@ -173,7 +167,7 @@ run_once(int which, int nthreads, enum api api, long steps)
 	double t0;
 
 	ring_head = ring_tail = 0;
-	t0 = now();
+	t0 = bench_now_s();
 	for (int k = 0; k < nthreads; k++) {
 		j[k] = (struct job){api, which, k, steps, NULL};
 		if (pthread_create(&t[k], NULL, thread_main, &j[k]) != 0) {
@@ -186,16 +180,9 @@ run_once(int which, int nthreads, enum api api, long steps)
 	/* remote-64: two threads, but one pair per step */
 	if (cases[which].fn == run_remote64)
 		nthreads = 1;
-	return (now() - t0) * 1e9 / ((double)steps * nthreads);
+	return (bench_now_s() - t0) * 1e9 / ((double)steps * nthreads);
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static const char *
 malloc_provider(void)
@@ -240,8 +227,8 @@ main(int argc, char **argv)
 				kt[r] = run_once(c, nt, API_KMALLOC, steps);
 				mt[r] = run_once(c, nt, API_MALLOC, steps);
 			}
-			qsort(kt, (size_t)rounds, sizeof(double), cmp_double);
-			qsort(mt, (size_t)rounds, sizeof(double), cmp_double);
+			qsort(kt, (size_t)rounds, sizeof(double), bench_cmp_double);
+			qsort(mt, (size_t)rounds, sizeof(double), bench_cmp_double);
 			printf("%-14s %7d %9.2f %9.2f %7.2f\n", cases[c].name,
 			    nt, kt[rounds / 2], mt[rounds / 2],
 			    kt[rounds / 2] / mt[rounds / 2]);

@@ -30,6 +30,8 @@
 
 #include <slabkit/kmalloc.h>
 
+#include "bench_timing.h"
+
 MALLOC_DEFINE(M_BENCH, "bench_obj_kmalloc", "bench_kmalloc_obj kmalloc blocks");
 static struct malloc_type *obj64, *obj200;
 
@@ -150,14 +152,6 @@ thread_main(void *arg)
 	return NULL;
 }
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* One timed run; returns nanoseconds per allocation/free pair. */
 static double
@@ -168,7 +162,7 @@ run_once(int which, int nthreads, enum api api, long steps)
 	double t0;
 
 	ring_head = ring_tail = 0;
-	t0 = now();
+	t0 = bench_now_s();
 	for (int k = 0; k < nthreads; k++) {
 		j[k] = (struct job){api, which, k, steps};
 		if (pthread_create(&t[k], NULL, thread_main, &j[k]) != 0) {
@@ -181,16 +175,9 @@ run_once(int which, int nthreads, enum api api, long steps)
 	/* remote-64: two threads, but one pair per step */
 	if (cases[which].fn == run_remote64)
 		nthreads = 1;
-	return (now() - t0) * 1e9 / ((double)steps * nthreads);
+	return (bench_now_s() - t0) * 1e9 / ((double)steps * nthreads);
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 int
 main(int argc, char **argv)
@@ -227,8 +214,8 @@ main(int argc, char **argv)
 				kt[r] = run_once(c, nt, API_KMALLOC_OBJ, steps);
 				mt[r] = run_once(c, nt, API_KMALLOC, steps);
 			}
-			qsort(kt, (size_t)rounds, sizeof(double), cmp_double);
-			qsort(mt, (size_t)rounds, sizeof(double), cmp_double);
+			qsort(kt, (size_t)rounds, sizeof(double), bench_cmp_double);
+			qsort(mt, (size_t)rounds, sizeof(double), bench_cmp_double);
 			printf("%-14s %7d %11.2f %9.2f %7.2f\n", cases[c].name,
 			    nt, kt[rounds / 2], mt[rounds / 2],
 			    kt[rounds / 2] / mt[rounds / 2]);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Timing helpers shared by the native-API benchmarks (bench_zone.c,
- * bench_mpipe.c): run one case on 1 or 2 threads released together by a
+ * bench_mpipe.c; bench_kmalloc.c and bench_kmalloc_obj.c use the clock
+ * and the comparison): run one case on 1 or 2 threads released together by a
  * barrier, and time it from the first thread's start to the last one's end
  * (the main thread may not run at all while the workers do, on a busy
  * 2-core machine).

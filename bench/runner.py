@@ -649,28 +649,10 @@ def annotate_top(path, n=25):
 
 def strace_summary(cmd, alloc, case, timeout):
     """Syscall counts (strace -c -f) of the profile command, top 8."""
-    st = shutil.which("strace")
-    if not st:
+    counts = strace_summary_all(cmd, alloc, case, timeout)
+    if counts is None:
         return None
-    fd, out = tempfile.mkstemp(prefix="bench-strace-")
-    os.close(fd)
-    env = alloc_env(alloc, case.get("env"))
-    pre = env.pop("LD_PRELOAD", None)
-    full = [st, "-f", "-c", "-o", out]
-    if pre:
-        full += ["-E", "LD_PRELOAD=" + pre]
-    run_proc(full + cmd, env, timeout, stdin_data=case.get("profile_stdin"))
-    rows = []
-    try:
-        with open(out) as f:
-            for line in f:
-                p = line.split()
-                # % time, seconds, usecs/call, calls, [errors], syscall
-                if len(p) >= 5 and p[3].isdigit() and p[-1] != "total":
-                    rows.append({"syscall": p[-1], "calls": int(p[3]),
-                                 "seconds": float(p[1])})
-    finally:
-        os.unlink(out)
+    rows = [{"syscall": k, "calls": v} for k, v in counts.items()]
     rows.sort(key=lambda r: -r["calls"])
     return rows[:8]
 
@@ -699,7 +681,8 @@ def run_mapping_calls(cases, allocs, timeout):
 
 
 def strace_summary_all(cmd, alloc, case, timeout):
-    """Every syscall count (strace -c -f) of cmd, as a dict."""
+    """Every syscall count (strace -c -f) of cmd, as a dict; None
+    without strace."""
     st = shutil.which("strace")
     if not st:
         return None
@@ -716,6 +699,7 @@ def strace_summary_all(cmd, alloc, case, timeout):
         with open(out) as f:
             for line in f:
                 p = line.split()
+                # % time, seconds, usecs/call, calls, [errors], syscall
                 if len(p) >= 5 and p[3].isdigit() and p[-1] != "total":
                     rows[p[-1]] = int(p[3])
     finally:

@@ -65,6 +65,11 @@ struct ph_seg {
 };
 
 static pthread_mutex_t ph_lock = PTHREAD_MUTEX_INITIALIZER;
+/* One bit per SK_PH_SEGMENT of the 47-bit address space: set when a
+ * segment is mapped there (segments are never unmapped), so that
+ * sk_ph_owns is a lock-free bit test on every large kfree. */
+#define PH_SEGMAP_BITS	(((uintptr_t)1 << 47) / SK_PH_SEGMENT)
+static uint64_t ph_segmap[PH_SEGMAP_BITS / 64];	/* atomic */
 static pthread_cond_t ph_cond = PTHREAD_COND_INITIALIZER;
 static struct ph_seg *ph_segs;
 static size_t ph_ps;
@@ -200,6 +205,12 @@ ph_seg_new(int *why)
 	ph_insert_free(s, meta, np - meta, false, 0);
 	s->next = ph_segs;
 	ph_segs = s;
+	{
+		size_t b = (uintptr_t)s / SK_PH_SEGMENT;
+
+		__atomic_fetch_or(&ph_segmap[b / 64], (uint64_t)1 << (b % 64),
+		    __ATOMIC_RELEASE);
+	}
 	ph_st.mapped += SK_PH_SEGMENT;
 	ph_st.segments++;
 	ph_st.metadata += meta << ph_shift;
@@ -467,15 +478,13 @@ sk_ph_shrink(void *p, size_t npages, size_t newpages)
 bool
 sk_ph_owns(const void *p)
 {
-	struct ph_seg *s = ph_seg_of(p);
-	bool own = false;
+	uintptr_t a = (uintptr_t)p;
+	size_t b = a / SK_PH_SEGMENT;
 
-	pthread_mutex_lock(&ph_lock);
-	for (struct ph_seg *t = ph_segs; t != NULL; t = t->next)
-		if (t == s)
-			own = true;
-	pthread_mutex_unlock(&ph_lock);
-	return own;
+	if (a >> 47)
+		return false;
+	return (__atomic_load_n(&ph_segmap[b / 64], __ATOMIC_ACQUIRE) >>
+	           (b % 64)) & 1;
 }
 
 bool

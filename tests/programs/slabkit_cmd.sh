@@ -8,8 +8,6 @@
 # open, so the at-exit tables can be seen; dash and coreutils do not.)
 set -u
 sk=$1 lib=$2 mt=$3 srcdir=${4:-} builddir=${5:-}
-passed=0
-failed=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/slabkit-cmd.XXXXXX")
 bgpid=
 cleanup() {
@@ -20,17 +18,8 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 unset SLABKIT_OPTIONS SLABKIT_SOURCE_DIR LD_PRELOAD
 
-check() { # DESCRIPTION COMMAND...: passes when COMMAND succeeds
-	d=$1
-	shift
-	if "$@"; then
-		passed=$((passed + 1))
-		echo "ok   $d"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $d"
-	fi
-}
+# shellcheck source=check.sh
+. "$(dirname "$0")/check.sh"
 
 # reap PID: its exit status in rc, killing it if it is still there after 30 s
 reap() {

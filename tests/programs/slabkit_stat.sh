@@ -18,8 +18,6 @@
 # usage: slabkit_stat.sh SLABKIT
 set -u
 sk=$1
-passed=0
-failed=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/slabkit-stat.XXXXXX")
 pids=
 planted=
@@ -33,17 +31,8 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 unset SLABKIT_OPTIONS SLABKIT_SOURCE_DIR LD_PRELOAD
 
-check() { # DESCRIPTION COMMAND...: passes when COMMAND succeeds
-	d=$1
-	shift
-	if "$@"; then
-		passed=$((passed + 1))
-		echo "ok   $d"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $d"
-	fi
-}
+# shellcheck source=check.sh
+. "$(dirname "$0")/check.sh"
 has() { grep -q -- "$2" "$1"; }
 # No byte outside printable ASCII, tab and newline (no escape sequence).
 clean() { ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$1"; }
