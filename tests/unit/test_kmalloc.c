@@ -207,6 +207,11 @@ TEST(limit_enforced)
 	CHECK_EQ(stat_memuse(t), 0);
 	limit_type = t;
 	CHECK_ABORTS(alloc_past_limit, NULL, "tinylimit: malloc limit exceeded");
+	/* the message says what the limit is and how to raise it */
+	CHECK_ABORTS(alloc_past_limit, NULL,
+	    "by default 10% of the usable memory");
+	CHECK_ABORTS(alloc_past_limit, NULL,
+	    "raise it with kmalloc_raise_limit() or SLABKIT_OPTIONS=memlimit");
 	malloc_uninit(t);
 }
 
