@@ -454,7 +454,7 @@ sk_harden_counters(struct sk_harden_counters *c)
 static inline struct sk_hzone *
 hzone_of(struct sk_slzone *z)
 {
-	uintptr_t a = (uintptr_t)(z->z_rbits + z->z_bitwords);
+	uintptr_t a = (uintptr_t)(z->z_abits + 2 * z->z_bitwords);
 
 	return (struct sk_hzone *)((a + 7) & ~(uintptr_t)7);
 }
@@ -475,7 +475,7 @@ void
 sk_harden_zone_retire(struct sk_slzone *z)
 {
 	if (z->z_hflags & SK_ZF_TRACKED)
-		track_reset(z, sk_slab.zone_size);
+		track_reset((void *)sk_zone_base(z), sk_slab.zone_size);
 	if ((z->z_hflags & SK_ZF_HARDENED) && hzone_of(z)->guarded)
 		CNT_ADD(guard_pages, -1);
 	z->z_hflags = 0;
@@ -485,7 +485,7 @@ void
 sk_harden_zone_setup(struct sk_slzone *z, bool fresh)
 {
 	size_t ps = sk_slab.page_size, size = z->z_chunksize;
-	char *end = (char *)z + sk_slab.zone_size;
+	char *end = (char *)sk_zone_base(z) + sk_slab.zone_size;
 	uint16_t hf = 0;
 
 	if (sk_opt.hardened)
@@ -603,12 +603,12 @@ sk_harden_link_get(struct sk_slzone *z, struct sk_chunk **slot, bool remote)
 		link_corrupted(z, slot, v, "outside its zone");
 	bit = 1u << (idx & 31);
 	if (remote) {
-		w = __atomic_load_n(&z->z_rbits[idx >> 5], __ATOMIC_ACQUIRE);
+		w = __atomic_load_n(&z->z_rbits[SK_ZWORD(idx)], __ATOMIC_ACQUIRE);
 		if (!(w & bit))
 			link_corrupted(z, slot, v, "a chunk not remote-freed");
 	} else {
-		w = SK_LOAD(&z->z_abits[idx >> 5]) |
-		    SK_LOAD(&z->z_rbits[idx >> 5]);
+		w = SK_LOAD(&z->z_abits[SK_ZWORD(idx)]) |
+		    SK_LOAD(&z->z_rbits[SK_ZWORD(idx)]);
 		if (w & bit)
 			link_corrupted(z, slot, v, "a chunk in use");
 	}
@@ -784,7 +784,7 @@ static void
 quarantine_check(struct sk_chunk *c, const char *api)
 {
 	struct sk_slzone *z =
-	    (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
+	    sk_zone_at((uintptr_t)c);
 	bool tracked = (z->z_hflags & SK_ZF_TRACKED) != 0;
 	size_t off = 0;
 
@@ -807,13 +807,13 @@ bool
 sk_harden_quarantined(const void *c)
 {
 	struct sk_slzone *z =
-	    (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
+	    sk_zone_at((uintptr_t)c);
 	long idx = chunk_index(z, c);
 
 	if (!(z->z_hflags & SK_ZF_HARDENED) || idx < 0)
 		return false;
-	return (SK_LOAD(&z->z_abits[idx >> 5]) &
-	           SK_LOAD(&z->z_rbits[idx >> 5]) & (1u << (idx & 31))) != 0;
+	return (SK_LOAD(&z->z_abits[SK_ZWORD(idx)]) &
+	           SK_LOAD(&z->z_rbits[SK_ZWORD(idx)]) & (1u << (idx & 31))) != 0;
 }
 
 /*
@@ -826,15 +826,15 @@ static void
 quarantine_bit(struct sk_chunk *c, bool set)
 {
 	struct sk_slzone *z =
-	    (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
+	    sk_zone_at((uintptr_t)c);
 	long idx = chunk_index(z, c);
 	uint32_t bit = 1u << (idx & 31);
 
 	if (set)
-		__atomic_fetch_or(&z->z_rbits[idx >> 5], bit, __ATOMIC_RELAXED);
+		__atomic_fetch_or(&z->z_rbits[SK_ZWORD(idx)], bit, __ATOMIC_RELAXED);
 	else
 		__atomic_fetch_and(
-		    &z->z_rbits[idx >> 5], ~bit, __ATOMIC_RELAXED);
+		    &z->z_rbits[SK_ZWORD(idx)], ~bit, __ATOMIC_RELAXED);
 }
 
 struct sk_chunk *
@@ -847,8 +847,8 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 	struct sk_chunk *old;
 
 	/* (a quarantined chunk of a tracked zone has its z_rbits bit set) */
-	if (!(SK_LOAD(&z->z_abits[idx >> 5]) & bit) ||
-	    (SK_LOAD(&z->z_rbits[idx >> 5]) & bit))
+	if (!(SK_LOAD(&z->z_abits[SK_ZWORD(idx)]) & bit) ||
+	    (SK_LOAD(&z->z_rbits[SK_ZWORD(idx)]) & bit))
 		sk_panic(api,
 		    "memory chunk %p is already free! (double free, "
 		    "ptr %p)",

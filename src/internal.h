@@ -208,8 +208,13 @@ struct sk_shard;
  * (ZF_GRANULE) have one bit per 8-byte granule of the zone, set on the
  * first granule of every chunk handed out (abits) or freed by another
  * thread and not yet drained (rbits); hardened and tracked zones one bit
- * per chunk index.
+ * per chunk index.  The two maps are interleaved 64 bits at a time (abits
+ * bits 0-63, rbits bits 0-63, abits 64-127, ...), so the free path's two
+ * tests of a chunk read one cache line: z_rbits is z_abits + 2 and bit b
+ * of either map lives in 32-bit word SK_ZWORD(b) of it.
  */
+#define SK_ZWORD(b) ((((size_t)(b) >> 6) << 2) | (((size_t)(b) >> 5) & 1))
+
 struct sk_slzone {
 	struct sk_chunk *z_lchunks;	/* local free list head */
 	uintptr_t z_key;		/* link key (ordinary zones) */
@@ -382,6 +387,36 @@ struct sk_slab_config {
 	unsigned page_shift;
 };
 extern struct sk_slab_config sk_slab;
+
+/*
+ * Zone headers are coloured.  Zones are ZoneSize-aligned, so headers at
+ * their starts would all fall in one set of a set-associative cache and
+ * evict each other as soon as a program uses more zones than the cache
+ * has ways (a malloc/free benchmark with 32 classes misses on nearly every
+ * header).  The header of the zone at base b sits SK_ZCOLOUR(b) bytes in
+ * instead: one of 32 cache lines, from address bits 17-21, so neighbouring
+ * zones use different sets and the colour costs no load to find.  A zone
+ * pointer (struct sk_slzone *) is always the header's address, which lies
+ * in the zone's first page; sk_zone_at() finds it from any address in the
+ * zone and sk_zone_base() goes back.
+ */
+#define SK_ZCOLOURS 32
+#define SK_ZCOLOUR(b) \
+	(((uintptr_t)(b) >> 11) & (uintptr_t)((SK_ZCOLOURS - 1) << 6))
+
+static inline uintptr_t
+sk_zone_base(const void *z)
+{
+	return (uintptr_t)z & sk_slab.zone_mask;
+}
+
+static inline struct sk_slzone *
+sk_zone_at(uintptr_t p)
+{
+	uintptr_t b = p & sk_slab.zone_mask;
+
+	return (struct sk_slzone *)(b + SK_ZCOLOUR(b));
+}
 
 /* Pure sizing rule of spec 1.5 (testable for any memory size). */
 void sk_kmalloc_sizing(size_t lim_mb, int ncpus, struct sk_slab_config *c);

@@ -629,7 +629,7 @@ static size_t
 block_size(const void *ptr, const char *api, bool *large)
 {
 	uintptr_t p = (uintptr_t)ptr;
-	struct sk_slzone *z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+	struct sk_slzone *z = sk_zone_at(p);
 	int32_t tag = sk_pagemap_get((uintptr_t)z);
 
 	*large = false;
@@ -712,7 +712,7 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 	              type->ks_magic == M_MAGIC)) {
 		uintptr_t p = (uintptr_t)ptr, off, idx;
 		struct sk_slzone *z =
-		    (struct sk_slzone *)(p & sk_slab.zone_mask);
+		    sk_zone_at(p);
 
 		if (sk_pagemap_get((uintptr_t)z) < 0 &&
 		    z->z_magic == SK_SLAB_MAGIC) {
@@ -789,7 +789,7 @@ record_site(void *p, const char *file, int line)
 {
 #ifdef SLABKIT_SLAB_DEBUG
 	uintptr_t a = (uintptr_t)p;
-	struct sk_slzone *z = (struct sk_slzone *)(a & sk_slab.zone_mask);
+	struct sk_slzone *z = sk_zone_at(a);
 
 	if (p == NULL || p == ZERO_LENGTH_PTR ||
 	    sk_pagemap_get((uintptr_t)z) >= 0 || z->z_owner != sk_tls_shard)
@@ -822,7 +822,7 @@ slabkit_kmalloc_sites(
 {
 #ifdef SLABKIT_SLAB_DEBUG
 	uintptr_t a = (uintptr_t)ptr;
-	struct sk_slzone *z = (struct sk_slzone *)(a & sk_slab.zone_mask);
+	struct sk_slzone *z = sk_zone_at(a);
 	int n = 0;
 
 	if (ptr == NULL || sk_pagemap_get((uintptr_t)z) >= 0)

@@ -41,19 +41,26 @@
 static_assert(M_RNOWAIT == 1 && M_WAITOK == 2 && M_POWEROF2 > 3 &&
 	M_CACHEALIGN > 3, "the fast path's flag test needs these values");
 
-/* The bitmaps of an ordinary zone start right after its header, each
- * sized for the largest zone (128 KiB: 2 KiB a bitmap). */
+/* The bitmaps of an ordinary zone start right after its header, sized
+ * for the largest zone (128 KiB: 2 KiB a map), interleaved 64 bits at a
+ * time (internal.h): the rbits of a granule sit 8 bytes after its abits. */
 #define SK_ZBITMAP_BYTES (SK_MAX_ZONE_SIZE / 64)
 #define SK_ZABITS(z) ((uint32_t *)((struct sk_slzone *)(z) + 1))
-#define SK_ZRBITS(z) ((uint32_t *)((char *)((struct sk_slzone *)(z) + 1) + \
-    SK_ZBITMAP_BYTES))
+#define SK_ZRBITS(z) (SK_ZABITS(z) + 2)
 
 typedef struct {
-	uint64_t w[256]; /* a 128 KiB zone: 16384 granules */
+	uint64_t w[512]; /* a 128 KiB zone: 16384 granules, two maps */
 } sk_bitmap_t;
 
+/* Bit b of a map as a bit offset from the map's base word. */
+static inline uint64_t
+sk_bit_offset(size_t b)
+{
+	return (uint64_t)b + ((uint64_t)b & ~(uint64_t)63);
+}
+
 #if defined(__x86_64__) && !defined(SLABKIT_TSAN)
-/* Set bit b of an owner-only bitmap; the bit's old value. */
+/* Set bit b of an owner-only map; the bit's old value. */
 static inline bool
 sk_bit_set_old(uint32_t *w, size_t b)
 {
@@ -61,10 +68,10 @@ sk_bit_set_old(uint32_t *w, size_t b)
 
 	__asm__("btsq %2, %1"
 		: "=@ccc"(old), "+m"(*(sk_bitmap_t *)(void *)w)
-		: "r"((uint64_t)b));
+		: "r"(sk_bit_offset(b)));
 	return old;
 }
-/* Clear bit b of an owner-only bitmap; the bit's old value. */
+/* Clear bit b of an owner-only map; the bit's old value. */
 static inline bool
 sk_bit_clear_old(uint32_t *w, size_t b)
 {
@@ -72,7 +79,7 @@ sk_bit_clear_old(uint32_t *w, size_t b)
 
 	__asm__("btrq %2, %1"
 		: "=@ccc"(old), "+m"(*(sk_bitmap_t *)(void *)w)
-		: "r"((uint64_t)b));
+		: "r"(sk_bit_offset(b)));
 	return old;
 }
 static inline bool
@@ -82,30 +89,31 @@ sk_bit_test(const uint32_t *w, size_t b)
 
 	__asm__("btq %2, %1"
 		: "=@ccc"(v)
-		: "m"(*(const sk_bitmap_t *)(const void *)w), "r"((uint64_t)b));
+		: "m"(*(const sk_bitmap_t *)(const void *)w),
+		"r"(sk_bit_offset(b)));
 	return v;
 }
 #else
 static inline bool
 sk_bit_set_old(uint32_t *w, size_t b)
 {
-	uint32_t x = SK_LOAD(&w[b >> 5]), m = 1u << (b & 31);
+	uint32_t x = SK_LOAD(&w[SK_ZWORD(b)]), m = 1u << (b & 31);
 
-	SK_STORE(&w[b >> 5], x | m);
+	SK_STORE(&w[SK_ZWORD(b)], x | m);
 	return (x & m) != 0;
 }
 static inline bool
 sk_bit_clear_old(uint32_t *w, size_t b)
 {
-	uint32_t x = SK_LOAD(&w[b >> 5]), m = 1u << (b & 31);
+	uint32_t x = SK_LOAD(&w[SK_ZWORD(b)]), m = 1u << (b & 31);
 
-	SK_STORE(&w[b >> 5], x & ~m);
+	SK_STORE(&w[SK_ZWORD(b)], x & ~m);
 	return (x & m) != 0;
 }
 static inline bool
 sk_bit_test(const uint32_t *w, size_t b)
 {
-	return (SK_LOAD(&w[b >> 5]) >> (b & 31)) & 1;
+	return (SK_LOAD(&w[SK_ZWORD(b)]) >> (b & 31)) & 1;
 }
 #endif
 
@@ -226,7 +234,7 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 		slow(ptr, type, api);
 		return;
 	}
-	z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+	z = sk_zone_at(p);
 	if (SK_UNLIKELY(SK_LOAD(&z->z_fastowner) != SK_LOAD(&sh->fastkey))) {
 		sk_kfree_notlocal(ptr, type, api);
 		return;

@@ -47,19 +47,19 @@ zone_bit(struct sk_slzone *z, const void *c)
 static inline bool
 bit_get(uint32_t *w, size_t b)
 {
-	return (SK_LOAD(&w[b >> 5]) >> (b & 31)) & 1;
+	return (SK_LOAD(&w[SK_ZWORD(b)]) >> (b & 31)) & 1;
 }
 
 static inline void
 bit_put(uint32_t *w, size_t b, bool v)
 {
-	uint32_t x = SK_LOAD(&w[b >> 5]);
+	uint32_t x = SK_LOAD(&w[SK_ZWORD(b)]);
 
 	if (v)
 		x |= 1u << (b & 31);
 	else
 		x &= ~(1u << (b & 31));
-	SK_STORE(&w[b >> 5], x);
+	SK_STORE(&w[SK_ZWORD(b)], x);
 }
 
 /* Handed out and not remote-freed: a live chunk. */

@@ -4,7 +4,10 @@
  *
  * Model.  Memory comes in zones of ZoneSize bytes (128 KiB on any machine
  * with more than 128 MB), each aligned to its size so that the header of
- * any chunk is found by masking the chunk's address (ptr & ZoneMask).  A
+ * any chunk is found by masking the chunk's address (ptr & ZoneMask) and
+ * adding the zone's colour, a multiple of 64 bytes below 2 KiB taken from
+ * the zone's address bits (sk_zone_at, internal.h): headers at the very
+ * start of aligned zones would all share one cache set.  A
  * zone serves one of the 72 chunk sizes of sizeclass.h and belongs to one
  * shard (the kernel's CPU: a thread here, see shard.c).  Per shard and
  * size class, ZoneAry[zi] lists the zones that have free chunks; kmalloc
@@ -24,8 +27,9 @@
  * random key.  A link is decoded and checked on every pop: it must lead
  * into the same zone, or be the zone itself, which ends the list; a list
  * written after free stops kmalloc with "free list ... corrupted" instead
- * of handing out a forged pointer.  Two granule bitmaps follow the header
- * at fixed offsets, one bit per 8 bytes: abits marks the first granule of
+ * of handing out a forged pointer.  Two granule bitmaps follow the header,
+ * one bit per 8 bytes, interleaved 64 bits at a time so that a chunk's
+ * two bits share a cache line: abits marks the first granule of
  * every chunk handed out (written by the owner only, with plain stores)
  * and rbits the chunks another shard freed that the owner has not drained
  * yet.  Interior pointers, double frees and a list that leads to a chunk
@@ -380,12 +384,12 @@ zone_drain_list(struct sk_slzone *z)
 			    (void *)z, (void *)c);
 		bit = 1u << (idx & 31);
 		__atomic_fetch_and(
-		    &z->z_rbits[idx >> 5], ~bit, __ATOMIC_RELAXED);
-		w = SK_LOAD(&z->z_abits[idx >> 5]);
+		    &z->z_rbits[SK_ZWORD(idx)], ~bit, __ATOMIC_RELAXED);
+		w = SK_LOAD(&z->z_abits[SK_ZWORD(idx)]);
 		if (!(w & bit))
 			sk_panic("kfree", "memory chunk %p is already free!",
 			    (void *)c);
-		SK_STORE(&z->z_abits[idx >> 5], w & ~bit);
+		SK_STORE(&z->z_abits[SK_ZWORD(idx)], w & ~bit);
 		zone_push(z, c);
 		n++;
 	}
@@ -403,8 +407,8 @@ zone_drain_list(struct sk_slzone *z)
 static int
 zone_drain_rbits(struct sk_slzone *z)
 {
-	uint64_t *ab = (uint64_t *)(void *)z->z_abits;
-	uint64_t *rb = (uint64_t *)(void *)z->z_rbits;
+	uint64_t *ab = (uint64_t *)(void *)z->z_abits; /* pair w: 2w */
+	uint64_t *rb = ab + 1;                        /* and 2w + 1 */
 	size_t first = ((uintptr_t)z->z_baseptr - (uintptr_t)z) >> 9;
 	size_t last = ((uintptr_t)z->z_baseptr - (uintptr_t)z +
 	                  (size_t)z->z_nmax * z->z_chunksize + 511) >>
@@ -415,10 +419,10 @@ zone_drain_rbits(struct sk_slzone *z)
 	for (size_t w = first; w < last; w++) {
 		uint64_t bits, a;
 
-		if (SK_LOAD(&rb[w]) == 0)
+		if (SK_LOAD(&rb[2 * w]) == 0)
 			continue;
-		bits = __atomic_exchange_n(&rb[w], 0, __ATOMIC_ACQ_REL);
-		a = SK_LOAD(&ab[w]);
+		bits = __atomic_exchange_n(&rb[2 * w], 0, __ATOMIC_ACQ_REL);
+		a = SK_LOAD(&ab[2 * w]);
 		if ((a & bits) != bits) {
 			uint64_t bad = bits & ~a;
 			struct sk_chunk *c = (struct sk_chunk
@@ -431,7 +435,7 @@ zone_drain_rbits(struct sk_slzone *z)
 			    "(double free, ptr %p)",
 			    (void *)c, (void *)c);
 		}
-		SK_STORE(&ab[w], a & ~bits);
+		SK_STORE(&ab[2 * w], a & ~bits);
 		while (bits != 0) {
 			size_t b = (size_t)__builtin_ctzll(bits);
 
@@ -646,12 +650,12 @@ static void
 zone_unmap(struct sk_slzone *z)
 {
 	size_t zs = sk_slab.zone_size;
-	uintptr_t a = (uintptr_t)z;
+	uintptr_t a = sk_zone_base(z);
 
 	if (a - sk_zarena_base < SK_LOAD(&sk_zarena_used)) {
 		uint32_t e = (uint32_t)((a - sk_zarena_base) / zs) << 1;
 
-		if (sk_os_decommit(z, zs) != 0)
+		if (sk_os_decommit((void *)a, zs) != 0)
 			e |= 1; /* still holds old data */
 		pthread_mutex_lock(&zarena_lock);
 		zarena_stack[zarena_nstack++] = e;
@@ -659,7 +663,7 @@ zone_unmap(struct sk_slzone *z)
 		return;
 	}
 	__atomic_fetch_sub(&zones_outside, zs, __ATOMIC_RELAXED);
-	sk_os_unmap(z, zs);
+	sk_os_unmap((void *)a, zs);
 }
 
 /* Unmap free zones beyond ZoneRelsThresh and deferred large blocks. */
@@ -869,18 +873,20 @@ zone_key(struct sk_shard *sh, struct sk_slzone *z)
 	return (uintptr_t)((x ^ (x >> 31)) | 1);
 }
 
-/* Where the chunks of a class-zi zone start (the header's bytes), and the
- * words of each bitmap in *words. */
+/* Where the chunks of a class-zi zone whose header is coloured `colour'
+ * bytes in start (the bytes before them), and the words of each bitmap in
+ * *words (even: the maps interleave 64 bits at a time). */
 static size_t
-zone_offset(int zi, bool granule, size_t *words)
+zone_offset(int zi, bool granule, size_t colour, size_t *words)
 {
 	size_t size = sk_class_size[zi];
 	size_t align = sk_class_align[zi];
 	size_t hdr;
 
 	*words = granule ? SK_ZBITMAP_BYTES / 4
-	                 : (sk_slab.zone_size / size + 31) / 32;
-	hdr = sizeof(struct sk_slzone) + 2 * *words * sizeof(uint32_t);
+	                 : (sk_slab.zone_size / size + 63) / 64 * 2;
+	hdr = colour + sizeof(struct sk_slzone) +
+	      2 * *words * sizeof(uint32_t);
 	if ((size & (size - 1)) == 0)
 		align = size; /* power-of-two chunks are size-aligned */
 	if (align < 16)
@@ -895,11 +901,12 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 	size_t size = sk_class_size[zi];
 	bool granule = !sk_opt.hardened && !sk_opt.track;
 	size_t words;
-	size_t off = zone_offset(zi, granule, &words);
+	uintptr_t base = sk_zone_base(z);
+	size_t off = zone_offset(zi, granule, SK_ZCOLOUR(base), &words);
 
 	memset(z, 0, sizeof(*z));
 	z->z_abits = (uint32_t *)(z + 1);
-	z->z_rbits = z->z_abits + words;
+	z->z_rbits = z->z_abits + 2; /* interleaved */
 	if (!fresh)
 		memset(z->z_abits, 0, 2 * words * sizeof(uint32_t));
 	z->z_magic = SK_SLAB_MAGIC;
@@ -907,13 +914,13 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 	SK_STORE(&z->z_flags, (uint16_t)((fresh ? 0 : SLZF_UNOTZEROD) |
 	                                 (granule ? ZF_GRANULE : 0)));
 	z->z_owner = sh;
-	z->z_baseptr = (char *)z + off;
+	z->z_baseptr = (char *)base + off;
 	z->z_chunksize = (uint32_t)size;
 	z->z_chunkmul = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
 	z->z_nmax = (int32_t)((sk_slab.zone_size - off) / size);
 	z->z_nused = 0;
 	z->z_bitwords = (uint32_t)words;
-	z->z_inarena = (uintptr_t)z - sk_zarena_base < sk_zarena_used;
+	z->z_inarena = base - sk_zarena_base < sk_zarena_used;
 	if (granule) {
 		z->z_key = zone_key(sh, z);
 		z->z_lchunks = (struct sk_chunk *)z;
@@ -974,10 +981,12 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 		if (SK_UNLIKELY(z->z_hflags != 0))
 			sk_harden_zone_retire(z);
 	} else {
-		z = sk_km_backend(sh, sk_slab.zone_size, sk_slab.zone_size,
-		    flags | M_ZERO, SK_KM_ZONE, &fresh);
-		if (z == NULL)
+		void *base = sk_km_backend(sh, sk_slab.zone_size,
+		    sk_slab.zone_size, flags | M_ZERO, SK_KM_ZONE, &fresh);
+
+		if (base == NULL)
 			return NULL;
+		z = sk_zone_at((uintptr_t)base);
 		sh->zones_mapped++;
 	}
 	zone_setup(sh, z, zi, fresh);
@@ -1194,11 +1203,11 @@ rbit_set(struct sk_slzone *z, size_t b, bool granule)
 
 	if (granule) {
 		uint64_t m64 = (uint64_t)1 << (b & 63);
-		uint64_t *w = (uint64_t *)(void *)z->z_rbits + (b >> 6);
+		uint64_t *w = (uint64_t *)(void *)z->z_abits + 2 * (b >> 6) + 1;
 
 		return (__atomic_fetch_or(w, m64, __ATOMIC_SEQ_CST) & m64) != 0;
 	}
-	return (__atomic_fetch_or(&z->z_rbits[b >> 5], m, __ATOMIC_SEQ_CST) &
+	return (__atomic_fetch_or(&z->z_rbits[SK_ZWORD(b)], m, __ATOMIC_SEQ_CST) &
 	           m) != 0;
 }
 
@@ -1225,7 +1234,7 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
 	rsignal = __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST);
 	if (rsignal)
 		__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
-	if (!(SK_LOAD(&z->z_abits[b >> 5]) & bit) || rbit_set(z, b, granule)) {
+	if (!(SK_LOAD(&z->z_abits[SK_ZWORD(b)]) & bit) || rbit_set(z, b, granule)) {
 		if (rsignal)
 			__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
 		sk_panic(api,
@@ -1303,7 +1312,7 @@ sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 	sk_init();
 	if (sh->empty)
 		sh = sk_shard_get(); /* a freeing-only thread gets a slot too */
-	z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+	z = sk_zone_at(p);
 	tag = sk_pagemap_get((uintptr_t)z);
 	if (tag >= 0) {
 		/* not a zone: a large block starts on a tagged page */
@@ -1323,7 +1332,7 @@ sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 		if ((c = sk_harden_chunk_free(sh, z, c, idx, api)) == NULL)
 			return;
 		ptr = c;
-		z = (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
+		z = sk_zone_at((uintptr_t)c);
 	}
 	b = zone_bit(z, c);
 	if (SK_LOAD(&z->z_owner) != sh) {
@@ -1369,7 +1378,7 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api)
 {
 	struct sk_shard *sh = sk_tls_shard;
 	uintptr_t p = (uintptr_t)ptr;
-	struct sk_slzone *z = (struct sk_slzone *)(p & sk_slab.zone_mask);
+	struct sk_slzone *z = sk_zone_at(p);
 	struct kmalloc_use *u;
 
 	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
@@ -1469,8 +1478,10 @@ slab_cleanup(void)
 static inline bool
 stat_in_arena(const struct sk_slzone *z)
 {
-	return (uintptr_t)z - sk_zarena_base < SK_LOAD(&sk_zarena_used) &&
-	       ((uintptr_t)z - sk_zarena_base) % sk_slab.zone_size == 0;
+	uintptr_t b = (uintptr_t)z - SK_ZCOLOUR(z);
+
+	return b - sk_zarena_base < SK_LOAD(&sk_zarena_used) &&
+	       (b - sk_zarena_base) % sk_slab.zone_size == 0;
 }
 
 /* One zone of class zi (or of its own class when zi < 0). */
@@ -1493,7 +1504,7 @@ stat_zone(struct sk_class_stat *out, const struct sk_slzone *z, int zi)
 	out[zi].free += (size_t)(nmax - nused);
 	out[zi].header += zone_offset(zi,
 	    !(SK_LOAD(&z->z_hflags) & (SK_ZF_HARDENED | SK_ZF_TRACKED)),
-	    &words);
+	    SK_ZCOLOUR(sk_zone_base(z)), &words);
 }
 
 STAT_RACY static void

@@ -35,7 +35,7 @@ static const char *self; /* argv[0], re-run in "late" mode */
 static struct sk_slzone *
 zone_of(const void *p)
 {
-	return (struct sk_slzone *)((uintptr_t)p & sk_slab.zone_mask);
+	return sk_zone_at((uintptr_t)p);
 }
 
 static long
@@ -539,7 +539,7 @@ TEST(zone_guard_page)
 {
 	char *p = kmalloc(64, M_HARD, M_WAITOK);
 	struct sk_slzone *z = zone_of(p);
-	char *end = (char *)z + sk_slab.zone_size;
+	char *end = (char *)sk_zone_base(z) + sk_slab.zone_size;
 	size_t ps = sk_slab.page_size;
 
 	CHECK(counters().guard_pages > 0);
@@ -547,7 +547,8 @@ TEST(zone_guard_page)
 	CHECK(faults(end - ps));
 	CHECK(!faults(end - ps - 1));
 	CHECK(z->z_baseptr + (size_t)z->z_nmax * z->z_chunksize <= end - ps);
-	CHECK_EQ((uintptr_t)z % sk_slab.zone_size, 0);
+	CHECK_EQ(sk_zone_base(z) % sk_slab.zone_size, 0);
+	CHECK_EQ((uintptr_t)z - sk_zone_base(z), SK_ZCOLOUR(sk_zone_base(z)));
 	kfree(p, M_HARD);
 }
 

@@ -22,7 +22,7 @@ MALLOC_DECLARE(M_TESTK);
 static struct sk_slzone *
 zone_of(void *p)
 {
-	return (struct sk_slzone *)((uintptr_t)p & sk_slab.zone_mask);
+	return sk_zone_at((uintptr_t)p);
 }
 
 static size_t
@@ -536,7 +536,8 @@ TEST(zone_sizing)
 	CHECK_EQ(c.zone_rels_thresh, 512);
 }
 
-/* Rows 20, 23: zone alignment, header lookup and page tags. */
+/* Rows 20, 23: zone alignment, header lookup (at the zone's colour) and
+ * page tags. */
 TEST(zone_header_and_tags)
 {
 	struct sk_shard *sh = sk_shard_get();
@@ -546,7 +547,9 @@ TEST(zone_header_and_tags)
 		void *p = kmalloc(n, M_TESTK, M_WAITOK);
 		struct sk_slzone *z = zone_of(p);
 
-		if ((uintptr_t)z % sk_slab.zone_size != 0 ||
+		if (sk_zone_base(z) % sk_slab.zone_size != 0 ||
+		    (uintptr_t)z - sk_zone_base(z) !=
+		        SK_ZCOLOUR(sk_zone_base(z)) ||
 		    z->z_magic != SK_SLAB_MAGIC ||
 		    sk_pagemap_get((uintptr_t)z) != -(sh->id + 1) ||
 		    z->z_owner != sh)
@@ -1128,7 +1131,7 @@ handed_out_twice(void *arg)
 	slabkit_set_option("invariants", "1");
 	kfree(p, M_TESTK);
 	/* corrupt: mark the free chunk allocated */
-	z->z_abits[g >> 5] |= 1u << (g & 31);
+	z->z_abits[SK_ZWORD(g)] |= 1u << (g & 31);
 	(void)kmalloc(40, M_TESTK, M_WAITOK);
 }
 

@@ -35,7 +35,7 @@ static const char *self;
 static struct sk_slzone *
 zone_of(const void *p)
 {
-	return (struct sk_slzone *)((uintptr_t)p & sk_slab.zone_mask);
+	return sk_zone_at((uintptr_t)p);
 }
 
 /*
