@@ -428,9 +428,10 @@ void sk_kmalloc_init(void);
  */
 #define SK_M_NORETRY	0x00100000
 /*
- * Internal krealloc flag (the malloc drop-in's realloc): keep a zone chunk
- * that shrinks by one class, and give a block that grows a quarter more
- * room than asked, so buffers grown a little at a time are copied less.
+ * Internal krealloc flag (the malloc drop-in's realloc): give a block that
+ * grows a quarter more room than asked, and keep a block for any smaller
+ * size such a growth would have given it (or one class below), so buffers
+ * grown a little at a time are copied once per quarter.
  */
 #define SK_M_SLACK	0x00200000
 

@@ -683,6 +683,35 @@ sk_kmalloc_owns(const void *ptr)
 	return tag > 0 && (p & (sk_slab.page_size - 1)) == 0 ? 2 : 0;
 }
 
+/* The class of a zone size (size < ZoneLimit). */
+static inline int
+zone_size_index(size_t size)
+{
+	size_t a;
+
+	return sk_zoneindex(&size, &a);
+}
+
+/*
+ * The drop-in's realloc (SK_M_SLACK) keeps a zone chunk of osize bytes
+ * for a new size that a growth to it would have been given (a quarter
+ * more, rounded to its class) or that is at most one class smaller, so a
+ * buffer that grows by small steps is copied once per quarter, never back
+ * and forth between a chunk with headroom and one without.
+ */
+static bool
+slack_keeps(size_t size, size_t osize)
+{
+	size_t h = (size + size / 4 + 15) & ~(size_t)15;
+
+	if (size > osize)
+		return false;
+	if (h >= sk_slab.zone_limit ||
+	    zone_size_index(h) >= zone_size_index(osize))
+		return true;
+	return zone_size_index(size) + 1 >= zone_size_index(osize);
+}
+
 void *
 sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
     const char *api)
@@ -711,10 +740,11 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 	if (SK_LIKELY(size - 1 < sk_slab.fast_limit && !sk_opt.debug &&
 	              type->ks_magic == M_MAGIC)) {
 		uintptr_t p = (uintptr_t)ptr, off, idx;
-		struct sk_slzone *z =
-		    sk_zone_at(p);
+		struct sk_slzone *z = sk_zone_at(p);
 
-		if (sk_pagemap_get((uintptr_t)z) < 0 &&
+		/* the arena holds zones only; elsewhere the page tag says */
+		if ((p - sk_zarena_base < SK_LOAD(&sk_zarena_used) ||
+		        sk_pagemap_get((uintptr_t)z) < 0) &&
 		    z->z_magic == SK_SLAB_MAGIC) {
 			off = p - (uintptr_t)z->z_baseptr;
 			idx =
@@ -722,18 +752,12 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 			if (idx < (uintptr_t)z->z_nmax &&
 			    idx * z->z_chunksize == off &&
 			    zone_chunk_live(z, ptr)) {
-				int zi =
-				    size <= SK_SMALL_TABLE_MAX
-				        ? sk_small_class[(size + 7) >> 3]
-				        : sk_zoneindex_ladder(
-				              &(size_t){size}, &(size_t){0});
-
 				osize = z->z_chunksize;
-				if (zi == z->z_zoneindex)
-					return ptr; /* same chunk size */
-				if (slack && size < osize &&
-				    zi + 1 >= z->z_zoneindex)
-					return ptr; /* one class smaller */
+				if (slack ? slack_keeps(size, osize)
+				          : size <= osize &&
+				                zone_size_index(size) ==
+				                    z->z_zoneindex)
+					return ptr;
 				if (slack && size > osize &&
 				    size + size / 4 > size)
 					size = (size + size / 4 + 15) &
@@ -755,17 +779,26 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 
 		if (((size + ps - 1) & ~(ps - 1)) == osize && size + ps > size)
 			return ptr;
+		if (slack && size <= osize &&
+		    ((size + size / 4 + ps - 1) & ~(ps - 1)) >= osize)
+			return ptr; /* within a growth's headroom */
 		if (slack && size > osize && size + size / 4 > size)
 			size += size / 4;
 		if ((n = sk_km_large_realloc(ptr, osize, size, type, flags)) !=
 		    NULL)
 			return n;
-	} else if (size < sk_slab.zone_limit &&
-	           !((size & (sk_slab.page_size - 1)) == 0 &&
-	               size > 2 * sk_slab.page_size)) {
-		nsize = size;
-		if (sk_zoneindex(&nsize, &align) >= 0 && nsize == osize)
+	} else {
+		if (slack && slack_keeps(size, osize))
 			return ptr;
+		if (size < sk_slab.zone_limit &&
+		    !((size & (sk_slab.page_size - 1)) == 0 &&
+		        size > 2 * sk_slab.page_size)) {
+			nsize = size;
+			if (sk_zoneindex(&nsize, &align) >= 0 && nsize == osize)
+				return ptr;
+		}
+		if (slack && size > osize && size + size / 4 > size)
+			size = (size + size / 4 + 15) & ~(size_t)15;
 	}
 	n = sk_kmalloc(size, type, flags);
 	if (n == NULL)

@@ -247,11 +247,12 @@ calloc(size_t nmemb, size_t size)
 /*
  * realloc(ptr != NULL, size != 0).  krealloc keeps the block when the
  * class (or page count) is unchanged and leaves it valid on failure; on
- * top of that the drop-in keeps a zone chunk that shrinks by one class
- * (a copy saved for a few bytes), and a chunk that grows gets a quarter
- * more room than asked, so a buffer grown a little at a time is copied
- * once per quarter and not at every class boundary.  Large blocks grow
- * and shrink in place in the page-run heap when they can.
+ * top of that a block that grows gets a quarter more room than asked, and
+ * a smaller size keeps the block while a growth to it would have been
+ * given one at least as big (or it is one class below), so a buffer grown
+ * a little at a time is copied once per quarter, never back and forth.
+ * Large blocks grow and shrink in place in the page-run heap when they
+ * can.
  */
 static void *
 realloc_block(void *ptr, size_t size, const char *api)

@@ -464,6 +464,43 @@ TEST(realloc_semantics)
 	CHECK_EQ(heap_inuse(), base);
 }
 
+/*
+ * A buffer grown a few bytes at a time is copied once per quarter of
+ * growth, and never moved back to a smaller block while it grows (the
+ * regression: a chunk given headroom was "shrunk" by the next, slightly
+ * larger realloc, and the one after that moved it up again).
+ */
+TEST(realloc_growth_moves)
+{
+	unsigned char *p = NULL, *q;
+	size_t len = 0, usable = 0, moves = 0, shrunk = 0, bad = 0;
+
+	while (len < 64 * 1024) {
+		len += 32;
+		q = realloc(p, len);
+		CHECK(q != NULL);
+		if (q == NULL)
+			break;
+		if (q != p) {
+			moves++;
+			shrunk += malloc_usable_size(q) < usable;
+			usable = malloc_usable_size(q);
+		}
+		if (len > 32)
+			bad += q[len - 33] != 1 || q[0] != 1;
+		memset(q + len - 32, 1, 32);
+		p = q;
+	}
+	CHECK_EQ(shrunk, 0);
+	CHECK_EQ(bad, 0);
+	CHECK(moves <= 32); /* 32 B to 64 KiB by a quarter: about 30 */
+	q = realloc(p, len - 4096); /* a little smaller: kept */
+	CHECK(q == p);
+	q = realloc(p, 100); /* much smaller: moved, contents kept */
+	CHECK(q != NULL && q != p && q[99] == 1);
+	free(q);
+}
+
 TEST(calloc_zeroes_reused_memory)
 {
 	size_t sizes[] = {
@@ -1305,6 +1342,7 @@ main(void)
 	RUN(einval_bad_alignment);
 	RUN(aligned_family);
 	RUN(realloc_semantics);
+	RUN(realloc_growth_moves);
 	RUN(calloc_zeroes_reused_memory);
 	RUN(glibc_internal_allocations_agree);
 	RUN(usable_size_is_usable);
