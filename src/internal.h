@@ -471,8 +471,9 @@ void sk_kmalloc_debug_changed(void);
 
 /* Shard exit: drain, release free zones, return deferred frees. */
 void sk_kmalloc_shard_exit(struct sk_shard *sh);
-/* slab_cleanup for one shard (owner thread, or an orphan under lock). */
-void sk_kmalloc_shard_cleanup(struct sk_shard *sh);
+/* slab_cleanup for one shard (owner thread, or an orphan under lock); all:
+ * scan every zone for remote frees, not only the hinted ones. */
+void sk_kmalloc_shard_cleanup(struct sk_shard *sh, bool all);
 
 /* Defined only by the malloc drop-in (malloc.c); a weak reference here. */
 extern const int sk_malloc_dropin __attribute__((weak));

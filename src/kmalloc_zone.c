@@ -1408,9 +1408,17 @@ sk_kmalloc_passive_zero_count(void)
 	return sk_tls_shard->passive_zero;
 }
 
-/* spec 1.6 step 8, for one shard whose lists the caller may touch. */
+/*
+ * spec 1.6 step 8, for one shard whose lists the caller may touch.  With
+ * all, every listed zone's remote bitmap is scanned (slab_cleanup, an
+ * orphan); at thread exit only the zones whose hint says a remote free
+ * may wait (a full scan of every zone made short-lived threads pay some
+ * 2,000 instructions per zone).  A bit whose hint a concurrent drain
+ * cleared is found by the next drain of its zone, or by the full scan of
+ * the exhausted list here.
+ */
 void
-sk_kmalloc_shard_cleanup(struct sk_shard *sh)
+sk_kmalloc_shard_cleanup(struct sk_shard *sh, bool all)
 {
 	zone_drain_pending(sh);
 	zone_scan_exhausted(sh, true);
@@ -1419,7 +1427,8 @@ sk_kmalloc_shard_cleanup(struct sk_shard *sh)
 
 		for (z = sh->zoneary[zi].head; z != NULL; z = next) {
 			next = z->z_next;
-			zone_drain_remote(z); /* all of it: no hint trusted */
+			if (all || zone_remote_waiting(z))
+				zone_drain_remote(z);
 			check_zone_free(sh, z);
 		}
 	}
@@ -1434,7 +1443,7 @@ sk_kmalloc_shard_cleanup(struct sk_shard *sh)
 void
 sk_kmalloc_shard_exit(struct sk_shard *sh)
 {
-	sk_kmalloc_shard_cleanup(sh);
+	sk_kmalloc_shard_cleanup(sh, false);
 	sk_km_release_free_zones(sh, SK_LOAD(&sk_slab.zone_rels_thresh));
 	sk_km_shard_update_slow(sh);
 }
@@ -1443,7 +1452,7 @@ static void
 cleanup_orphan(struct sk_shard *sh, void *arg)
 {
 	(void)arg;
-	sk_kmalloc_shard_cleanup(sh);
+	sk_kmalloc_shard_cleanup(sh, true);
 	sk_km_release_free_zones(sh, 0);
 	sk_km_shard_update_slow(sh);
 }
@@ -1456,7 +1465,7 @@ slab_cleanup(void)
 	sk_init();
 	sh = sk_tls_shard;
 	if (!sh->empty)
-		sk_kmalloc_shard_cleanup(sh);
+		sk_kmalloc_shard_cleanup(sh, true);
 	sk_shard_foreach_orphan(cleanup_orphan, NULL);
 	sk_ph_purge(true); /* retained large-block pages go back at once */
 }
