@@ -87,6 +87,7 @@ struct sk_quarantine {
 	uint32_t count;
 	uint64_t entered; /* atomic (owner writes): chunks that came in */
 	uint64_t left;    /* atomic (owner writes): chunks that left */
+	uint32_t cursor;  /* rolling check: next slot (from head) */
 	struct sk_chunk *slot[SK_QUARANTINE];
 };
 
@@ -111,7 +112,9 @@ static uint64_t h_counter; /* atomic: zone key sequence */
 static pthread_once_t h_once = PTHREAD_ONCE_INIT;
 static int q_hook = -1; /* hook_data slot of the quarantine */
 static pthread_once_t q_once = PTHREAD_ONCE_INIT;
-static __thread int q_releasing; /* kfree of a chunk leaving */
+static __thread int q_releasing;         /* kfree of a chunk leaving */
+__thread const char *sk_harden_api;      /* the call allocating, if set */
+static __thread const char *h_alloc_api; /* the call allocating now */
 
 static struct sk_harden_counters h_cnt; /* atomic fields */
 
@@ -704,7 +707,8 @@ sk_harden_chunk_taken(struct sk_slzone *z, struct sk_chunk *c, int flags)
 	if (z->z_hflags & SK_ZF_TRACKED)
 		track_alloc(c, size, hard || (flags & M_PASSIVE_ZERO));
 	if (hard && (off = raw_nonzero(c, sizeof(void *), size)) != 0)
-		write_after_free("kmalloc", c, off);
+		write_after_free(
+		    h_alloc_api != NULL ? h_alloc_api : "kmalloc", c, off);
 }
 
 void
@@ -803,6 +807,47 @@ quarantine_check(struct sk_chunk *c, const char *api)
 		write_after_free(api, c, off);
 }
 
+/*
+ * Look at the quarantine of the calling thread's shard on every hardened
+ * allocation and free: the newest chunk in full (mark and zero fill: a
+ * write through a pointer just freed, such as a forged link, is caught at
+ * the next call), and one more chunk in turn, its mark only, so every
+ * chunk's first word is looked at within SK_QUARANTINE calls.
+ */
+static void
+quarantine_scan(struct sk_quarantine *q, const char *api)
+{
+	struct sk_chunk *c;
+	struct sk_slzone *z;
+
+	if (q == NULL || q->count == 0)
+		return;
+	quarantine_check(
+	    q->slot[(q->head + q->count - 1) % SK_QUARANTINE], api);
+	if (q->cursor >= q->count)
+		q->cursor = 0;
+	c = q->slot[(q->head + q->cursor++) % SK_QUARANTINE];
+	z = (struct sk_slzone *)((uintptr_t)c & sk_slab.zone_mask);
+	if (word_get(c, (z->z_hflags & SK_ZF_TRACKED) != 0) != qmark_of(c))
+		write_after_free(api, c, 0);
+}
+
+void
+sk_harden_alloc_check(struct sk_shard *sh, struct malloc_type *type)
+{
+	int h = SK_LOAD(&q_hook);
+	const char *api = "kmalloc";
+
+	if (sk_harden_api != NULL)
+		api = sk_harden_api;
+	else if (&sk_malloc_dropin != NULL &&
+	         strcmp(type->ks_shortdesc, "malloc") == 0)
+		api = "malloc";
+	h_alloc_api = api;
+	if (h >= 0 && !sh->empty)
+		quarantine_scan(sh->hook_data[h], api);
+}
+
 bool
 sk_harden_quarantined(const void *c)
 {
@@ -871,6 +916,7 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 		track_free(c, size);
 	if ((q = quarantine_of(sh)) == NULL)
 		return c; /* no shard: no quarantine */
+	quarantine_scan(q, api);
 	quarantine_bit(c, true);
 	SK_OWNER_ADD(&q->entered, 1);
 	if (q->count < SK_QUARANTINE) {

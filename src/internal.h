@@ -596,6 +596,11 @@ int sk_harden_class(int zi, size_t size, size_t *chunk, size_t *align);
  * one leaving the quarantine, maybe another) or NULL. */
 struct sk_chunk *sk_harden_chunk_free(struct sk_shard *sh,
     struct sk_slzone *z, struct sk_chunk *c, long idx, const char *api);
+/* kmalloc_slow, hardened: look for writes into the shard's quarantine
+ * (panics "write after free detected", naming the program's call). */
+void sk_harden_alloc_check(struct sk_shard *sh, struct malloc_type *type);
+/* The malloc(3) function allocating in this thread, when not malloc. */
+extern __thread const char *sk_harden_api;
 /* Is c (a chunk of a hardened zone) in a quarantine now?  (Tests.) */
 bool sk_harden_quarantined(const void *c);
 /* block_size: usable bytes of a chunk of a hardened/tracked zone (panics
