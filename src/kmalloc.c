@@ -637,9 +637,13 @@ block_size(const void *ptr, const char *api, bool *large)
 	*large = false;
 	if (tag >= 0) {
 		tag = sk_pagemap_get(p);
-		if (tag > 0 && (p & (sk_slab.page_size - 1)) == 0) {
+		if (tag > 0 && sk_large_start(p)) {
+			size_t bytes = (size_t)tag << sk_slab.page_shift;
+
 			*large = true;
-			return (size_t)tag << sk_slab.page_shift;
+			if (SK_UNLIKELY(SK_LOAD(&sk_harden_nlarge) != 0))
+				return sk_harden_large_usable(ptr, bytes);
+			return bytes;
 		}
 		sk_km_bad_pointer(ptr, api);
 	}
@@ -682,7 +686,7 @@ sk_kmalloc_owns(const void *ptr)
 	if (tag < 0)
 		return 1;
 	tag = sk_pagemap_get(p);
-	return tag > 0 && (p & (sk_slab.page_size - 1)) == 0 ? 2 : 0;
+	return tag > 0 && sk_large_start(p) ? 2 : 0;
 }
 
 void *

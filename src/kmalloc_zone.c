@@ -1312,7 +1312,7 @@ sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 	if (tag >= 0) {
 		/* not a zone: a large block starts on a tagged page */
 		tag = sk_pagemap_get(p);
-		if (tag > 0 && (p & (sk_slab.page_size - 1)) == 0) {
+		if (tag > 0 && sk_large_start(p)) {
 			sk_km_large_free(sh, ptr, tag, type);
 			return;
 		}

@@ -557,18 +557,29 @@ TEST(large_block_guards)
 	long g0 = counters().guard_pages;
 	char *p = kmalloc(100000, M_HARD, M_WAITOK);
 
-	CHECK_EQ((uintptr_t)p % ps, 0);
+	/* right-aligned against the trailing guard, at the alignment of
+	 * the size (100000 = 32 * 3125): one byte past it faults */
+	CHECK_EQ((uintptr_t)p % 32, 0);
 	usable = kmalloc_usable_size(p);
-	CHECK_EQ(usable, (100000 + ps - 1) & ~(ps - 1));
+	CHECK_EQ(usable, 100000);
 	CHECK(!faults(p));
 	CHECK(!faults(p + usable - 1));
-	CHECK(faults(p - 1));
+	CHECK(!faults(p - 1)); /* the slack before it, in its first page */
+	CHECK(faults((char *)((uintptr_t)p & ~(uintptr_t)(ps - 1)) - 1));
 	CHECK(faults(p + usable));
 	CHECK_EQ(counters().guard_pages, g0 + 2);
 	kfree(p, M_HARD);
 	CHECK_EQ(counters().guard_pages, g0);
 	if (!RUNNING_ON_VALGRIND) /* memcheck reports the probe */
-		CHECK(faults(p)); /* unmapped with its guards */
+		CHECK(faults(p)); /* sealed or unmapped with its guards */
+
+	/* page multiples stay page-aligned */
+	p = kmalloc(5 * ps, M_HARD, M_WAITOK);
+	CHECK_EQ((uintptr_t)p % ps, 0);
+	CHECK_EQ(kmalloc_usable_size(p), 5 * ps);
+	CHECK(faults(p - 1));
+	CHECK(faults(p + 5 * ps));
+	kfree(p, M_HARD);
 
 	p = sk_kmalloc_aligned(100000, 1 << 16, M_HARD, M_WAITOK);
 	CHECK_EQ((uintptr_t)p % (1 << 16), 0);
