@@ -976,7 +976,7 @@ static bool
 guard_budget_spent(void)
 {
 	return guard_mode() == GM_PROTECT &&
-	    SK_LOAD(&h_gmaps) + 2 > SK_LOAD(&h_gbudget);
+	       SK_LOAD(&h_gmaps) + 2 > SK_LOAD(&h_gbudget);
 }
 
 static void
@@ -1052,7 +1052,7 @@ struct lr_entry {
 
 static struct lr_entry *lr_table; /* atomic */
 static pthread_once_t lr_once = PTHREAD_ONCE_INIT;
-static int lr_warned;             /* atomic */
+static int lr_warned; /* atomic */
 
 static void
 lr_init(void)
@@ -1155,8 +1155,7 @@ size_t
 sk_harden_large_usable(const void *p, size_t bytes)
 {
 	uintptr_t a = (uintptr_t)p;
-	struct lr_entry *e =
-	    lr_find(a & ~(uintptr_t)(sk_slab.page_size - 1));
+	struct lr_entry *e = lr_find(a & ~(uintptr_t)(sk_slab.page_size - 1));
 
 	if (e == NULL || SK_LOAD(&e->ptr) != a)
 		return bytes;
@@ -1408,8 +1407,8 @@ fault_describe(uintptr_t a, char *buf, size_t len)
 		break;
 	}
 	/* a large block freed lately, newest first */
-	for (unsigned long n = SK_LOAD(&fr_next), i = 0;
-	     i < FR_SIZE && i < n; i++) {
+	for (unsigned long n = SK_LOAD(&fr_next), i = 0; i < FR_SIZE && i < n;
+	     i++) {
 		struct fr_entry *f = &fr_ring[(n - 1 - i) % FR_SIZE];
 		uintptr_t l = SK_LOAD_ACQ(&f->len), b = SK_LOAD(&f->base);
 
@@ -1425,8 +1424,8 @@ fault_describe(uintptr_t a, char *buf, size_t len)
 	if (sk_pagemap_get((uintptr_t)z) < 0 && a >= (uintptr_t)z + zs - ps &&
 	    z->z_magic == SK_SLAB_MAGIC && (z->z_hflags & SK_ZF_HARDENED) &&
 	    hzone_of(z)->guarded && z->z_nmax > 0) {
-		char *last = z->z_baseptr +
-		    (size_t)(z->z_nmax - 1) * z->z_chunksize;
+		char *last =
+		    z->z_baseptr + (size_t)(z->z_nmax - 1) * z->z_chunksize;
 
 		return sk_fmt(buf, len,
 		    "slabkit: hardened: buffer overflow: access to guard page "

@@ -55,7 +55,7 @@ static inline bool
 large_on_heap(size_t bytes, size_t align)
 {
 	return !sk_opt.hardened && !sk_opt.track && bytes <= SK_PH_MAX_RUN &&
-	    align <= SK_PH_MAX_RUN;
+	       align <= SK_PH_MAX_RUN;
 }
 
 /* Statistics and contents of a new block of usable bytes. */
