@@ -21,12 +21,37 @@
  *   zone are not neighbours in a predictable order.  A walk with such a
  *   stride visits every chunk once before it comes back to its start, so
  *   the kernel's "corrupted zone" test keeps its meaning.
- * - Guard pages.  The last page of every zone is PROT_NONE (zones stay
- *   ZoneSize-aligned; the zone serves fewer chunks), so running off the end
- *   of a zone faults instead of reaching the next zone's header.  Large
- *   blocks get a PROT_NONE page on each side; they are unmapped with the
- *   block.  The guards are address space, not memory: the type statistics
- *   count the block alone, sk_harden_counters() counts the guards.
+ * - Guard pages.  The last page of every zone is a guard (zones stay
+ *   ZoneSize-aligned; the zone serves fewer chunks), so running off the
+ *   end of a zone faults instead of reaching the next zone's header.  A
+ *   large block is a run of the page-run heap with a guard page before
+ *   and after it inside the run, and ends where its trailing guard starts
+ *   (right-aligned at the request's alignment: 16 bytes, the size's power
+ *   of two up to a page, or the alignment asked for; page multiples stay
+ *   page-aligned), so even a one-byte overflow faults; kfree seals the
+ *   whole run (every page a guard, its memory dropped) until a block takes
+ *   it again, so a touch after free faults too.  Guards are installed with
+ *   MADV_GUARD_INSTALL (Linux 6.13), which splits no mapping: 100,000 live
+ *   blocks cost a few dozen mappings, not two each (vm.max_map_count is
+ *   65530 by default).  Where the kernel lacks it (probed once), guards
+ *   are mprotect'ed, large blocks are mapped alone as before, and the
+ *   guards may add at most half of vm.max_map_count mappings; past that
+ *   new zones and blocks get none (large ones come from the heap), which
+ *   is said once on stderr ("slabkit: hardened: guard pages cost ...")
+ *   and counted in guard_failures.  The guards are address space, not
+ *   memory: the type statistics count the block's pages, sk_harden_counters
+ *   counts the guards.
+ * - The fault handler.  With the first hardened zone or block, SIGSEGV
+ *   and SIGBUS get a handler (SA_SIGINFO | SA_ONSTACK) that looks the
+ *   address up without locks (page tags, the block registry, a ring of
+ *   recently freed blocks, the zone header) and, when it is a guard page
+ *   or a freed large block, writes one line with write(2): "slabkit:
+ *   hardened: buffer overflow: access to guard page ... after large block
+ *   ... (ptr ...)" or "... use after free: access to ... in large block
+ *   ..., freed already (ptr ...)".  It then restores the default action
+ *   and returns: the access faults again and the process dies of the
+ *   signal, as it would have without slabkit.  Other faults go to the
+ *   handler that was installed before.
  * - Canaries.  Every chunk ends with an 8-byte word derived from a
  *   per-process secret and the chunk's address.  A request is served from
  *   the smallest class that holds it plus the canary at the alignment the
@@ -44,8 +69,11 @@
  *   gets its "remote free" bit too, so the bitmaps alone make a second
  *   kfree (from any thread, whatever the program wrote into the chunk)
  *   panic "already free".  A mark in its first word (secret ^ address)
- *   is checked when it leaves.  The type statistics count it as freed at
- *   once.
+ *   is checked when it leaves, and every hardened allocation and free
+ *   checks the newest chunk of its shard's quarantine in full and one
+ *   more in turn (its mark), so a write through a pointer just freed (a
+ *   forged link, say) stops the next call, named after it ("malloc",
+ *   "free", "realloc").  The type statistics count it as freed at once.
  *
  * Who pays.  Hardened and tracked zones carry a z_hflags bit; with either
  * option on, sk_opt.debug is set, so kmalloc's fast paths (which test
@@ -59,9 +87,12 @@
  * Limits.  The XOR encoding resists blind overwrites, not an attacker who
  * can read a free chunk and knows what it points to.  Canaries catch
  * linear overflows that cross the end of the chunk, not a stray write
- * into another chunk.  The quarantine is per shard and bounded.  The large
- * block registry holds 2^18 blocks; beyond that blocks are served without
- * guards (counted).
+ * into another chunk.  The quarantine is per shard and bounded, and a
+ * read after free of a small chunk is not reported (it reads zeros).  The
+ * large block registry holds 2^18 blocks; beyond that blocks are served
+ * without guards (said once, counted in large_unguarded).  Blocks freed in
+ * interrupt context are not sealed.  Tracked blocks (track=) are mapped
+ * alone.
  */
 #define _GNU_SOURCE
 #include <errno.h>
