@@ -21,12 +21,37 @@
  *   zone are not neighbours in a predictable order.  A walk with such a
  *   stride visits every chunk once before it comes back to its start, so
  *   the kernel's "corrupted zone" test keeps its meaning.
- * - Guard pages.  The last page of every zone is PROT_NONE (zones stay
- *   ZoneSize-aligned; the zone serves fewer chunks), so running off the end
- *   of a zone faults instead of reaching the next zone's header.  Large
- *   blocks get a PROT_NONE page on each side; they are unmapped with the
- *   block.  The guards are address space, not memory: the type statistics
- *   count the block alone, sk_harden_counters() counts the guards.
+ * - Guard pages.  The last page of every zone is a guard (zones stay
+ *   ZoneSize-aligned; the zone serves fewer chunks), so running off the
+ *   end of a zone faults instead of reaching the next zone's header.  A
+ *   large block is a run of the page-run heap with a guard page before
+ *   and after it inside the run, and ends where its trailing guard starts
+ *   (right-aligned at the request's alignment: 16 bytes, the size's power
+ *   of two up to a page, or the alignment asked for; page multiples stay
+ *   page-aligned), so even a one-byte overflow faults; kfree seals the
+ *   whole run (every page a guard, its memory dropped) until a block takes
+ *   it again, so a touch after free faults too.  Guards are installed with
+ *   MADV_GUARD_INSTALL (Linux 6.13), which splits no mapping: 100,000 live
+ *   blocks cost a few dozen mappings, not two each (vm.max_map_count is
+ *   65530 by default).  Where the kernel lacks it (probed once), guards
+ *   are mprotect'ed, large blocks are mapped alone as before, and the
+ *   guards may add at most half of vm.max_map_count mappings; past that
+ *   new zones and blocks get none (large ones come from the heap), which
+ *   is said once on stderr ("slabkit: hardened: guard pages cost ...")
+ *   and counted in guard_failures.  The guards are address space, not
+ *   memory: the type statistics count the block's pages, sk_harden_counters
+ *   counts the guards.
+ * - The fault handler.  With the first hardened zone or block, SIGSEGV
+ *   and SIGBUS get a handler (SA_SIGINFO | SA_ONSTACK) that looks the
+ *   address up without locks (page tags, the block registry, a ring of
+ *   recently freed blocks, the zone header) and, when it is a guard page
+ *   or a freed large block, writes one line with write(2): "slabkit:
+ *   hardened: buffer overflow: access to guard page ... after large block
+ *   ... (ptr ...)" or "... use after free: access to ... in large block
+ *   ..., freed already (ptr ...)".  It then restores the default action
+ *   and returns: the access faults again and the process dies of the
+ *   signal, as it would have without slabkit.  Other faults go to the
+ *   handler that was installed before.
  * - Canaries.  Every chunk ends with an 8-byte word derived from a
  *   per-process secret and the chunk's address.  A request is served from
  *   the smallest class that holds it plus the canary at the alignment the
@@ -44,8 +69,11 @@
  *   gets its "remote free" bit too, so the bitmaps alone make a second
  *   kfree (from any thread, whatever the program wrote into the chunk)
  *   panic "already free".  A mark in its first word (secret ^ address)
- *   is checked when it leaves.  The type statistics count it as freed at
- *   once.
+ *   is checked when it leaves, and every hardened allocation and free
+ *   checks the newest chunk of its shard's quarantine in full and one
+ *   more in turn (its mark), so a write through a pointer just freed (a
+ *   forged link, say) stops the next call, named after it ("malloc",
+ *   "free", "realloc").  The type statistics count it as freed at once.
  *
  * Who pays.  Hardened and tracked zones carry a z_hflags bit; with either
  * option on, sk_opt.debug is set, so kmalloc's fast paths (which test
@@ -59,16 +87,21 @@
  * Limits.  The XOR encoding resists blind overwrites, not an attacker who
  * can read a free chunk and knows what it points to.  Canaries catch
  * linear overflows that cross the end of the chunk, not a stray write
- * into another chunk.  The quarantine is per shard and bounded.  The large
- * block registry holds 2^18 blocks; beyond that blocks are served without
- * guards (counted).
+ * into another chunk.  The quarantine is per shard and bounded, and a
+ * read after free of a small chunk is not reported (it reads zeros).  The
+ * large block registry holds 2^18 blocks; beyond that blocks are served
+ * without guards (said once, counted in large_unguarded).  Blocks freed in
+ * interrupt context are not sealed.  Tracked blocks (track=) are mapped
+ * alone.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #include "internal.h"
+#include "os/pageheap.h"
 #include "track.h"
 
 #define SK_QUARANTINE 64      /* chunks per shard */
@@ -87,6 +120,7 @@ struct sk_quarantine {
 	uint32_t count;
 	uint64_t entered; /* atomic (owner writes): chunks that came in */
 	uint64_t left;    /* atomic (owner writes): chunks that left */
+	uint32_t cursor;  /* rolling check: next slot (from head) */
 	struct sk_chunk *slot[SK_QUARANTINE];
 };
 
@@ -111,9 +145,18 @@ static uint64_t h_counter; /* atomic: zone key sequence */
 static pthread_once_t h_once = PTHREAD_ONCE_INIT;
 static int q_hook = -1; /* hook_data slot of the quarantine */
 static pthread_once_t q_once = PTHREAD_ONCE_INIT;
-static __thread int q_releasing; /* kfree of a chunk leaving */
+static __thread int q_releasing;         /* kfree of a chunk leaving */
+__thread const char *sk_harden_api;      /* the call allocating, if set */
+static __thread const char *h_alloc_api; /* the call allocating now */
 
 static struct sk_harden_counters h_cnt; /* atomic fields */
+
+#define GM_MADVISE 1 /* guards: MADV_GUARD_INSTALL */
+#define GM_PROTECT 2 /* guards: mprotect, within a budget */
+
+static int guard_mode(void);
+static bool guard_on(void *p, size_t n, long nmaps);
+static long h_gmaps; /* atomic: mappings the mprotect guards add */
 
 #define CNT_ADD(f, n) __atomic_fetch_add(&h_cnt.f, (n), __ATOMIC_RELAXED)
 
@@ -476,8 +519,12 @@ sk_harden_zone_retire(struct sk_slzone *z)
 {
 	if (z->z_hflags & SK_ZF_TRACKED)
 		track_reset((void *)sk_zone_base(z), sk_slab.zone_size);
-	if ((z->z_hflags & SK_ZF_HARDENED) && hzone_of(z)->guarded)
+	if ((z->z_hflags & SK_ZF_HARDENED) && hzone_of(z)->guarded) {
+		/* the guard stays: the zone is unmapped or set up again */
+		if (guard_mode() == GM_PROTECT)
+			__atomic_fetch_sub(&h_gmaps, 1, __ATOMIC_RELAXED);
 		CNT_ADD(guard_pages, -1);
+	}
 	z->z_hflags = 0;
 }
 
@@ -507,7 +554,7 @@ sk_harden_zone_setup(struct sk_slzone *z, bool fresh)
 		end -= ps;
 		if (!fresh) /* stale chunks: hardened zones start zeroed */
 			memset(hz, 0, (size_t)(end - (char *)hz));
-		hz->guarded = sk_os_protect_none(end, ps) == 0;
+		hz->guarded = guard_on(end, ps, 1);
 		if (hz->guarded)
 			CNT_ADD(guard_pages, 1);
 		else
@@ -530,6 +577,7 @@ sk_harden_zone_setup(struct sk_slzone *z, bool fresh)
 		hz->stride = s;
 		z->z_uindex = z->z_uendindex = (int32_t)((r >> 32) % n);
 		SK_STORE(&sk_harden_engaged, true);
+		sk_harden_fault_setup();
 		CNT_ADD(zones, 1);
 	}
 	z->z_hflags = hf;
@@ -704,7 +752,8 @@ sk_harden_chunk_taken(struct sk_slzone *z, struct sk_chunk *c, int flags)
 	if (z->z_hflags & SK_ZF_TRACKED)
 		track_alloc(c, size, hard || (flags & M_PASSIVE_ZERO));
 	if (hard && (off = raw_nonzero(c, sizeof(void *), size)) != 0)
-		write_after_free("kmalloc", c, off);
+		write_after_free(
+		    h_alloc_api != NULL ? h_alloc_api : "kmalloc", c, off);
 }
 
 void
@@ -803,6 +852,47 @@ quarantine_check(struct sk_chunk *c, const char *api)
 		write_after_free(api, c, off);
 }
 
+/*
+ * Look at the quarantine of the calling thread's shard on every hardened
+ * allocation and free: the newest chunk in full (mark and zero fill: a
+ * write through a pointer just freed, such as a forged link, is caught at
+ * the next call), and one more chunk in turn, its mark only, so every
+ * chunk's first word is looked at within SK_QUARANTINE calls.
+ */
+static void
+quarantine_scan(struct sk_quarantine *q, const char *api)
+{
+	struct sk_chunk *c;
+	struct sk_slzone *z;
+
+	if (q == NULL || q->count == 0)
+		return;
+	quarantine_check(
+	    q->slot[(q->head + q->count - 1) % SK_QUARANTINE], api);
+	if (q->cursor >= q->count)
+		q->cursor = 0;
+	c = q->slot[(q->head + q->cursor++) % SK_QUARANTINE];
+	z = sk_zone_at((uintptr_t)c);
+	if (word_get(c, (z->z_hflags & SK_ZF_TRACKED) != 0) != qmark_of(c))
+		write_after_free(api, c, 0);
+}
+
+void
+sk_harden_alloc_check(struct sk_shard *sh, struct malloc_type *type)
+{
+	int h = SK_LOAD(&q_hook);
+	const char *api = "kmalloc";
+
+	if (sk_harden_api != NULL)
+		api = sk_harden_api;
+	else if (&sk_malloc_dropin != NULL &&
+	         strcmp(type->ks_shortdesc, "malloc") == 0)
+		api = "malloc";
+	h_alloc_api = api;
+	if (h >= 0 && !sh->empty)
+		quarantine_scan(sh->hook_data[h], api);
+}
+
 bool
 sk_harden_quarantined(const void *c)
 {
@@ -871,6 +961,7 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 		track_free(c, size);
 	if ((q = quarantine_of(sh)) == NULL)
 		return c; /* no shard: no quarantine */
+	quarantine_scan(q, api);
 	quarantine_bit(c, true);
 	SK_OWNER_ADD(&q->entered, 1);
 	if (q->count < SK_QUARANTINE) {
@@ -888,21 +979,111 @@ sk_harden_chunk_free(struct sk_shard *sh, struct sk_slzone *z,
 }
 
 /* ------------------------------------------------------------------ */
+/* Guard pages: MADV_GUARD_INSTALL where the kernel has it (Linux 6.13:
+ * no mapping is split), else mprotect within a budget of mappings */
+
+static int h_gmode;      /* atomic: 0 unknown, GM_* */
+static long h_gbudget;   /* mappings the mprotect guards may add */
+static int h_gwarned;    /* atomic */
+static long h_map_limit; /* vm.max_map_count */
+
+static int
+guard_mode(void)
+{
+	int m = SK_LOAD_ACQ(&h_gmode);
+
+	if (SK_UNLIKELY(m == 0)) {
+		m = sk_os_guard_supported() ? GM_MADVISE : GM_PROTECT;
+		h_map_limit = sk_os_max_map_count();
+		h_gbudget = h_map_limit / 2;
+		SK_STORE_REL(&h_gmode, m);
+	}
+	return m;
+}
+
+/* Has the mprotect budget run out?  (Large blocks then come from the
+ * page-run heap, unguarded.) */
+static bool
+guard_budget_spent(void)
+{
+	return guard_mode() == GM_PROTECT &&
+	       SK_LOAD(&h_gmaps) + 2 > SK_LOAD(&h_gbudget);
+}
+
+static void
+guard_warn(void)
+{
+	if (__atomic_exchange_n(&h_gwarned, 1, __ATOMIC_RELAXED) == 0)
+		sk_warn("hardened",
+		    "guard pages cost %ld mappings, half of vm.max_map_count "
+		    "(%ld): new zones and large blocks are no longer guarded "
+		    "(counted in guard_failures; Linux 6.13 and later guard "
+		    "without mappings, MADV_GUARD_INSTALL)",
+		    SK_LOAD(&h_gmaps), h_map_limit);
+}
+
+/* Make [p, p + n) a guard; nmaps: the mappings an mprotect adds. */
+static bool
+guard_on(void *p, size_t n, long nmaps)
+{
+	if (n == 0)
+		return true;
+	if (guard_mode() == GM_MADVISE)
+		return sk_os_guard_install(p, n) == 0;
+	if (__atomic_add_fetch(&h_gmaps, nmaps, __ATOMIC_RELAXED) >
+	    SK_LOAD(&h_gbudget)) {
+		__atomic_fetch_sub(&h_gmaps, nmaps, __ATOMIC_RELAXED);
+		guard_warn();
+		return false;
+	}
+	if (sk_os_protect_none(p, n) == 0)
+		return true;
+	__atomic_fetch_sub(&h_gmaps, nmaps, __ATOMIC_RELAXED);
+	return false;
+}
+
+/* A guard goes (with madvise guards: made memory again; mprotect guards
+ * go with their mapping, the caller unmaps or keeps the zone). */
+static void
+guard_off(void *p, size_t n, long nmaps)
+{
+	if (n == 0)
+		return;
+	if (guard_mode() == GM_MADVISE)
+		sk_os_guard_remove(p, n);
+	else
+		__atomic_fetch_sub(&h_gmaps, nmaps, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
 /* Large blocks: a lock-free registry of guarded or tracked blocks */
 
 #define LR_BITS  18
 #define LR_SIZE  ((size_t)1 << LR_BITS)
 #define LR_TOMB  ((uintptr_t)1)
+#define LR_BUSY  ((uintptr_t)2)
 #define LR_GUARD 0x1
 #define LR_TRACK 0x2
+#define LR_HEAP  0x4
 
+/*
+ * A hardened block ends where its trailing guard starts (right-aligned
+ * at the alignment the request had, so an overflow of one byte faults):
+ * ptr is not page-aligned then.  The key is ptr's page, where the page
+ * tag is; base..base + len is what was mapped or taken from the heap.
+ */
 struct lr_entry {
-	uintptr_t key; /* atomic: block address; 0 empty, LR_TOMB gone */
-	uintptr_t val; /* atomic: LR_* flags */
+	uintptr_t key;  /* atomic: ptr's page; 0 empty, LR_TOMB gone */
+	uintptr_t ptr;  /* atomic: the block */
+	uintptr_t end;  /* atomic: its end (the trailing guard) */
+	uintptr_t base; /* atomic: the run or mapping */
+	uintptr_t len;
+	uintptr_t flags; /* atomic: LR_* */
 };
 
 static struct lr_entry *lr_table; /* atomic */
 static pthread_once_t lr_once = PTHREAD_ONCE_INIT;
+static int lr_warned; /* atomic */
 
 static void
 lr_init(void)
@@ -920,10 +1101,10 @@ lr_hash(uintptr_t p)
 }
 
 static bool
-lr_insert(uintptr_t p, uintptr_t val)
+lr_insert(const struct lr_entry *n)
 {
 	struct lr_entry *t;
-	size_t h = lr_hash(p);
+	size_t h = lr_hash(n->key);
 
 	pthread_once(&lr_once, lr_init);
 	if ((t = SK_LOAD_ACQ(&lr_table)) == NULL)
@@ -933,9 +1114,14 @@ lr_insert(uintptr_t p, uintptr_t val)
 		uintptr_t k = SK_LOAD(&e->key);
 
 		if ((k == 0 || k == LR_TOMB) &&
-		    __atomic_compare_exchange_n(&e->key, &k, p, false,
+		    __atomic_compare_exchange_n(&e->key, &k, LR_BUSY, false,
 		        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-			SK_STORE(&e->val, val);
+			SK_STORE(&e->ptr, n->ptr);
+			SK_STORE(&e->end, n->end);
+			SK_STORE(&e->base, n->base);
+			SK_STORE(&e->len, n->len);
+			SK_STORE(&e->flags, n->flags);
+			SK_STORE_REL(&e->key, n->key);
 			__atomic_fetch_add(
 			    &sk_harden_nlarge, 1, __ATOMIC_RELEASE);
 			return true;
@@ -944,31 +1130,87 @@ lr_insert(uintptr_t p, uintptr_t val)
 	return false;
 }
 
-/* Remove p; returns its flags, or 0 when p is not registered. */
-static uintptr_t
-lr_remove(uintptr_t p)
+/* The entry of the block whose first page is page, or NULL.  Lock-free
+ * and async-signal-safe (the fault handler uses it). */
+static struct lr_entry *
+lr_find(uintptr_t page)
 {
 	struct lr_entry *t = SK_LOAD_ACQ(&lr_table);
-	size_t h = lr_hash(p);
+	size_t h = lr_hash(page);
 
 	if (t == NULL)
-		return 0;
+		return NULL;
 	for (size_t i = 0; i < LR_SIZE; i++) {
 		struct lr_entry *e = &t[(h + i) & (LR_SIZE - 1)];
 		uintptr_t k = SK_LOAD_ACQ(&e->key);
 
 		if (k == 0)
-			return 0;
-		if (k == p) {
-			uintptr_t v = SK_LOAD(&e->val);
-
-			SK_STORE_REL(&e->key, LR_TOMB);
-			__atomic_fetch_sub(
-			    &sk_harden_nlarge, 1, __ATOMIC_RELAXED);
-			return v;
-		}
+			return NULL;
+		if (k == page)
+			return e;
 	}
-	return 0;
+	return NULL;
+}
+
+/* Remove the block at ptr into *out; false when it is not registered. */
+static bool
+lr_remove(uintptr_t ptr, struct lr_entry *out)
+{
+	uintptr_t page = ptr & ~(uintptr_t)(sk_slab.page_size - 1);
+	struct lr_entry *e = lr_find(page);
+
+	if (e == NULL || SK_LOAD(&e->ptr) != ptr)
+		return false;
+	out->ptr = SK_LOAD(&e->ptr);
+	out->end = SK_LOAD(&e->end);
+	out->base = SK_LOAD(&e->base);
+	out->len = SK_LOAD(&e->len);
+	out->flags = SK_LOAD(&e->flags);
+	SK_STORE_REL(&e->key, LR_TOMB);
+	__atomic_fetch_sub(&sk_harden_nlarge, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+bool
+sk_harden_large_start(uintptr_t p)
+{
+	uintptr_t page = p & ~(uintptr_t)(sk_slab.page_size - 1);
+	struct lr_entry *e = lr_find(page);
+
+	if (e != NULL)
+		return SK_LOAD(&e->ptr) == p;
+	return p == page;
+}
+
+size_t
+sk_harden_large_usable(const void *p, size_t bytes)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct lr_entry *e = lr_find(a & ~(uintptr_t)(sk_slab.page_size - 1));
+
+	if (e == NULL || SK_LOAD(&e->ptr) != a)
+		return bytes;
+	return SK_LOAD(&e->end) - a;
+}
+
+/* Large blocks freed lately, for the fault handler's "use after free". */
+#define FR_SIZE 1024
+struct fr_entry {
+	uintptr_t ptr, base, len; /* atomic */
+};
+static struct fr_entry fr_ring[FR_SIZE];
+static unsigned long fr_next; /* atomic */
+
+static void
+fr_record(const struct lr_entry *e)
+{
+	unsigned long i =
+	    __atomic_fetch_add(&fr_next, 1, __ATOMIC_RELAXED) % FR_SIZE;
+
+	SK_STORE(&fr_ring[i].len, 0);
+	SK_STORE(&fr_ring[i].ptr, e->ptr);
+	SK_STORE(&fr_ring[i].base, e->base);
+	SK_STORE_REL(&fr_ring[i].len, e->len);
 }
 
 size_t
@@ -981,82 +1223,301 @@ sk_harden_large_extra(size_t align)
 	return (align > ps ? align : ps) + ps;
 }
 
-void *
-sk_harden_large_setup(void *base, size_t bytes, size_t align, size_t extra)
+bool
+sk_harden_large_heap(size_t total)
 {
-	size_t ps = sk_slab.page_size, lead = extra - ps;
-	char *p = (char *)base + (extra != 0 ? lead : 0);
-	uintptr_t flags = 0;
+	if (!sk_opt.hardened || sk_opt.track || total > SK_PH_MAX_RUN)
+		return false;
+	return guard_mode() == GM_MADVISE || guard_budget_spent();
+}
 
-	(void)align;
+void *
+sk_harden_large_setup(void *base, size_t size, size_t bytes, size_t align,
+    size_t extra, bool heap, size_t *usable, bool *zeroed)
+{
+	size_t ps = sk_slab.page_size, lead = extra != 0 ? extra - ps : 0;
+	struct lr_entry e = {0};
+	char *b = (char *)base + lead, *end = b + bytes;
+	uintptr_t q = (uintptr_t)b;
+
+	e.base = (uintptr_t)base;
+	e.len = bytes + extra;
+	e.flags = heap ? LR_HEAP : 0;
 	if (extra != 0) {
-		if (lead > ps)
+		/* right-aligned at the request's alignment: 16 bytes or the
+		 * size's power of two, up to a page, or the one asked for */
+		size_t a = size & -size;
+
+		if (a > ps)
+			a = ps;
+		if (a < 16)
+			a = 16;
+		if (align > a)
+			a = align;
+		if (a < ps)
+			q = (uintptr_t)end - ((size + a - 1) & ~(a - 1));
+		if (heap) {
+			/* the run may hold guards of blocks freed before */
+			if (guard_mode() == GM_MADVISE)
+				sk_os_guard_remove(base, bytes + extra);
+		} else if (lead > ps) {
 			sk_os_unmap(base, lead - ps);
-		if (sk_os_protect_none(p - ps, ps) != 0 ||
-		    sk_os_protect_none(p + bytes, ps) != 0)
+			e.base = (uintptr_t)(b - ps);
+			e.len = bytes + 2 * ps;
+			lead = ps;
+		}
+		if ((!heap || guard_mode() == GM_MADVISE) &&
+		    guard_on((void *)e.base, lead, 1)) {
+			if (guard_on(end, ps, 1)) {
+				e.flags |= LR_GUARD;
+				CNT_ADD(guard_pages, 2);
+			} else {
+				guard_off((void *)e.base, lead, 1);
+			}
+		}
+		if (!(e.flags & LR_GUARD)) {
+			if (guard_mode() == GM_PROTECT)
+				guard_warn();
 			CNT_ADD(guard_failures, 1);
-		else
-			CNT_ADD(guard_pages, 2);
-		flags |= LR_GUARD;
+		}
 		SK_STORE(&sk_harden_engaged, true);
+		sk_harden_fault_setup();
 	}
 	if (sk_opt.track != 0) {
-		flags |= LR_TRACK;
+		e.flags |= LR_TRACK;
 		SK_STORE(&sk_track_engaged, true);
 	}
-	if (flags == 0)
-		return p;
-	if (!lr_insert((uintptr_t)p, flags)) {
-		/* registry full: serve the block unguarded, untracked */
-		if (flags & LR_GUARD) {
-			sk_os_unmap(p - ps, ps);
-			sk_os_unmap(p + bytes, ps);
-		}
-		CNT_ADD(large_unguarded, 1);
-		return p;
+	e.key = (uintptr_t)b;
+	e.ptr = q;
+	e.end = (uintptr_t)end;
+	*usable = (uintptr_t)end - q;
+	if (lr_insert(&e)) {
+		if (e.flags & LR_TRACK)
+			track_alloc((void *)q, *usable, true);
+		return (void *)q;
 	}
-	if (flags & LR_TRACK)
-		track_alloc(p, bytes, true);
-	return p;
+	/* registry full: a plain block, said once */
+	if (__atomic_exchange_n(&lr_warned, 1, __ATOMIC_RELAXED) == 0)
+		sk_warn("hardened",
+		    "%zu large blocks are registered, the most the registry "
+		    "holds: new large blocks get no guard pages (counted in "
+		    "large_unguarded)",
+		    (size_t)LR_SIZE);
+	CNT_ADD(large_unguarded, 1);
+	if (e.flags & LR_GUARD) {
+		guard_off((void *)e.base, lead, 1);
+		guard_off(end, ps, 1);
+		CNT_ADD(guard_pages, -2);
+	}
+	*usable = bytes;
+	if (heap) {
+		int why;
+
+		sk_ph_free(base, (bytes + extra) >> sk_slab.page_shift);
+		return sk_ph_alloc(
+		    bytes >> sk_slab.page_shift, ps, zeroed, &why);
+	}
+	if (e.flags & LR_GUARD) {
+		sk_os_unmap((void *)e.base, lead);
+		sk_os_unmap(end, ps);
+	}
+	return b;
 }
 
 bool
-sk_harden_large_free(struct sk_shard *sh, void *ptr, size_t bytes)
+sk_harden_large_free(struct sk_shard *sh, void **ptr, size_t *npages)
 {
 	size_t ps = sk_slab.page_size;
-	char *p = ptr;
-	uintptr_t flags = lr_remove((uintptr_t)p);
+	struct lr_entry e;
+	uintptr_t b = (uintptr_t)*ptr & ~(uintptr_t)(ps - 1);
+	size_t lead;
 
-	if (flags == 0)
+	if (!lr_remove((uintptr_t)*ptr, &e))
 		return false;
+	lead = b - e.base;
 #if SK_TRACK_HAVE_VALGRIND
-	if ((flags & LR_TRACK) && track_valgrind()) {
+	if ((e.flags & LR_TRACK) && track_valgrind()) {
 		/* (ASan: nothing; the pages go away and a late touch faults.
 		 * Poisoning them would leave stale shadow for the next
 		 * mapping at this address.) */
-		VALGRIND_FREELIKE_BLOCK(p, 0);
+		VALGRIND_FREELIKE_BLOCK(*ptr, 0);
 		/* the deferred-free queue keeps its record in the block */
-		VALGRIND_MAKE_MEM_DEFINED(p, sizeof(struct sk_slzone));
+		VALGRIND_MAKE_MEM_DEFINED((void *)b, sizeof(struct sk_slzone));
 	}
 #endif
-	if (!(flags & LR_GUARD))
-		return false;
-	if (SK_UNLIKELY(sk_tls_intr > 0) && !sh->empty) {
-		/* the block is queued (spec 1.6 step 2); its guards go now */
-		sk_os_unmap(p - ps, ps);
-		sk_os_unmap(p + bytes, ps);
+	if (e.flags & LR_GUARD)
 		CNT_ADD(guard_pages, -2);
+	if (SK_UNLIKELY(sk_tls_intr > 0) && !sh->empty) {
+		/* queued (spec 1.6 step 2) as a plain run; its guards go now */
+		if (e.flags & LR_GUARD) {
+			guard_off((void *)e.base, lead, 1);
+			guard_off((void *)e.end, ps, 1);
+		}
+		if (e.flags & LR_HEAP) {
+			*ptr = (void *)e.base;
+			*npages = e.len >> sk_slab.page_shift;
+			return false;
+		}
+		if (e.flags & LR_GUARD) {
+			sk_os_unmap((void *)e.base, lead);
+			sk_os_unmap((void *)e.end, ps);
+		}
+		*ptr = (void *)b;
 		return false;
 	}
-	sk_os_unmap(p - ps, bytes + 2 * ps);
-	CNT_ADD(guard_pages, -2);
+	if (e.flags & LR_HEAP) {
+		/* sealed: every page faults until a block takes it again */
+		if ((e.flags & LR_GUARD) &&
+		    sk_os_guard_install((void *)e.base, e.len) == 0)
+			fr_record(&e);
+		sk_ph_free((void *)e.base, e.len >> sk_slab.page_shift);
+		return true;
+	}
+	if (!(e.flags & LR_GUARD)) {
+		*ptr = (void *)b; /* tracked only: mapped alone, plain */
+		return false;
+	}
+	guard_off((void *)e.base, lead, 1);
+	guard_off((void *)e.end, ps, 1);
+	sk_os_unmap((void *)e.base, e.len);
+	fr_record(&e);
 	return true;
 }
 
-void
-sk_harden_large_unmap(void *p, size_t bytes)
+/* ------------------------------------------------------------------ */
+/* The fault handler: names a touch of a guard page or of a freed large
+ * block before the process dies of the signal */
+
+static struct sigaction h_old_segv, h_old_bus;
+static pthread_once_t h_fault_once = PTHREAD_ONCE_INIT;
+
+/*
+ * What slabkit knows about address a, as one line in buf; 0 when a is
+ * none of its guards or freed blocks.  Async-signal-safe: page tags, the
+ * registry and the ring are read without locks, sk_fmt does not allocate.
+ */
+static size_t
+fault_describe(uintptr_t a, char *buf, size_t len)
 {
-	if (SK_LOAD(&sk_harden_nlarge) == 0 ||
-	    !sk_harden_large_free(sk_tls_shard, p, bytes))
-		sk_os_unmap(p, bytes);
+	uintptr_t ps = sk_slab.page_size, page = a & ~(ps - 1);
+	uintptr_t zs = sk_slab.zone_size;
+	struct sk_slzone *z;
+	struct lr_entry *e;
+	int32_t t;
+
+	if (ps == 0)
+		return 0;
+	/* a trailing guard: the first tagged page below is a large block
+	 * whose end is this page */
+	for (uintptr_t k = 1; k <= ((uintptr_t)1 << 20) && k * ps <= page;
+	     k++) {
+		if ((t = sk_pagemap_get(page - k * ps)) == 0)
+			continue;
+		e = t == (int32_t)k ? lr_find(page - k * ps) : NULL;
+		if (e != NULL && SK_LOAD(&e->end) == page)
+			return sk_fmt(buf, len,
+			    "slabkit: hardened: buffer overflow: access to "
+			    "guard page %p after large block %p of %zu bytes "
+			    "(ptr %p)\n",
+			    (void *)a, (void *)SK_LOAD(&e->ptr),
+			    (size_t)(page - SK_LOAD(&e->ptr)),
+			    (void *)SK_LOAD(&e->ptr));
+		break;
+	}
+	/* a leading guard */
+	for (uintptr_t k = 1; k <= 4096; k++) {
+		if ((t = sk_pagemap_get(page + k * ps)) == 0)
+			continue;
+		e = t > 0 ? lr_find(page + k * ps) : NULL;
+		if (e != NULL && SK_LOAD(&e->base) <= a)
+			return sk_fmt(buf, len,
+			    "slabkit: hardened: buffer underflow: access to "
+			    "guard page %p before large block %p (ptr %p)\n",
+			    (void *)a, (void *)SK_LOAD(&e->ptr),
+			    (void *)SK_LOAD(&e->ptr));
+		break;
+	}
+	/* a large block freed lately, newest first */
+	for (unsigned long n = SK_LOAD(&fr_next), i = 0; i < FR_SIZE && i < n;
+	     i++) {
+		struct fr_entry *f = &fr_ring[(n - 1 - i) % FR_SIZE];
+		uintptr_t l = SK_LOAD_ACQ(&f->len), b = SK_LOAD(&f->base);
+
+		if (l != 0 && a >= b && a - b < l)
+			return sk_fmt(buf, len,
+			    "slabkit: hardened: use after free: access to %p "
+			    "in large block %p, freed already (ptr %p)\n",
+			    (void *)a, (void *)SK_LOAD(&f->ptr),
+			    (void *)SK_LOAD(&f->ptr));
+	}
+	/* the guard page at the end of a hardened zone */
+	z = sk_zone_at(a);
+	if (sk_pagemap_get((uintptr_t)z) < 0 &&
+	    a >= sk_zone_base(z) + zs - ps &&
+	    z->z_magic == SK_SLAB_MAGIC && (z->z_hflags & SK_ZF_HARDENED) &&
+	    hzone_of(z)->guarded && z->z_nmax > 0) {
+		char *last =
+		    z->z_baseptr + (size_t)(z->z_nmax - 1) * z->z_chunksize;
+
+		return sk_fmt(buf, len,
+		    "slabkit: hardened: buffer overflow: access to guard page "
+		    "%p at the end of zone %p, after chunk %p of %u bytes "
+		    "(ptr %p)\n",
+		    (void *)a, (void *)z, (void *)last, z->z_chunksize,
+		    (void *)last);
+	}
+	if (SK_LOAD(&sk_harden_engaged) && sk_ph_owns((void *)a))
+		return sk_fmt(buf, len,
+		    "slabkit: hardened: use after free: access to %p in freed "
+		    "pages of the large-block heap (ptr %p)\n",
+		    (void *)a, (void *)a);
+	return 0;
+}
+
+static void
+h_fault(int sig, siginfo_t *si, void *uc)
+{
+	struct sigaction *old = sig == SIGBUS ? &h_old_bus : &h_old_segv;
+	struct sigaction dfl;
+	char buf[320];
+	size_t n = fault_describe((uintptr_t)si->si_addr, buf, sizeof(buf));
+
+	if (n == 0) {
+		/* not ours: the handler that was there before */
+		if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction != NULL) {
+			old->sa_sigaction(sig, si, uc);
+			return;
+		}
+		if (!(old->sa_flags & SA_SIGINFO) &&
+		    old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+			old->sa_handler(sig);
+			return;
+		}
+	} else {
+		sk_os_write(2, buf, n < sizeof(buf) ? n : sizeof(buf) - 1);
+	}
+	/* die of the signal: the access faults again on return */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+}
+
+static void
+fault_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = h_fault;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &h_old_segv);
+	sigaction(SIGBUS, &sa, &h_old_bus);
+}
+
+void
+sk_harden_fault_setup(void)
+{
+	pthread_once(&h_fault_once, fault_install);
 }

@@ -633,20 +633,43 @@ int sk_harden_class(int zi, size_t size, size_t *chunk, size_t *align);
  * one leaving the quarantine, maybe another) or NULL. */
 struct sk_chunk *sk_harden_chunk_free(struct sk_shard *sh,
     struct sk_slzone *z, struct sk_chunk *c, long idx, const char *api);
+/* kmalloc_slow, hardened: look for writes into the shard's quarantine
+ * (panics "write after free detected", naming the program's call). */
+void sk_harden_alloc_check(struct sk_shard *sh, struct malloc_type *type);
+/* The malloc(3) function allocating in this thread, when not malloc. */
+extern __thread const char *sk_harden_api;
 /* Is c (a chunk of a hardened zone) in a quarantine now?  (Tests.) */
 bool sk_harden_quarantined(const void *c);
 /* block_size: usable bytes of a chunk of a hardened/tracked zone (panics
  * for a chunk in the quarantine). */
 size_t sk_harden_block_size(struct sk_slzone *z, const void *ptr,
     const char *api);
-/* kmalloc_large: extra bytes to map (guards), then place the block. */
+/*
+ * kmalloc_large: extra bytes to map or take from the page-run heap
+ * (guards); whether the heap serves total bytes; then place the block
+ * (its usable bytes end at the trailing guard).  NULL: no memory.
+ */
 size_t sk_harden_large_extra(size_t align);
-void *sk_harden_large_setup(void *base, size_t bytes, size_t align,
-    size_t extra);
-/* kfree_large: true when the block (and its guards) is gone already. */
-bool sk_harden_large_free(struct sk_shard *sh, void *p, size_t bytes);
-/* Unmap a large block that may be registered. */
-void sk_harden_large_unmap(void *p, size_t bytes);
+bool sk_harden_large_heap(size_t total);
+void *sk_harden_large_setup(void *base, size_t size, size_t bytes,
+    size_t align, size_t extra, bool heap, size_t *usable, bool *zeroed);
+/* kfree_large: true when harden.c released the block (and its guards);
+ * else *p and *npages say what to release or queue, as a plain block. */
+bool sk_harden_large_free(struct sk_shard *sh, void **p, size_t *npages);
+/* Is p (its page tagged > 0) the start of a large block?  Its usable
+ * bytes (bytes: the pages). */
+bool sk_harden_large_start(uintptr_t p);
+size_t sk_harden_large_usable(const void *p, size_t bytes);
+/* Install the fault handler of hardened mode (once). */
+void sk_harden_fault_setup(void);
+
+static inline bool
+sk_large_start(uintptr_t p)
+{
+	if (SK_UNLIKELY(SK_LOAD(&sk_harden_nlarge) != 0))
+		return sk_harden_large_start(p);
+	return (p & (sk_slab.page_size - 1)) == 0;
+}
 
 struct sk_chunk *sk_harden_link_get(struct sk_slzone *z,
     struct sk_chunk **slot, bool remote);

@@ -526,11 +526,13 @@ sk_km_limit_check(struct malloc_type *type, int flags)
 			if (flags & M_NULLOK)
 				return false;
 			sk_panic("kmalloc",
-			    "%s: malloc limit exceeded (%zu bytes in use, limit "
+			    "%s: malloc limit exceeded (%zu bytes in use, "
+			    "limit "
 			    "%zu bytes: by default 10%% of the usable memory, "
 			    "%zu MiB measured from RAM, cgroup and RLIMIT_AS; "
 			    "raise it with kmalloc_raise_limit() or "
-			    "SLABKIT_OPTIONS=memlimit=SIZE, or pass M_NULLOK to "
+			    "SLABKIT_OPTIONS=memlimit=SIZE, or pass M_NULLOK "
+			    "to "
 			    "get NULL instead)",
 			    type->ks_shortdesc, st.memuse,
 			    (size_t)SK_LOAD(&type->ks_limit), sk_slab.lim_mb);
@@ -635,9 +637,13 @@ block_size(const void *ptr, const char *api, bool *large)
 	*large = false;
 	if (tag >= 0) {
 		tag = sk_pagemap_get(p);
-		if (tag > 0 && (p & (sk_slab.page_size - 1)) == 0) {
+		if (tag > 0 && sk_large_start(p)) {
+			size_t bytes = (size_t)tag << sk_slab.page_shift;
+
 			*large = true;
-			return (size_t)tag << sk_slab.page_shift;
+			if (SK_UNLIKELY(SK_LOAD(&sk_harden_nlarge) != 0))
+				return sk_harden_large_usable(ptr, bytes);
+			return bytes;
 		}
 		sk_km_bad_pointer(ptr, api);
 	}
@@ -680,7 +686,7 @@ sk_kmalloc_owns(const void *ptr)
 	if (tag < 0)
 		return 1;
 	tag = sk_pagemap_get(p);
-	return tag > 0 && (p & (sk_slab.page_size - 1)) == 0 ? 2 : 0;
+	return tag > 0 && sk_large_start(p) ? 2 : 0;
 }
 
 /* The class of a zone size (size < ZoneLimit). */
@@ -761,7 +767,7 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 				if (slack && size > osize &&
 				    size + size / 4 > size)
 					size = (size + size / 4 + 15) &
-					    ~(size_t)15;
+					       ~(size_t)15;
 				n = sk_kmalloc(size, type, flags);
 				if (n == NULL)
 					return NULL;
@@ -777,7 +783,10 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 	if (large) {
 		size_t ps = sk_slab.page_size;
 
-		if (((size + ps - 1) & ~(ps - 1)) == osize && size + ps > size)
+		/* (a hardened block ends at its guard page: osize may be
+		 * less than the pages) */
+		if (((size + ps - 1) & ~(ps - 1)) == osize &&
+		    size + ps > size && size <= osize)
 			return ptr;
 		if (slack && size <= osize &&
 		    ((size + size / 4 + ps - 1) & ~(ps - 1)) >= osize)
@@ -800,7 +809,10 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 		if (slack && size > osize && size + size / 4 > size)
 			size = (size + size / 4 + 15) & ~(size_t)15;
 	}
+	if (SK_UNLIKELY(sk_opt.hardened))
+		sk_harden_api = api; /* its checks name the program's call */
 	n = sk_kmalloc(size, type, flags);
+	sk_harden_api = NULL;
 	if (n == NULL)
 		return NULL;
 	memcpy(n, ptr, size < osize ? size : osize);

@@ -55,43 +55,15 @@ static inline bool
 large_on_heap(size_t bytes, size_t align)
 {
 	return !sk_opt.hardened && !sk_opt.track && bytes <= SK_PH_MAX_RUN &&
-	    align <= SK_PH_MAX_RUN;
+	       align <= SK_PH_MAX_RUN;
 }
 
-void *
-sk_km_large(struct sk_shard *sh, size_t size, size_t align,
-    struct malloc_type *type, int flags)
+/* Statistics and contents of a new block of usable bytes. */
+static void *
+large_finish(struct sk_shard *sh, void *p, size_t bytes, size_t usable,
+    bool zeroed, struct malloc_type *type, int flags)
 {
-	size_t ps = sk_slab.page_size;
-	size_t bytes = (size + ps - 1) & ~(ps - 1);
-	size_t npages = bytes >> sk_slab.page_shift;
-	size_t guards = 0;
-	bool zeroed = true, heap;
-	void *p;
-
-	if (bytes < size || npages > INT32_MAX) {
-		if (flags & M_NULLOK)
-			return NULL;
-		sk_panic("kmalloc", "%s: size %zu too large",
-		    type->ks_shortdesc, size);
-	}
-	heap = large_on_heap(bytes, align);
-	if (SK_UNLIKELY(sk_opt.hardened))
-		guards = sk_harden_large_extra(align);
-	p = sk_km_backend(sh, bytes + guards, align > ps ? align : ps, flags,
-	    heap ? SK_KM_HEAP : SK_KM_MAP, &zeroed);
-	if (p == NULL)
-		return NULL;
-	if (SK_UNLIKELY(!heap && (sk_opt.hardened || sk_opt.track)))
-		p = sk_harden_large_setup(p, bytes, align, guards);
-	if (sk_pagemap_set((uintptr_t)p, (int32_t)npages) != 0) {
-		if (heap)
-			sk_ph_free(p, npages);
-		else
-			sk_harden_large_unmap(p, bytes);
-		return NULL;
-	}
-	if (!heap)
+	if (!sk_ph_owns(p))
 		lone_count(bytes, 1);
 	sk_km_stats_alloc(type, sh, bytes);
 	{
@@ -101,11 +73,94 @@ sk_km_large(struct sk_shard *sh, size_t size, size_t align,
 	}
 	if (flags & M_ZERO) {
 		if (!zeroed)
-			memset(p, 0, bytes);
+			memset(p, 0, usable);
 	} else if (SK_UNLIKELY(sk_opt.pattern)) {
-		memset(p, 0xff, bytes);
+		memset(p, 0xff, usable);
 	}
 	return p;
+}
+
+/* Give a block's pages back (no statistics), or queue them in interrupt
+ * context (spec 1.6 step 2: no unmapping there). */
+static void
+large_release(struct sk_shard *sh, void *ptr, size_t npages)
+{
+	if (SK_UNLIKELY(SK_LOAD(&sk_harden_nlarge) != 0) &&
+	    sk_harden_large_free(sh, &ptr, &npages))
+		return; /* a guarded block, released with its guards */
+	if (SK_UNLIKELY(sk_tls_intr > 0) && !sh->empty) {
+		struct sk_slzone *z = ptr;
+
+		z->z_magic = SK_OVSZ_MAGIC;
+		z->z_nmax = (int32_t)npages;
+		z->z_next = sh->freeovzones;
+		sh->freeovzones = z;
+		sk_km_set_release(sh);
+		return;
+	}
+	if (sk_ph_owns(ptr))
+		sk_ph_free(ptr, npages);
+	else
+		sk_os_unmap(ptr, npages << sk_slab.page_shift);
+}
+
+/* A block of hardened or track mode: harden.c places it and its guards
+ * (right-aligned against the trailing guard in hardened mode). */
+static void *
+large_checked(struct sk_shard *sh, size_t size, size_t bytes, size_t align,
+    struct malloc_type *type, int flags)
+{
+	size_t ps = sk_slab.page_size, npages = bytes >> sk_slab.page_shift;
+	size_t extra = sk_harden_large_extra(align), usable = bytes;
+	bool zeroed = true, heap = sk_harden_large_heap(bytes + extra);
+	void *p;
+
+	p = sk_km_backend(sh, bytes + extra, align > ps ? align : ps, flags,
+	    heap ? SK_KM_HEAP : SK_KM_MAP, &zeroed);
+	if (p == NULL)
+		return NULL;
+	p = sk_harden_large_setup(
+	    p, size, bytes, align, extra, heap, &usable, &zeroed);
+	if (p == NULL)
+		return NULL;
+	if (sk_pagemap_set((uintptr_t)p, (int32_t)npages) != 0) {
+		large_release(sh, p, npages);
+		return NULL;
+	}
+	return large_finish(sh, p, bytes, usable, zeroed, type, flags);
+}
+
+void *
+sk_km_large(struct sk_shard *sh, size_t size, size_t align,
+    struct malloc_type *type, int flags)
+{
+	size_t ps = sk_slab.page_size;
+	size_t bytes = (size + ps - 1) & ~(ps - 1);
+	size_t npages = bytes >> sk_slab.page_shift;
+	bool zeroed = true, heap;
+	void *p;
+
+	if (bytes < size || npages > INT32_MAX) {
+		if (flags & M_NULLOK)
+			return NULL;
+		sk_panic("kmalloc", "%s: size %zu too large",
+		    type->ks_shortdesc, size);
+	}
+	if (SK_UNLIKELY(sk_opt.hardened || sk_opt.track))
+		return large_checked(sh, size, bytes, align, type, flags);
+	heap = large_on_heap(bytes, align);
+	p = sk_km_backend(sh, bytes, align > ps ? align : ps, flags,
+	    heap ? SK_KM_HEAP : SK_KM_MAP, &zeroed);
+	if (p == NULL)
+		return NULL;
+	if (sk_pagemap_set((uintptr_t)p, (int32_t)npages) != 0) {
+		if (heap)
+			sk_ph_free(p, npages);
+		else
+			sk_os_unmap(p, bytes);
+		return NULL;
+	}
+	return large_finish(sh, p, bytes, bytes, zeroed, type, flags);
 }
 
 void
@@ -124,24 +179,7 @@ sk_km_large_free(
 		for (int i = 0; i < 16; i++)
 			w[i] = 0xdeadc0de;
 	}
-	if (SK_UNLIKELY(SK_LOAD(&sk_harden_nlarge) != 0) &&
-	    sk_harden_large_free(sh, ptr, bytes))
-		return; /* a guarded block, unmapped with its guards */
-	if (SK_UNLIKELY(sk_tls_intr > 0) && !sh->empty) {
-		/* spec 1.6 step 2: no unmapping in interrupt context */
-		struct sk_slzone *z = ptr;
-
-		z->z_magic = SK_OVSZ_MAGIC;
-		z->z_nmax = npages;
-		z->z_next = sh->freeovzones;
-		sh->freeovzones = z;
-		sk_km_set_release(sh);
-		return;
-	}
-	if (sk_ph_owns(ptr))
-		sk_ph_free(ptr, (size_t)npages);
-	else
-		sk_os_unmap(ptr, bytes);
+	large_release(sh, ptr, (size_t)npages);
 }
 
 /*

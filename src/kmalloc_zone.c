@@ -796,8 +796,8 @@ sk_km_backend(struct sk_shard *sh, size_t size, size_t align, int flags,
 		if (kind == SK_KM_ZONE)
 			p = zone_map(zeroed, &why);
 		else if (kind == SK_KM_HEAP)
-			p = sk_ph_alloc(size >> sk_slab.page_shift, align,
-			    zeroed, &why);
+			p = sk_ph_alloc(
+			    size >> sk_slab.page_shift, align, zeroed, &why);
 		else
 			p = sk_os_map(size, align, &why);
 		if (SK_LIKELY(p != NULL))
@@ -866,8 +866,8 @@ zone_key(struct sk_shard *sh, struct sk_slzone *z)
 
 	if (SK_UNLIKELY(SK_LOAD(&zkey_secret) == 0))
 		SK_STORE(&zkey_secret, sk_os_random() | 1);
-	x = SK_LOAD(&zkey_secret) ^ ((uint64_t)(uintptr_t)z +
-				   0x9e3779b97f4a7c15ULL * ++sh->zkeyseq);
+	x = SK_LOAD(&zkey_secret) ^
+	    ((uint64_t)(uintptr_t)z + 0x9e3779b97f4a7c15ULL * ++sh->zkeyseq);
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
 	return (uintptr_t)((x ^ (x >> 31)) | 1);
@@ -1130,7 +1130,8 @@ sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 	if ((flags & (M_RNOWAIT | M_WAITOK)) == 0)
 		sk_panic("kmalloc",
 		    "bad flags %x: neither M_WAITOK nor M_RNOWAIT (M_NOWAIT, "
-		    "M_INTWAIT) given", (unsigned)flags);
+		    "M_INTWAIT) given",
+		    (unsigned)flags);
 	sh = sk_shard_get();
 	sk_km_stats_calls(type, sh); /* spec 1.4 step 1: before any failure */
 	size = sk_km_round_flags(size, &flags);
@@ -1149,6 +1150,8 @@ sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 			return NULL;
 		sk_panic("kmalloc", "cannot create a shard");
 	}
+	if (SK_UNLIKELY(sk_opt.hardened))
+		sk_harden_alloc_check(sh, type);
 	if (size >= sk_slab.zone_limit ||
 	    ((size & (sk_slab.page_size - 1)) == 0 &&
 	        size > 2 * sk_slab.page_size))
@@ -1265,8 +1268,9 @@ sk_km_bad_pointer(const void *ptr, const char *api)
 {
 	/* the page-run heap knows the pages of large blocks it took back */
 	if (sk_ph_is_free(ptr))
-		sk_panic(api, "memory block %p is already free! (double free "
-			      "of a large block, ptr %p)",
+		sk_panic(api,
+		    "memory block %p is already free! (double free "
+		    "of a large block, ptr %p)",
 		    ptr, ptr);
 	sk_panic(api, "pointer was not allocated by slabkit (ptr %p)", ptr);
 }
@@ -1317,7 +1321,7 @@ sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 	if (tag >= 0) {
 		/* not a zone: a large block starts on a tagged page */
 		tag = sk_pagemap_get(p);
-		if (tag > 0 && (p & (sk_slab.page_size - 1)) == 0) {
+		if (tag > 0 && sk_large_start(p)) {
 			sk_km_large_free(sh, ptr, tag, type);
 			return;
 		}

@@ -319,6 +319,50 @@ sk_os_protect_none(void *addr, size_t size)
 	return mprotect(addr, size, PROT_NONE) == 0 ? 0 : -1;
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
+
+int
+sk_os_guard_install(void *addr, size_t size)
+{
+	return madvise(addr, size, MADV_GUARD_INSTALL) == 0 ? 0 : -1;
+}
+
+int
+sk_os_guard_remove(void *addr, size_t size)
+{
+	return madvise(addr, size, MADV_GUARD_REMOVE) == 0 ? 0 : -1;
+}
+
+/* Probed once: a guard installed in a scratch page must fault-proof
+ * nothing else and come off again. */
+bool
+sk_os_guard_supported(void)
+{
+	static int known; /* atomic: 0 unknown, 1 yes, 2 no */
+	int k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
+	size_t ps = sk_os_page_size();
+	void *p;
+
+	if (k != 0)
+		return k == 1;
+	k = 2;
+	p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p != MAP_FAILED) {
+		if (sk_os_guard_install(p, ps) == 0 &&
+		    sk_os_guard_remove(p, ps) == 0)
+			k = 1;
+		munmap(p, 2 * ps);
+	}
+	__atomic_store_n(&known, k, __ATOMIC_RELEASE);
+	return k == 1;
+}
+
 /* Read a small file into buf (NUL-terminated); returns length or -1. */
 static ssize_t
 os_read_file(const char *path, char *buf, size_t len)
@@ -373,6 +417,18 @@ os_cgroup_limit(void)
 			return v;
 	}
 	return 0;
+}
+
+long
+sk_os_max_map_count(void)
+{
+	char val[32];
+	long v;
+
+	if (os_read_file("/proc/sys/vm/max_map_count", val, sizeof(val)) <= 0)
+		return 65530;
+	v = strtol(val, NULL, 10);
+	return v > 0 ? v : 65530;
 }
 
 size_t

@@ -19,6 +19,7 @@
 #ifndef SK_OS_H
 #define SK_OS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,19 @@ int sk_os_commit(void *addr, size_t size);
 
 /* Make part of a mapping inaccessible (guard pages).  0 or -1. */
 int sk_os_protect_none(void *addr, size_t size);
+
+/*
+ * Guard pages that split no mapping (Linux >= 6.13, MADV_GUARD_INSTALL):
+ * install makes [addr, addr + size) fault on access and drops its pages;
+ * remove makes it ordinary zero-filled memory again.  0, or -1 where the
+ * kernel lacks them (sk_os_guard_supported says so once).
+ */
+int sk_os_guard_install(void *addr, size_t size);
+int sk_os_guard_remove(void *addr, size_t size);
+bool sk_os_guard_supported(void);
+
+/* vm.max_map_count: the mappings a process may have (65530 if unknown). */
+long sk_os_max_map_count(void);
 
 /* Usable memory in MiB: min(RAM, cgroup memory.max, RLIMIT_AS). */
 size_t sk_os_usable_memory_mb(void);

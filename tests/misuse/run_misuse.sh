@@ -10,7 +10,8 @@
 #   --expect abort        death by SIGABRT after a line on stderr
 #                         "slabkit: FUNC: ...WHAT... ptr 0x<hex>..."
 #   --expect exit         exit status 0 and "misuse: MARKER" on stdout
-#   --expect signal       death by signal SIG (e.g. SEGV), no "survived"
+#   --expect signal       death by signal SIG (e.g. SEGV), no "survived";
+#                         with --func, after a line on stderr as for abort
 #   --func FUNC           the function the message must name (an ERE
 #                         alternation such as "malloc|free" is allowed)
 #   --what TEXT           text the message must contain (fixed string)
@@ -126,6 +127,13 @@ signal)
 			fail="expected SIG$sig, got: $outcome"
 		elif [ "$survived" -ne 0 ]; then
 			fail="the bad call returned"
+		elif [ -n "$func" ] &&
+		    ! grep -Eq "^slabkit: ($func): " "$tmp/err"; then
+			fail="no \"slabkit: $func: \" message"
+		elif [ -n "$func" ] && ! grep -E "^slabkit: ($func): " \
+		    "$tmp/err" | grep -F -- "$what" |
+		    grep -Eq 'ptr 0x[0-9a-f]+'; then
+			fail="message lacks \"$what\" or \"ptr 0x...\""
 		fi
 	fi
 	;;
