@@ -108,6 +108,68 @@ size_t sk_vfmt(char *buf, size_t len, const char *fmt, va_list ap);
 size_t sk_fmt(char *buf, size_t len, const char *fmt, ...);
 
 /* ------------------------------------------------------------------ */
+/* lock.c: the allocator's own mutexes */
+
+/*
+ * The locks of the shard list, the page-run heap, the zone arena and the
+ * malloc types: a futex mutex whose lock word is the holder's id, so that
+ * taking the lock and recording who holds it are one compare-and-swap.  A
+ * thread asking again for a lock it holds can only be a signal handler
+ * that allocates after interrupting an allocation of its own thread
+ * (unsupported, as in glibc): it would wait for itself forever, so the
+ * slow path aborts instead, naming the lock.  Only slow paths lock; the
+ * fast paths take no lock and carry none of this.  Acquire and release
+ * atomics order the data under the lock (ThreadSanitizer follows them).
+ * A forked child's thread keeps its id, so the fork handlers lock before
+ * fork and unlock on both sides as with any mutex.
+ */
+#define SK_MUTEX_WAITERS 0x80000000u /* word: someone sleeps */
+#define SK_MUTEX_ID      0x7fffffffu /* word: holder's id; 0 free */
+
+struct sk_mutex {
+	uint32_t word;    /* atomic: holder id | SK_MUTEX_WAITERS, 0 free */
+	const char *name; /* "page-run heap": the abort names the lock */
+};
+#define SK_MUTEX_INITIALIZER(lockname)                                         \
+	{                                                                      \
+		0, (lockname)                                                  \
+	}
+
+extern __thread uint32_t sk_tls_lockid; /* this thread's id; 0: none yet */
+uint32_t sk_mutex_id_slow(void);
+void sk_mutex_lock_slow(struct sk_mutex *m, uint32_t id);
+void sk_mutex_wake(struct sk_mutex *m);
+
+static inline void
+sk_mutex_lock(struct sk_mutex *m)
+{
+	uint32_t id = sk_tls_lockid, free = 0;
+
+	if (SK_UNLIKELY(id == 0))
+		id = sk_mutex_id_slow();
+	if (SK_UNLIKELY(!__atomic_compare_exchange_n(&m->word, &free, id, false,
+	        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
+		sk_mutex_lock_slow(m, id);
+}
+
+static inline void
+sk_mutex_unlock(struct sk_mutex *m)
+{
+	if (SK_UNLIKELY(__atomic_exchange_n(&m->word, 0u, __ATOMIC_RELEASE) &
+	                SK_MUTEX_WAITERS))
+		sk_mutex_wake(m);
+}
+
+/*
+ * A condition to wait for under an sk_mutex: *seq is bumped (under the
+ * mutex) by sk_mutex_signal.  sk_mutex_wait releases m, sleeps until the
+ * next signal or ms milliseconds (< 0: no limit), and takes m again; the
+ * caller checks its condition again, as with pthread_cond_wait.
+ */
+void sk_mutex_wait(struct sk_mutex *m, uint32_t *seq, long ms);
+void sk_mutex_signal(uint32_t *seq);
+
+/* ------------------------------------------------------------------ */
 /* options.c: SLABKIT_OPTIONS */
 
 struct sk_options {

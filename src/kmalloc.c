@@ -69,7 +69,7 @@ SLABKIT_API MALLOC_DEFINE(M_DEVBUF, "devbuf", "device driver memory");
 SLABKIT_API MALLOC_DEFINE(M_TEMP, "temp", "misc temporary data buffers");
 MALLOC_DEFINE(M_SLABKIT, "slabkit", "slabkit's own metadata");
 
-static pthread_mutex_t types_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct sk_mutex types_mtx = SK_MUTEX_INITIALIZER("malloc types");
 struct malloc_type *sk_type_list;
 
 #define TYPE_REGISTERED 0x1
@@ -132,13 +132,13 @@ kmem_lim_size(void)
 void
 sk_types_lock(void)
 {
-	pthread_mutex_lock(&types_mtx);
+	sk_mutex_lock(&types_mtx);
 }
 
 void
 sk_types_unlock(void)
 {
-	pthread_mutex_unlock(&types_mtx);
+	sk_mutex_unlock(&types_mtx);
 }
 
 /* Slot arrays of destroyed types are kept for reuse, never unmapped: a
@@ -182,9 +182,9 @@ malloc_init(void *arg)
 
 	sk_init();
 	sk_km_type_check(type, "malloc_init");
-	pthread_mutex_lock(&types_mtx);
+	sk_mutex_lock(&types_mtx);
 	if (SK_LOAD(&type->ks_limit) != 0) {
-		pthread_mutex_unlock(&types_mtx);
+		sk_mutex_unlock(&types_mtx);
 		return;
 	}
 	if (type->ks_use == NULL || type->ks_use == &type->ks_use0) {
@@ -202,7 +202,7 @@ malloc_init(void *arg)
 	}
 	/* spec 1.5: default limit is 10% of usable memory */
 	SK_STORE_REL(&type->ks_limit, sk_slab.lim_mb * 1024 * 1024 / 10);
-	pthread_mutex_unlock(&types_mtx);
+	sk_mutex_unlock(&types_mtx);
 }
 
 static void
@@ -211,7 +211,7 @@ type_uninit(struct malloc_type *type, bool report)
 	struct kmalloc_type_stats st;
 
 	sk_km_type_check(type, "malloc_uninit");
-	pthread_mutex_lock(&types_mtx);
+	sk_mutex_lock(&types_mtx);
 	if (type->ks_state & TYPE_REGISTERED) {
 		struct malloc_type **pp = &sk_type_list;
 
@@ -222,7 +222,7 @@ type_uninit(struct malloc_type *type, bool report)
 		type->ks_next = NULL;
 		type->ks_state &= ~TYPE_REGISTERED;
 	}
-	pthread_mutex_unlock(&types_mtx);
+	sk_mutex_unlock(&types_mtx);
 	if (report) {
 		sk_type_sum(type, &st);
 		if (st.memuse != 0)
@@ -270,10 +270,10 @@ kmalloc_destroy(struct malloc_type **typep)
 	type_uninit(type, true);
 	u = type->ks_use;
 	if (u != NULL && u != &type->ks_use0) {
-		pthread_mutex_lock(&types_mtx);
+		sk_mutex_lock(&types_mtx);
 		if (use_pool_n < (int)(sizeof(use_pool) / sizeof(use_pool[0])))
 			use_pool[use_pool_n++] = u;
-		pthread_mutex_unlock(&types_mtx);
+		sk_mutex_unlock(&types_mtx);
 	}
 	type->ks_magic = 0;
 	sk_kfree(type, M_TEMP);

@@ -497,7 +497,7 @@ static size_t zarena_carved;   /* bytes handed out as zones, <= used */
 static bool zarena_full;       /* the next range is taken by someone */
 static uint32_t *zarena_stack; /* free zones: index << 1 | not zeroed */
 static size_t zarena_nstack;
-static pthread_mutex_t zarena_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sk_mutex zarena_lock = SK_MUTEX_INITIALIZER("zone arena");
 static size_t zones_outside; /* atomic: bytes of zones mapped alone */
 
 #define ZARENA_MAX  ((size_t)64 << 30)
@@ -570,13 +570,13 @@ sk_km_zone_init(void)
 static void
 zarena_prefork(void)
 {
-	pthread_mutex_lock(&zarena_lock);
+	sk_mutex_lock(&zarena_lock);
 }
 
 static void
 zarena_postfork(void)
 {
-	pthread_mutex_unlock(&zarena_lock);
+	sk_mutex_unlock(&zarena_lock);
 }
 
 /* Under zarena_lock: one more zone of arena space, or NULL. */
@@ -626,7 +626,7 @@ zone_map(bool *fresh, int *why)
 			*why = SK_OS_EXHAUSTED;
 			return NULL;
 		}
-		pthread_mutex_lock(&zarena_lock);
+		sk_mutex_lock(&zarena_lock);
 		if (zarena_nstack > 0) {
 			uint32_t e = zarena_stack[--zarena_nstack];
 
@@ -635,7 +635,7 @@ zone_map(bool *fresh, int *why)
 		} else {
 			z = zarena_carve();
 		}
-		pthread_mutex_unlock(&zarena_lock);
+		sk_mutex_unlock(&zarena_lock);
 		if (z != NULL)
 			return z;
 	}
@@ -657,9 +657,9 @@ zone_unmap(struct sk_slzone *z)
 
 		if (sk_os_decommit((void *)a, zs) != 0)
 			e |= 1; /* still holds old data */
-		pthread_mutex_lock(&zarena_lock);
+		sk_mutex_lock(&zarena_lock);
 		zarena_stack[zarena_nstack++] = e;
-		pthread_mutex_unlock(&zarena_lock);
+		sk_mutex_unlock(&zarena_lock);
 		return;
 	}
 	__atomic_fetch_sub(&zones_outside, zs, __ATOMIC_RELAXED);
@@ -1569,9 +1569,9 @@ sk_kmalloc_zone_totals(struct sk_zone_totals *t)
 	memset(t, 0, sizeof(*t));
 	sk_init();
 	t->arena_mapped = SK_LOAD(&sk_zarena_used);
-	pthread_mutex_lock(&zarena_lock);
+	sk_mutex_lock(&zarena_lock);
 	t->arena_decommitted = zarena_nstack * sk_slab.zone_size;
-	pthread_mutex_unlock(&zarena_lock);
+	sk_mutex_unlock(&zarena_lock);
 	t->outside_mapped = SK_LOAD(&zones_outside);
 	sk_shard_foreach(stat_free_zones, t);
 	t->free_zone_bytes = t->free_zones * sk_slab.zone_size;

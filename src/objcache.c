@@ -84,6 +84,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -909,7 +910,14 @@ objcache_reaper_set(int interval_ms)
 		pthread_join(reaper_tid, NULL);
 		reaper_running = false;
 	} else if (interval_ms > 0 && !reaper_running) {
+		sigset_t all, old;
+
+		/* the reaper frees under allocator locks: no signal of the
+		 * program's may run its handler there */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
 		rc = pthread_create(&reaper_tid, NULL, oc_reaper_main, NULL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		reaper_running = rc == 0;
 	}
 	pthread_mutex_unlock(&reaper_set_lock);

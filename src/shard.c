@@ -45,7 +45,7 @@ static struct sk_shard sk_shard_empty = {
 
 __thread struct sk_shard *sk_tls_shard = &sk_shard_empty;
 
-static pthread_mutex_t shard_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sk_mutex shard_lock = SK_MUTEX_INITIALIZER("shard list");
 static struct sk_shard *shard_all;	/* every shard, newest first */
 static struct sk_shard *shard_orphans;	/* parked shards */
 static int shard_next_id;		/* atomic reads */
@@ -62,21 +62,21 @@ sk_shard_register_exit_hook(void (*fn)(struct sk_shard *sh))
 {
 	int i;
 
-	pthread_mutex_lock(&shard_lock);
+	sk_mutex_lock(&shard_lock);
 	i = atomic_load(&exit_nhooks);
 	for (int j = 0; j < i; j++) {
 		if (exit_hooks[j] == fn) {
-			pthread_mutex_unlock(&shard_lock);
+			sk_mutex_unlock(&shard_lock);
 			return j;
 		}
 	}
 	if (i >= SK_MAX_EXIT_HOOKS) {
-		pthread_mutex_unlock(&shard_lock);
+		sk_mutex_unlock(&shard_lock);
 		sk_panic("sk_shard_register_exit_hook", "too many hooks");
 	}
 	exit_hooks[i] = fn;
 	atomic_store(&exit_nhooks, i + 1);
-	pthread_mutex_unlock(&shard_lock);
+	sk_mutex_unlock(&shard_lock);
 	return i;
 }
 
@@ -94,11 +94,11 @@ shard_thread_exit(void *arg)
 	sk_kmalloc_shard_exit(sh);
 	sh->exiting = false;
 	sk_tls_shard = &sk_shard_empty;
-	pthread_mutex_lock(&shard_lock);
+	sk_mutex_lock(&shard_lock);
 	sh->orphan = true;
 	sh->orphan_next = shard_orphans;
 	shard_orphans = sh;
-	pthread_mutex_unlock(&shard_lock);
+	sk_mutex_unlock(&shard_lock);
 }
 
 struct sk_shard *
@@ -111,21 +111,21 @@ sk_shard_get_slow(void)
 	sh = sk_tls_shard;
 	if (!sh->empty)
 		return sh;
-	pthread_mutex_lock(&shard_lock);
+	sk_mutex_lock(&shard_lock);
 	sh = shard_orphans;
 	if (sh != NULL) {
 		shard_orphans = sh->orphan_next;
 		sh->orphan_next = NULL;
 		sh->orphan = false;
-		pthread_mutex_unlock(&shard_lock);
+		sk_mutex_unlock(&shard_lock);
 	} else {
-		pthread_mutex_unlock(&shard_lock);
+		sk_mutex_unlock(&shard_lock);
 		sh = sk_os_map((sizeof(*sh) + sk_os_page_size() - 1) &
 			~(sk_os_page_size() - 1),
 		    sk_os_page_size(), &why);
 		if (sh == NULL)
 			return &sk_shard_empty; /* callers fail the allocation */
-		pthread_mutex_lock(&shard_lock);
+		sk_mutex_lock(&shard_lock);
 		sh->id = shard_next_id;
 		SK_STORE(&shard_next_id, shard_next_id + 1);
 		sh->slot = sh->id < SK_SLOT_SHARED ? sh->id : SK_SLOT_SHARED;
@@ -134,7 +134,7 @@ sk_shard_get_slow(void)
 		sk_kmalloc_shard_setup(sh);
 		sh->all_next = shard_all;
 		shard_all = sh;
-		pthread_mutex_unlock(&shard_lock);
+		sk_mutex_unlock(&shard_lock);
 	}
 	sk_tls_shard = sh;
 	if (shard_key_ok)
@@ -145,20 +145,20 @@ sk_shard_get_slow(void)
 void
 sk_shard_foreach(void (*fn)(struct sk_shard *sh, void *arg), void *arg)
 {
-	pthread_mutex_lock(&shard_lock);
+	sk_mutex_lock(&shard_lock);
 	for (struct sk_shard *sh = shard_all; sh != NULL; sh = sh->all_next)
 		fn(sh, arg);
-	pthread_mutex_unlock(&shard_lock);
+	sk_mutex_unlock(&shard_lock);
 }
 
 void
 sk_shard_foreach_orphan(void (*fn)(struct sk_shard *sh, void *arg), void *arg)
 {
-	pthread_mutex_lock(&shard_lock);
+	sk_mutex_lock(&shard_lock);
 	for (struct sk_shard *sh = shard_orphans; sh != NULL;
 	     sh = sh->orphan_next)
 		fn(sh, arg);
-	pthread_mutex_unlock(&shard_lock);
+	sk_mutex_unlock(&shard_lock);
 }
 
 int
@@ -171,13 +171,13 @@ static void
 shard_prefork(void)
 {
 	sk_types_lock();
-	pthread_mutex_lock(&shard_lock);
+	sk_mutex_lock(&shard_lock);
 }
 
 static void
 shard_postfork_parent(void)
 {
-	pthread_mutex_unlock(&shard_lock);
+	sk_mutex_unlock(&shard_lock);
 	sk_types_unlock();
 }
 
@@ -187,9 +187,9 @@ shard_postfork_child(void)
 	struct sk_shard *me = sk_tls_shard;
 
 	/* The forking thread holds both locks in the child too. */
-	pthread_mutex_unlock(&shard_lock);
+	sk_mutex_unlock(&shard_lock);
 	sk_types_unlock();
-	pthread_mutex_lock(&shard_lock);
+	sk_mutex_lock(&shard_lock);
 	/*
 	 * Threads other than this one do not exist in the child.  Their
 	 * shards may have been in the middle of a kmalloc or kfree when the
@@ -203,7 +203,7 @@ shard_postfork_child(void)
 			continue;
 		sh->orphan = true; /* not live, and not on the orphan list */
 	}
-	pthread_mutex_unlock(&shard_lock);
+	sk_mutex_unlock(&shard_lock);
 }
 
 void

@@ -17,9 +17,12 @@
  * is quiescent (at exit, or between phases), approximate while other
  * threads allocate.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -387,24 +390,140 @@ slabkit_stats_print(FILE *fp, int flags)
 	fflush(fp);
 }
 
+/*
+ * stats_file at exit.  The report must not become a way to write through
+ * someone's link or over someone's file (a setuid program ignores
+ * SLABKIT_OPTIONS, but a root shell with a stale option does not):
+ * - /dev/stdout, /dev/stderr and /dev/fd/N name this process's own
+ *   descriptors (they are links into /proc): the report goes to that
+ *   descriptor as it is, never truncated;
+ * - any other path is opened without following a link in its last
+ *   component (a link is refused) and without blocking (a FIFO with no
+ *   reader is refused at once);
+ * - a regular file is truncated only when this process's effective user
+ *   owns it (a new file is), else refused; a character device (/dev/null,
+ *   a terminal) is written as it is; anything else (FIFO, socket,
+ *   directory, block device) is refused.
+ * A refusal prints one line naming the path and the reason, and the report
+ * goes to stderr instead.  A failed write, flush or close is reported.
+ */
+static void
+stats_file_warn(const char *what, const char *why)
+{
+	char func[sizeof(sk_opt.stats_file) + 16];
+
+	sk_fmt(func, sizeof(func), "stats_file %s", sk_opt.stats_file);
+	sk_warn(func, "%s%s", what, why);
+}
+
+/* A refusal: the line says where the report goes instead. */
+static void
+stats_file_refuse(const char *what, const char *why)
+{
+	char line[160];
+
+	sk_fmt(line, sizeof(line), "%s%s; statistics go to stderr", what, why);
+	stats_file_warn(line, "");
+}
+
+static int
+stats_file_open(const char *path)
+{
+	struct stat st;
+	int fd, e, own = -1;
+
+	if (strcmp(path, "/dev/stdout") == 0)
+		own = 1;
+	else if (strcmp(path, "/dev/stderr") == 0)
+		own = 2;
+	else if (strncmp(path, "/dev/fd/", 8) == 0 && path[8] != '\0' &&
+	         strspn(path + 8, "0123456789") == strlen(path + 8))
+		own = atoi(path + 8);
+	if (own >= 0) {
+		if ((fd = dup(own)) < 0)
+			stats_file_refuse(
+			    "cannot use the descriptor: ", strerror(errno));
+		return fd;
+	}
+	fd = open(path,
+	    O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		e = errno;
+		if (e == ELOOP)
+			stats_file_refuse(
+			    "is a symbolic link", "; not followed");
+		else if (e == ENXIO)
+			stats_file_refuse("is a FIFO with no reader", "");
+		else
+			stats_file_refuse("cannot open: ", strerror(e));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0) {
+		stats_file_refuse("cannot fstat: ", strerror(errno));
+	} else if (S_ISREG(st.st_mode)) {
+		if (st.st_uid != geteuid()) {
+			char why[96];
+
+			sk_fmt(why, sizeof(why),
+			    " by uid %u, not by this process's user (uid %u)",
+			    (unsigned)st.st_uid, (unsigned)geteuid());
+			stats_file_refuse("is owned", why);
+		} else if (ftruncate(fd, 0) != 0) {
+			stats_file_refuse("cannot truncate: ", strerror(errno));
+		} else {
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+			return fd;
+		}
+	} else if (S_ISCHR(st.st_mode)) {
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		return fd;
+	} else {
+		stats_file_refuse("is not a regular file or a character device",
+		    S_ISFIFO(st.st_mode)   ? " (a FIFO)"
+		    : S_ISSOCK(st.st_mode) ? " (a socket)"
+		    : S_ISDIR(st.st_mode)  ? " (a directory)"
+		                           : "");
+	}
+	close(fd);
+	return -1;
+}
+
 void
 sk_stats_at_exit(void)
 {
 	FILE *fp = stderr;
-	bool close_it = false;
+	int fd, e;
 
-	if (sk_opt.stats_file[0] != '\0') {
-		FILE *f = fopen(sk_opt.stats_file, "w");
-
-		if (f != NULL) {
-			fp = f;
-			close_it = true;
-		} else {
-			sk_warn("stats", "cannot open %s; using stderr",
-			    sk_opt.stats_file);
-		}
+	if (sk_opt.stats_file[0] == '\0') {
+		slabkit_stats_print(
+		    fp, sk_opt.stats == 2 ? SLABKIT_STATS_JSON : 0);
+		return;
 	}
+	if (strcmp(sk_opt.stats_file, "/dev/stdout") == 0)
+		fflush(stdout); /* the program's output first */
+	fd = stats_file_open(sk_opt.stats_file);
+	if (fd >= 0 && (fp = fdopen(fd, "w")) == NULL) {
+		stats_file_refuse("cannot open a stream: ", strerror(errno));
+		close(fd);
+	}
+	if (fp == NULL || fd < 0) {
+		slabkit_stats_print(
+		    stderr, sk_opt.stats == 2 ? SLABKIT_STATS_JSON : 0);
+		return;
+	}
+	/* the printer flushes at its end: its errno is the likely cause */
+	errno = 0;
 	slabkit_stats_print(fp, sk_opt.stats == 2 ? SLABKIT_STATS_JSON : 0);
-	if (close_it)
-		fclose(fp);
+	e = errno;
+	errno = 0;
+	if (fflush(fp) != 0)
+		e = errno != 0 ? errno : EIO;
+	else if (!ferror(fp))
+		e = 0;
+	else if (e == 0)
+		e = EIO;
+	if (fclose(fp) != 0 && e == 0)
+		e = errno != 0 ? errno : EIO;
+	if (e != 0)
+		stats_file_warn("write failed: ", strerror(e));
 }

@@ -33,6 +33,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -64,13 +65,13 @@ struct ph_seg {
 	struct ph_page page[];
 };
 
-static pthread_mutex_t ph_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sk_mutex ph_lock = SK_MUTEX_INITIALIZER("page-run heap");
 /* One bit per SK_PH_SEGMENT of the 47-bit address space: set when a
  * segment is mapped there (segments are never unmapped), so that
  * sk_ph_owns is a lock-free bit test on every large kfree. */
 #define PH_SEGMAP_BITS	(((uintptr_t)1 << 47) / SK_PH_SEGMENT)
 static uint64_t ph_segmap[PH_SEGMAP_BITS / 64];	/* atomic */
-static pthread_cond_t ph_cond = PTHREAD_COND_INITIALIZER;
+static uint32_t ph_wake; /* sk_mutex_signal: the purger looks again */
 static struct ph_seg *ph_segs;
 static size_t ph_ps;
 static unsigned ph_shift;
@@ -260,13 +261,13 @@ sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why)
 		*why = SK_OS_EXHAUSTED;
 		return NULL;
 	}
-	pthread_mutex_lock(&ph_lock);
+	sk_mutex_lock(&ph_lock);
 	for (s = ph_segs; s != NULL; s = s->next)
 		if ((i = ph_find(s, npages, a, &at)) != 0)
 			break;
 	if (s == NULL) {
 		if ((s = ph_seg_new(why)) == NULL) {
-			pthread_mutex_unlock(&ph_lock);
+			sk_mutex_unlock(&ph_lock);
 			return NULL;
 		}
 		i = ph_find(s, npages, a, &at);
@@ -288,7 +289,7 @@ sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why)
 	ph_st.allocated += npages << ph_shift;
 	/* purged with MADV_FREE, pages may come back with old data */
 	*zeroed = !(tag & PF_DIRTY) && sk_opt.purge != 1;
-	pthread_mutex_unlock(&ph_lock);
+	sk_mutex_unlock(&ph_lock);
 	return ph_addr(s, at);
 }
 
@@ -373,7 +374,7 @@ sk_ph_free(void *p, size_t npages)
 	size_t i = ph_index(s, p);
 	bool start = false;
 
-	pthread_mutex_lock(&ph_lock);
+	sk_mutex_lock(&ph_lock);
 	ph_st.allocated -= npages << ph_shift;
 	ph_insert_free(s, i, npages, true, ph_now_ms());
 	if (ph_st.retained > sk_opt.retain_mb << 20)
@@ -386,19 +387,28 @@ sk_ph_free(void *p, size_t npages)
 		/* only an idle purger needs waking: a busy one looks again
 		 * by itself every purge_ms / 2 */
 		ph_thread_idle = false;
-		pthread_cond_signal(&ph_cond);
+		sk_mutex_signal(&ph_wake);
 	}
-	pthread_mutex_unlock(&ph_lock);
+	sk_mutex_unlock(&ph_lock);
 	if (start) {
 		pthread_t t;
 		pthread_attr_t at;
+		sigset_t all, old;
+		int rc;
 
+		/* the purger holds the lock while it purges: a signal handler
+		 * of the program that allocates must never run on it (it
+		 * would find the lock held by its own thread) */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &at, ph_thread, NULL) != 0) {
-			pthread_mutex_lock(&ph_lock);
+		rc = pthread_create(&t, &at, ph_thread, NULL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != 0) {
+			sk_mutex_lock(&ph_lock);
 			ph_thread_started = false;
-			pthread_mutex_unlock(&ph_lock);
+			sk_mutex_unlock(&ph_lock);
 		}
 		pthread_attr_destroy(&at);
 	}
@@ -409,25 +419,17 @@ static void *
 ph_thread(void *arg)
 {
 	(void)arg;
-	pthread_mutex_lock(&ph_lock);
+	sk_mutex_lock(&ph_lock);
 	for (;;) {
-		struct timespec ts;
 		long ms = sk_opt.purge_ms > 1 ? sk_opt.purge_ms / 2 : 1;
 
 		if (ph_st.retained == 0) {
 			ph_thread_idle = true;
-			pthread_cond_wait(&ph_cond, &ph_lock);
+			sk_mutex_wait(&ph_lock, &ph_wake, -1);
 			ph_thread_idle = false;
 			continue;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&ph_cond, &ph_lock, &ts);
+		sk_mutex_wait(&ph_lock, &ph_wake, ms);
 		if (sk_opt.purge_ms > 0)
 			ph_purge_locked(0, (uint32_t)sk_opt.purge_ms);
 	}
@@ -441,7 +443,7 @@ sk_ph_grow(void *p, size_t npages, size_t newpages, bool *zeroed)
 	size_t i = ph_index(s, p), j = i + npages, need = newpages - npages;
 	bool ok = false;
 
-	pthread_mutex_lock(&ph_lock);
+	sk_mutex_lock(&ph_lock);
 	if (j < s->npages && (s->page[j].tag & PF_FREE) &&
 	    (s->page[j].tag & PF_LEN) >= need) {
 		uint32_t tag = s->page[j].tag, stamp = s->page[j].stamp;
@@ -458,7 +460,7 @@ sk_ph_grow(void *p, size_t npages, size_t newpages, bool *zeroed)
 		*zeroed = !(tag & PF_DIRTY) && sk_opt.purge != 1;
 		ok = true;
 	}
-	pthread_mutex_unlock(&ph_lock);
+	sk_mutex_unlock(&ph_lock);
 	return ok;
 }
 
@@ -468,11 +470,11 @@ sk_ph_shrink(void *p, size_t npages, size_t newpages)
 	struct ph_seg *s = ph_seg_of(p);
 	size_t i = ph_index(s, p);
 
-	pthread_mutex_lock(&ph_lock);
+	sk_mutex_lock(&ph_lock);
 	ph_tag(s, i, newpages, 0);
 	ph_st.allocated -= (npages - newpages) << ph_shift;
 	ph_insert_free(s, i + newpages, npages - newpages, true, ph_now_ms());
-	pthread_mutex_unlock(&ph_lock);
+	sk_mutex_unlock(&ph_lock);
 }
 
 bool
@@ -495,7 +497,7 @@ sk_ph_is_free(const void *p)
 
 	if (((uintptr_t)p & (ph_ps - 1)) != 0 || !sk_ph_owns(p))
 		return false;
-	pthread_mutex_lock(&ph_lock);
+	sk_mutex_lock(&ph_lock);
 	{
 		size_t i = ph_index(s, p);
 
@@ -512,7 +514,7 @@ sk_ph_is_free(const void *p)
 			}
 		}
 	}
-	pthread_mutex_unlock(&ph_lock);
+	sk_mutex_unlock(&ph_lock);
 	return isfree;
 }
 
@@ -521,41 +523,52 @@ sk_ph_purge(bool all)
 {
 	size_t n;
 
-	pthread_mutex_lock(&ph_lock);
+	sk_mutex_lock(&ph_lock);
 	n = ph_purge_locked(0, all ? 0 : (uint32_t)sk_opt.purge_ms);
-	pthread_mutex_unlock(&ph_lock);
+	sk_mutex_unlock(&ph_lock);
 	return n;
 }
 
 void
 sk_ph_stats(struct sk_ph_stats *st)
 {
-	pthread_mutex_lock(&ph_lock);
+	sk_mutex_lock(&ph_lock);
 	*st = ph_st;
-	pthread_mutex_unlock(&ph_lock);
+	sk_mutex_unlock(&ph_lock);
+}
+
+void
+sk_ph_lock(void)
+{
+	sk_mutex_lock(&ph_lock);
+}
+
+void
+sk_ph_unlock(void)
+{
+	sk_mutex_unlock(&ph_lock);
 }
 
 static void
 ph_prefork(void)
 {
-	pthread_mutex_lock(&ph_lock);
+	sk_mutex_lock(&ph_lock);
 }
 
 static void
 ph_postfork_parent(void)
 {
-	pthread_mutex_unlock(&ph_lock);
+	sk_mutex_unlock(&ph_lock);
 }
 
 static void
 ph_postfork_child(void)
 {
-	/* the purge thread did not come along, and the condition variable
-	 * may hold its wait state: start both afresh */
+	/* the purge thread did not come along: start afresh */
 	ph_thread_started = false;
 	ph_thread_idle = false;
-	pthread_cond_init(&ph_cond, NULL);
-	pthread_mutex_unlock(&ph_lock);
+	SK_STORE(&ph_wake, 0u);
+	sk_mutex_unlock(&ph_lock);
 }
 
 void

@@ -58,4 +58,8 @@ struct sk_ph_stats {
 };
 void sk_ph_stats(struct sk_ph_stats *st);
 
+/* Hold and release the heap's lock (tests: re-entry is detected). */
+void sk_ph_lock(void);
+void sk_ph_unlock(void);
+
 #endif /* SK_PAGEHEAP_H */

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "default_mode.h"
 #include "harness.h"
 #include "internal.h"
 #include "os/pageheap.h"
@@ -1257,6 +1258,8 @@ TEST(options)
 int
 main(void)
 {
+	sk_t_default_mode("LIFO reuse, usable sizes, zone states, fill "
+	                  "patterns and SLAB_DEBUG checks of the default mode");
 	RUN(flags_values);
 	RUN(zeroing);
 	RUN(zero_reused_zone);

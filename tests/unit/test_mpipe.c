@@ -13,6 +13,7 @@
 #include <slabkit/compat/sys/mpipe.h>
 #include <slabkit/slabkit.h>
 
+#include "default_mode.h"
 #include "harness.h"
 #include "internal.h"
 
@@ -688,6 +689,7 @@ TEST(stats_in_slabkit_json)
 int
 main(void)
 {
+	sk_t_default_mode("M_ZERO cases check LIFO reuse of a freed buffer");
 	RUN(init_normalises);
 	RUN(init_preallocates_nnom);
 	RUN(guarantee_under_map_faults);

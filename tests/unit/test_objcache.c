@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "default_mode.h"
 #include "harness.h"
 #include "internal.h"
 
@@ -958,6 +959,7 @@ TEST(reaper_trims_idle_full_magazines)
 int
 main(void)
 {
+	sk_t_default_mode("the malloc backend case checks LIFO reuse");
 	RUN(sizing_formulas);
 	RUN(create_uses_sizing);
 	RUN(hot_path_reuses_without_ctor);

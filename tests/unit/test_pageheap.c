@@ -13,6 +13,7 @@
 #include <slabkit/control.h>
 #include <slabkit/kmalloc.h>
 
+#include "default_mode.h"
 #include "harness.h"
 #include "internal.h"
 #include "os/pageheap.h"
@@ -186,6 +187,8 @@ TEST(idle_purge)
 int
 main(void)
 {
+	sk_t_default_mode("large blocks come from the page-run heap only in "
+	                  "the default mode");
 	kfree(kmalloc(16, M_TEMP, M_WAITOK), M_TEMP); /* initialise */
 	ps = sk_os_page_size();
 	RUN(split_and_coalesce);

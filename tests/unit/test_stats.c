@@ -16,6 +16,7 @@
 #include <slabkit/kmalloc.h>
 #include <slabkit/stats.h>
 
+#include "default_mode.h"
 #include "harness.h"
 #include "internal.h"
 
@@ -303,6 +304,9 @@ TEST(report_while_threads_allocate)
 int
 main(void)
 {
+	sk_t_default_mode(
+	    "the size-class and retained tables describe the zone arena and "
+	    "the page-run heap of the default mode");
 	/* no purge thread between a free and the check that follows it */
 	setenv("SLABKIT_OPTIONS", "purge_ms=0", 1);
 	kfree(kmalloc(16, M_TEMP, M_WAITOK), M_TEMP);

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The allocator's own mutexes (struct sk_mutex in internal.h): the shard
+ * list, the page-run heap, the zone arena and the malloc types.
+ *
+ * Model.  The lock word holds the id of the thread that holds the lock
+ * (0 when free) and a bit that says someone sleeps on it (the futex
+ * mutex of Drepper's "Futexes Are Tricky", with the owner in the word).
+ * Taking the lock is one compare-and-swap from 0 to the caller's id,
+ * releasing it one exchange with 0 (and a wake when the bit was set).
+ *
+ * Re-entry.  Because the id is stored by the very instruction that takes
+ * the lock and cleared by the one that releases it, a thread that finds
+ * its own id in the word holds the lock, always: it was interrupted
+ * inside a critical section by a signal handler that now allocates (or a
+ * hook called under the lock allocates).  Waiting would never end, so it
+ * aborts with a message naming the lock, like glibc's abort on a
+ * re-entered malloc, instead of hanging.
+ *
+ * Ids are handed out from a counter on a thread's first lock, 31 bits,
+ * never 0; a forked child's thread keeps its id and new threads of the
+ * child continue the parent's counter, so ids stay unique in each
+ * process (until 2^31 threads have taken an allocator lock).  Errno is
+ * preserved: malloc must not change it when it succeeds.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+__thread uint32_t sk_tls_lockid;
+static uint32_t lock_next_id; /* atomic */
+
+uint32_t
+sk_mutex_id_slow(void)
+{
+	uint32_t id;
+
+	do
+		id = __atomic_add_fetch(&lock_next_id, 1, __ATOMIC_RELAXED) &
+		     SK_MUTEX_ID;
+	while (id == 0);
+	sk_tls_lockid = id;
+	return id;
+}
+
+static void
+futex_wait(uint32_t *word, uint32_t val, long ms)
+{
+	struct timespec ts, *tp = NULL;
+
+	if (ms >= 0) {
+		ts.tv_sec = ms / 1000;
+		ts.tv_nsec = (ms % 1000) * 1000000L;
+		tp = &ts;
+	}
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, tp, NULL, 0);
+}
+
+static void
+futex_wake(uint32_t *word, int n)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/*
+ * A thread found its own id in the word: it holds the lock it asks for.
+ * The drop-in names malloc, the library kmalloc: whichever call the
+ * handler made, that allocator was re-entered.
+ */
+static _Noreturn void
+mutex_reentered(const struct sk_mutex *m)
+{
+	sk_panic(&sk_malloc_dropin != NULL ? "malloc" : "kmalloc",
+	    "re-entered from a signal handler while this thread holds the "
+	    "%s lock (allocating in a signal handler that interrupted an "
+	    "allocation is not supported)",
+	    m->name);
+}
+
+void
+sk_mutex_lock_slow(struct sk_mutex *m, uint32_t id)
+{
+	int saved = errno;
+
+	for (;;) {
+		uint32_t v = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
+
+		if (v == 0) {
+			/* taken with the bit set: others may still sleep */
+			if (__atomic_compare_exchange_n(&m->word, &v,
+			        id | SK_MUTEX_WAITERS, false, __ATOMIC_ACQUIRE,
+			        __ATOMIC_RELAXED))
+				break;
+			continue;
+		}
+		if ((v & SK_MUTEX_ID) == id)
+			mutex_reentered(m);
+		if (!(v & SK_MUTEX_WAITERS)) {
+			if (!__atomic_compare_exchange_n(&m->word, &v,
+			        v | SK_MUTEX_WAITERS, false, __ATOMIC_RELAXED,
+			        __ATOMIC_RELAXED))
+				continue;
+			v |= SK_MUTEX_WAITERS;
+		}
+		futex_wait(&m->word, v, -1);
+	}
+	errno = saved;
+}
+
+void
+sk_mutex_wake(struct sk_mutex *m)
+{
+	int saved = errno;
+
+	futex_wake(&m->word, 1);
+	errno = saved;
+}
+
+void
+sk_mutex_wait(struct sk_mutex *m, uint32_t *seq, long ms)
+{
+	uint32_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
+	int saved = errno;
+
+	sk_mutex_unlock(m);
+	futex_wait(seq, s, ms);
+	sk_mutex_lock(m);
+	errno = saved;
+}
+
+void
+sk_mutex_signal(uint32_t *seq)
+{
+	int saved = errno;
+
+	__atomic_add_fetch(seq, 1, __ATOMIC_RELEASE);
+	futex_wake(seq, INT_MAX);
+	errno = saved;
+}
