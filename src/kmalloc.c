@@ -712,6 +712,10 @@ slack_keeps(size_t size, size_t osize)
 
 	if (size > osize)
 		return false;
+	/* hardened: the canary and power-of-two alignment can give a
+	 * growth twice what it asked for; keep down to half */
+	if (SK_UNLIKELY(sk_opt.hardened) && size >= osize / 2)
+		return true;
 	if (h >= sk_slab.zone_limit ||
 	    zone_size_index(h) >= zone_size_index(osize))
 		return true;

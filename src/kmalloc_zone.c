@@ -1155,7 +1155,8 @@ sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 	if (size >= sk_slab.zone_limit ||
 	    ((size & (sk_slab.page_size - 1)) == 0 &&
 	        size > 2 * sk_slab.page_size))
-		return sk_km_large(sh, size, 0, type, flags);
+		return sk_km_large(sh, size,
+		    (flags & M_CACHEALIGN) ? SK_CACHELINE : 0, type, flags);
 	chunk = size;
 	zi = sk_zoneindex(&chunk, &align);
 	if (zi < 0)

@@ -177,6 +177,15 @@ TEST(sizes_and_alignment)
 
 		CHECK_EQ((uintptr_t)p % 64, 0);
 		kfree(p, M_HARD);
+		/* a large block is right-aligned against its guard, still at
+		 * the cache line M_CACHEALIGN asks for (the fuzzer found
+		 * 16-byte alignment here) */
+		p = kmalloc(20000, M_HARD, M_WAITOK | M_CACHEALIGN);
+		CHECK_EQ((uintptr_t)p % 64, 0);
+		kfree(p, M_HARD);
+		p = kmalloc(40000 + 16, M_HARD, M_WAITOK | M_CACHEALIGN);
+		CHECK_EQ((uintptr_t)p % 64, 0);
+		kfree(p, M_HARD);
 		p = sk_kmalloc_aligned(300, 256, M_HARD, M_WAITOK);
 		CHECK_EQ((uintptr_t)p % 256, 0);
 		CHECK(kmalloc_usable_size(p) >= 300);
