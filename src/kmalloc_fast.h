@@ -60,37 +60,46 @@ sk_bit_offset(size_t b)
 }
 
 #if defined(__x86_64__) && !defined(SLABKIT_TSAN)
+/*
+ * The owner's bit operations load the 64-bit word, use the register forms
+ * of bts/btr/bt (one micro-op each; the memory forms with a register bit
+ * offset are microcoded and cost more than the load and store) and store
+ * it back.  The register forms take the bit number modulo 64.
+ */
+static inline uint64_t *
+sk_bit_word(const uint32_t *w, size_t b)
+{
+	return (uint64_t *)(uintptr_t)w + ((b >> 6) << 1);
+}
 /* Set bit b of an owner-only map; the bit's old value. */
 static inline bool
 sk_bit_set_old(uint32_t *w, size_t b)
 {
+	uint64_t *q = sk_bit_word(w, b), x = *q;
 	bool old;
 
-	__asm__("btsq %2, %1"
-		: "=@ccc"(old), "+m"(*(sk_bitmap_t *)(void *)w)
-		: "r"(sk_bit_offset(b)));
+	__asm__("btsq %2, %0" : "+r"(x), "=@ccc"(old) : "r"((uint64_t)b));
+	*q = x;
 	return old;
 }
 /* Clear bit b of an owner-only map; the bit's old value. */
 static inline bool
 sk_bit_clear_old(uint32_t *w, size_t b)
 {
+	uint64_t *q = sk_bit_word(w, b), x = *q;
 	bool old;
 
-	__asm__("btrq %2, %1"
-		: "=@ccc"(old), "+m"(*(sk_bitmap_t *)(void *)w)
-		: "r"(sk_bit_offset(b)));
+	__asm__("btrq %2, %0" : "+r"(x), "=@ccc"(old) : "r"((uint64_t)b));
+	*q = x;
 	return old;
 }
 static inline bool
 sk_bit_test(const uint32_t *w, size_t b)
 {
+	uint64_t x = *sk_bit_word(w, b);
 	bool v;
 
-	__asm__("btq %2, %1"
-		: "=@ccc"(v)
-		: "m"(*(const sk_bitmap_t *)(const void *)w),
-		"r"(sk_bit_offset(b)));
+	__asm__("btq %2, %1" : "=@ccc"(v) : "r"(x), "r"((uint64_t)b));
 	return v;
 }
 #else
