@@ -712,6 +712,8 @@ slack_keeps(size_t size, size_t osize)
 
 	if (size > osize)
 		return false;
+	if (h >= osize)
+		return true; /* the common case, without a class lookup */
 	/* hardened: the canary and power-of-two alignment can give a
 	 * growth twice what it asked for; keep down to half */
 	if (SK_UNLIKELY(sk_opt.hardened) && size >= osize / 2)
@@ -779,6 +781,25 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 				sk_kfree_api(ptr, type, api);
 				return n;
 			}
+		}
+	}
+	/*
+	 * Fast path for a large block that stays where it is: its page tag
+	 * (and no zone's around it), then the in-place rules below.
+	 */
+	if (SK_LIKELY(!sk_opt.debug && type->ks_magic == M_MAGIC &&
+	        ((uintptr_t)ptr & (sk_slab.page_size - 1)) == 0)) {
+		int32_t tag = sk_pagemap_get((uintptr_t)ptr);
+		size_t ps = sk_slab.page_size;
+
+		if (tag > 0 && sk_pagemap_get(sk_zone_base(ptr)) >= 0) {
+			osize = (size_t)tag << sk_slab.page_shift;
+			if ((((size + ps - 1) & ~(ps - 1)) == osize &&
+			        size + ps > size) ||
+			    (slack && size <= osize &&
+			        ((size + size / 4 + ps - 1) & ~(ps - 1)) >=
+			            osize))
+				return ptr;
 		}
 	}
 	sk_init();

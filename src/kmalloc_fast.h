@@ -270,4 +270,30 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 		sk_kfree_emptied(sh, z);
 }
 
+/*
+ * The chunk size of ptr when it is the start of a live chunk of a zone the
+ * calling shard serves from its fast paths, else 0: the tests of kfree's
+ * fast path without the free.  The drop-in's realloc keeps such a chunk
+ * in place without leaving the inline path.
+ */
+static inline size_t
+sk_chunk_size_local(const void *ptr)
+{
+	struct sk_shard *sh = sk_tls_shard;
+	uintptr_t p = (uintptr_t)ptr;
+	struct sk_slzone *z;
+	size_t g;
+
+	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD(&sk_zarena_used)))
+		return 0;
+	z = sk_zone_at(p);
+	if (SK_UNLIKELY(SK_LOAD(&z->z_fastowner) != SK_LOAD(&sh->fastkey)))
+		return 0;
+	g = (p - (uintptr_t)z) >> 3;
+	if (SK_UNLIKELY((p & 7) != 0 || sk_bit_test(SK_ZRBITS(z), g) ||
+		!sk_bit_test(SK_ZABITS(z), g)))
+		return 0;
+	return z->z_chunksize;
+}
+
 #endif /* SK_KMALLOC_FAST_H */

@@ -288,6 +288,14 @@ realloc(void *ptr, size_t size)
 		sk_kfree_api(ptr, M_LIBC, "realloc");
 		return NULL;
 	}
+	{
+		/* a live chunk of ours that keeps the new size within the
+		 * quarter of headroom a growth gives it stays, inline */
+		size_t osize = sk_chunk_size_local(ptr);
+
+		if (size <= osize && size + size / 4 >= osize)
+			return ptr;
+	}
 	return realloc_block(ptr, size, "realloc");
 }
 
