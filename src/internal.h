@@ -276,6 +276,8 @@ struct sk_shard;
  * of either map lives in 32-bit word SK_ZWORD(b) of it.
  */
 #define SK_ZWORD(b) ((((size_t)(b) >> 6) << 2) | (((size_t)(b) >> 5) & 1))
+/* Remote-free hints of an ordinary zone: one byte per 256 granules. */
+#define SK_ZRGROUPS (SK_MAX_ZONE_SIZE / 8 / 256)
 
 struct sk_slzone {
 	struct sk_chunk *z_lchunks;	/* local free list head */
@@ -319,6 +321,8 @@ struct sk_slzone {
 	int32_t	z_pending;		/* atomic: on the doorbell list */
 	int32_t	z_rhint;		/* atomic: remote frees may wait in
 					   rbits (ordinary zones) */
+	uint8_t	z_rgroups[SK_ZRGROUPS];	/* atomic: the same, per group of
+					   four rbits words (256 granules) */
 	struct sk_slzone *z_arena_next;	/* zone arena free list */
 };
 

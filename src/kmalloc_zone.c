@@ -401,11 +401,13 @@ zone_drain_list(struct sk_slzone *z)
  * Pull the remote frees of an ordinary zone: every chunk another thread
  * freed has its rbits bit set (the freer's one atomic operation).  One
  * exchange per non-zero word, none per chunk; the chunks go on the local
- * list.  The hint is cleared first (an exchange, so the clear is ordered
- * before the loads): a freer sets it before its bit.
+ * list.  The hints are cleared first (exchanges, so the clears are ordered
+ * before the loads): a freer sets them, with plain stores, before its
+ * bit.  Only the groups of four words whose hint is set are read, unless
+ * all (a full scan, for bits whose hint a concurrent drain took).
  */
 static int
-zone_drain_rbits(struct sk_slzone *z)
+zone_drain_rbits(struct sk_slzone *z, bool all)
 {
 	uint64_t *ab = (uint64_t *)(void *)z->z_abits; /* pair w: 2w */
 	uint64_t *rb = ab + 1;                        /* and 2w + 1 */
@@ -419,6 +421,18 @@ zone_drain_rbits(struct sk_slzone *z)
 	for (size_t w = first; w < last; w++) {
 		uint64_t bits, a;
 
+		if ((w & 3) == 0 || w == first) {
+			/* a new group of four words: skip it unless hinted */
+			size_t gi = w >> 2;
+
+			if (SK_LOAD(&z->z_rgroups[gi]) != 0)
+				__atomic_exchange_n(
+				    &z->z_rgroups[gi], 0, __ATOMIC_SEQ_CST);
+			else if (!all) {
+				w = (w | 3);
+				continue;
+			}
+		}
 		if (SK_LOAD(&rb[2 * w]) == 0)
 			continue;
 		bits = __atomic_exchange_n(&rb[2 * w], 0, __ATOMIC_ACQ_REL);
@@ -457,12 +471,21 @@ zone_remote_waiting(struct sk_slzone *z)
 	return SK_LOAD(&z->z_rchunks) != NULL;
 }
 
-/* Move every remote free of z to its local list; the number moved. */
+/* Move the remote frees of z to its local list; the number moved. */
 static int
 zone_drain_remote(struct sk_slzone *z)
 {
 	if (z->z_flags & ZF_GRANULE)
-		return zone_drain_rbits(z);
+		return zone_drain_rbits(z, false);
+	return zone_drain_list(z);
+}
+
+/* The same, reading every rbits word whatever the hints say. */
+static int
+zone_drain_remote_all(struct sk_slzone *z)
+{
+	if (z->z_flags & ZF_GRANULE)
+		return zone_drain_rbits(z, true);
 	return zone_drain_list(z);
 }
 
@@ -955,7 +978,10 @@ zone_scan_exhausted(struct sk_shard *sh, bool all)
 		next = z->z_next;
 		if (!all && !zone_remote_waiting(z))
 			continue;
-		zone_drain_remote(z);
+		if (all)
+			zone_drain_remote_all(z);
+		else
+			zone_drain_remote(z);
 		if (zone_nfree(z) > 0) {
 			__atomic_store_n(&z->z_rsignal, 0, __ATOMIC_RELAXED);
 			zone_relist(sh, z);
@@ -1233,8 +1259,10 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
 	bool granule = (SK_LOAD(&z->z_flags) & ZF_GRANULE) != 0;
 	int rsignal;
 
-	if (granule)
+	if (granule) {
 		SK_STORE(&z->z_rhint, 1);
+		SK_STORE(&z->z_rgroups[b >> 8], 1);
+	}
 	rsignal = __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST);
 	if (rsignal)
 		__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
@@ -1432,7 +1460,9 @@ sk_kmalloc_shard_cleanup(struct sk_shard *sh, bool all)
 
 		for (z = sh->zoneary[zi].head; z != NULL; z = next) {
 			next = z->z_next;
-			if (all || zone_remote_waiting(z))
+			if (all)
+				zone_drain_remote_all(z);
+			else if (zone_remote_waiting(z))
 				zone_drain_remote(z);
 			check_zone_free(sh, z);
 		}
