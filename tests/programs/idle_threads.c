@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Memory kept by idle threads (issue 16, item 6): 32 threads each
+ * allocate 32 MiB in large blocks (256 KiB to 1 MiB), touch every page,
+ * free it all and then idle, blocked, without exiting.  The freed pages
+ * must go back to the system:
+ *
+ *   idle_threads trim    malloc_trim(0) at once: resident memory falls to
+ *                        within 16 MiB of where it started
+ *   idle_threads purge   no call at all: within the purge delay (1 s by
+ *                        default; the program waits up to 5 s) the same
+ *
+ * Run on the malloc drop-in (LD_PRELOAD); prints "N passed, N failed".
+ * glibc's malloc_trim gives back what its arenas hold too, so the check
+ * is meaningful for any allocator; a caching allocator fails "purge".
+ */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define THREADS 32
+#define PER_THREAD (32UL << 20)
+#define SLACK_MIB 16
+
+static pthread_barrier_t freed;
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
+static int stop;
+
+/* Resident memory in MiB, from /proc/self/statm. */
+static double
+rss_mib(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+		rss = -1;
+	fclose(f);
+	return (double)rss * (double)sysconf(_SC_PAGESIZE) / (1 << 20);
+}
+
+static void *
+worker(void *arg)
+{
+	unsigned seed = (unsigned)(unsigned long)arg * 2654435761u;
+	char *blocks[256];
+	size_t n = 0, total = 0;
+
+	while (total < PER_THREAD && n < 256) {
+		size_t sz = (256UL << 10) + (rand_r(&seed) % (768UL << 10));
+		char *p = malloc(sz);
+
+		if (p == NULL)
+			break;
+		memset(p, 0x5a, sz);
+		blocks[n++] = p;
+		total += sz;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(blocks[i]);
+	pthread_barrier_wait(&freed);
+	pthread_mutex_lock(&idle_lock); /* idle: blocked, alive */
+	while (!stop)
+		pthread_cond_wait(&idle_cond, &idle_lock);
+	pthread_mutex_unlock(&idle_lock);
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "trim";
+	pthread_t t[THREADS];
+	double start, peak, after = 0;
+	int failed = 0;
+
+	start = rss_mib();
+	pthread_barrier_init(&freed, NULL, THREADS + 1);
+	for (long i = 0; i < THREADS; i++)
+		if (pthread_create(&t[i], NULL, worker, (void *)i) != 0) {
+			printf("pthread_create failed\n0 passed, 1 failed\n");
+			return 1;
+		}
+	pthread_barrier_wait(&freed);
+	peak = rss_mib();
+	if (strcmp(mode, "trim") == 0) {
+		malloc_trim(0);
+		after = rss_mib();
+	} else {
+		for (int i = 0; i < 50; i++) { /* up to 5 s */
+			struct timespec ts = {0, 100 * 1000 * 1000};
+
+			nanosleep(&ts, NULL);
+			after = rss_mib();
+			if (after <= start + SLACK_MIB)
+				break;
+		}
+	}
+	printf("%s: rss start %.1f MiB, all freed %.1f MiB, after %.1f MiB\n",
+	    mode, start, peak, after);
+	if (!(after <= start + SLACK_MIB)) {
+		printf("FAIL %s: %.1f MiB kept by idle threads\n", mode,
+		    after - start);
+		failed = 1;
+	}
+	pthread_mutex_lock(&idle_lock);
+	stop = 1;
+	pthread_cond_broadcast(&idle_cond);
+	pthread_mutex_unlock(&idle_lock);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	printf("%d passed, %d failed\n", !failed, failed);
+	return failed;
+}
