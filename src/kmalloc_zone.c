@@ -1414,14 +1414,40 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api)
 	struct sk_slzone *z = sk_zone_at(p);
 	struct kmalloc_use *u;
 
+	/* another shard's ordinary zone, and ptr the start of a chunk it
+	 * handed out (its granule bit; the slow path says what else it is) */
 	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
 	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) && SK_LOAD(&z->z_owner) != sh &&
-	    zone_chunk_index(z, ptr) >= 0) {
-		u = (struct kmalloc_use *)((char *)type->ks_use + sh->uoff);
-		sk_slot_sub(&u->inuse, 1);
-		sk_slot_sub(&u->memuse, z->z_chunksize);
-		kfree_remote(z, ptr, (p - (uintptr_t)z) >> 3, api);
-		return;
+	    (p & 7) == 0 && p >= (uintptr_t)z->z_baseptr) {
+		size_t b = (p - (uintptr_t)z) >> 3;
+
+		if (sk_bit_test(SK_ZABITS(z), b)) {
+			uint64_t m = (uint64_t)1 << (b & 63);
+			uint64_t *rw = (uint64_t *)(void *)SK_ZABITS(z) +
+			               2 * (b >> 6) + 1;
+
+			u = (struct kmalloc_use *)((char *)type->ks_use +
+			                           sh->uoff);
+			sk_slot_sub(&u->inuse, 1);
+			sk_slot_sub(&u->memuse, z->z_chunksize);
+			/* kfree_remote's common case inline: hints, then the
+			 * one atomic OR (a dry zone's doorbell goes there) */
+			SK_STORE(&z->z_rhint, 1);
+			SK_STORE(&z->z_rgroups[b >> 8], 1);
+			if (SK_UNLIKELY(__atomic_load_n(
+			        &z->z_rsignal, __ATOMIC_SEQ_CST) != 0)) {
+				kfree_remote(z, ptr, b, api);
+				return;
+			}
+			if (SK_UNLIKELY(__atomic_fetch_or(rw, m,
+			                    __ATOMIC_SEQ_CST) &
+			                m))
+				sk_panic(api,
+				    "memory chunk %p is already free! "
+				    "(double free, ptr %p)",
+				    ptr, ptr);
+			return;
+		}
 	}
 	sk_kfree_slow(ptr, type, api);
 }
