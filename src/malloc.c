@@ -187,8 +187,8 @@ malloc_slow(size_t size)
  * M_ZERO.  Sizes 1..1024 with a chunk on the zone's list; the rest is
  * malloc_slow.
  */
-MALLOC_API void *
-malloc(size_t size)
+static inline void *
+malloc_inline(size_t size)
 {
 	struct sk_shard *sh = sk_tls_shard;
 	struct kmalloc_use *u;
@@ -209,6 +209,12 @@ malloc(size_t size)
 		return malloc_slow(size);
 	}
 	return sk_zone_take_fast(z, c, u, chunk);
+}
+
+MALLOC_API void *
+malloc(size_t size)
+{
+	return malloc_inline(size);
 }
 
 /* free(NULL) is allowed; everything else goes to kfree's slow path. */
@@ -278,25 +284,43 @@ realloc_block(void *ptr, size_t size, const char *api)
 	return p;
 }
 
-MALLOC_API void *
-realloc(void *ptr, size_t size)
+/* realloc(ptr != NULL, size): kept in place inline when it can be. */
+__attribute__((noinline)) static void *
+realloc_nonnull(void *ptr, size_t size)
 {
-	if (ptr == NULL)
-		return malloc(size);
+	size_t osize;
+
 	if (size == 0) {
 		/* glibc frees and returns NULL */
 		sk_kfree_api(ptr, M_LIBC, "realloc");
 		return NULL;
 	}
-	{
-		/* a live chunk of ours that keeps the new size within the
-		 * quarter of headroom a growth gives it stays, inline */
-		size_t osize = sk_chunk_size_local(ptr);
+	/* a live chunk of ours that keeps the new size within the quarter
+	 * of headroom a growth gives it stays; one that grows to a size the
+	 * inline malloc serves moves with the inline paths */
+	osize = sk_chunk_size_local(ptr);
+	if (size <= osize && size + size / 4 >= osize)
+		return ptr;
+	if (osize != 0 && size > osize && size < SK_DIRECT16 * 16) {
+		size_t n = round16(size + size / 4);
+		void *q = malloc_inline(n < SK_DIRECT16 * 16 ? n : size);
 
-		if (size <= osize && size + size / 4 >= osize)
-			return ptr;
+		if (SK_UNLIKELY(q == NULL))
+			return NULL; /* errno set; ptr untouched */
+		memcpy(q, ptr, osize);
+		sk_kfree_inline(ptr, M_LIBC, NULL, "realloc", free_slow, true);
+		return q;
 	}
 	return realloc_block(ptr, size, "realloc");
+}
+
+/* realloc(NULL, n) is malloc's inline path (Lua allocates that way). */
+MALLOC_API void *
+realloc(void *ptr, size_t size)
+{
+	if (ptr == NULL)
+		return malloc_inline(size);
+	return realloc_nonnull(ptr, size);
 }
 
 MALLOC_API void *
