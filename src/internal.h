@@ -439,7 +439,9 @@ void sk_shard_init(void);
 void sk_shard_init_late(void);
 
 /* ------------------------------------------------------------------ */
-/* kmalloc.c */
+/* kmalloc: kmalloc.c (types, statistics, entry points), kmalloc_zone.c
+ * (zones, the zone arena, remote frees, slow paths), kmalloc_large.c;
+ * their private interface is kmalloc_impl.h */
 
 /* Global slab sizing (kmeminit), fixed at initialisation. */
 struct sk_slab_config {
