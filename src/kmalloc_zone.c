@@ -1250,6 +1250,22 @@ rbit_set(struct sk_slzone *z, size_t b, bool granule)
 	           m) != 0;
 }
 
+/* A freer's hints that an ordinary zone's rbits may hold its chunk b:
+ * plain stores, made before the bit is set (zone_drain_rbits). */
+static inline void
+remote_hint(struct sk_slzone *z, size_t b)
+{
+	SK_STORE(&z->z_rhint, 1);
+	SK_STORE(&z->z_rgroups[b >> 8], 1);
+}
+
+__attribute__((cold, noreturn)) static void
+remote_double_free(const char *api, const void *c)
+{
+	sk_panic(api, "memory chunk %p is already free! (double free, ptr %p)",
+	    c, c);
+}
+
 /*
  * Free a chunk of a zone owned by another shard (spec 1.6 step 4).
  * While our chunk is still handed out the zone cannot be released, so
@@ -1268,20 +1284,15 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
 	bool granule = (SK_LOAD(&z->z_flags) & ZF_GRANULE) != 0;
 	int rsignal;
 
-	if (granule) {
-		SK_STORE(&z->z_rhint, 1);
-		SK_STORE(&z->z_rgroups[b >> 8], 1);
-	}
+	if (granule)
+		remote_hint(z, b);
 	rsignal = __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST);
 	if (rsignal)
 		__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
 	if (!(SK_LOAD(&z->z_abits[SK_ZWORD(b)]) & bit) || rbit_set(z, b, granule)) {
 		if (rsignal)
 			__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
-		sk_panic(api,
-		    "memory chunk %p is already free! (double free, "
-		    "ptr %p)",
-		    (void *)c, (void *)c);
+		remote_double_free(api, c);
 	}
 	if (!granule) {
 		struct sk_chunk *head = SK_LOAD(&z->z_rchunks);
@@ -1431,30 +1442,20 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api)
 		size_t b = (p - (uintptr_t)z) >> 3;
 
 		if (sk_bit_test(SK_ZABITS(z), b)) {
-			uint64_t m = (uint64_t)1 << (b & 63);
-			uint64_t *rw = (uint64_t *)(void *)SK_ZABITS(z) +
-			               2 * (b >> 6) + 1;
-
 			u = (struct kmalloc_use *)((char *)type->ks_use +
 			                           sh->uoff);
 			sk_slot_sub(&u->inuse, 1);
 			sk_slot_sub(&u->memuse, z->z_chunksize);
 			/* kfree_remote's common case inline: hints, then the
 			 * one atomic OR (a dry zone's doorbell goes there) */
-			SK_STORE(&z->z_rhint, 1);
-			SK_STORE(&z->z_rgroups[b >> 8], 1);
+			remote_hint(z, b);
 			if (SK_UNLIKELY(__atomic_load_n(
 			        &z->z_rsignal, __ATOMIC_SEQ_CST) != 0)) {
 				kfree_remote(z, ptr, b, api);
 				return;
 			}
-			if (SK_UNLIKELY(__atomic_fetch_or(rw, m,
-			                    __ATOMIC_SEQ_CST) &
-			                m))
-				sk_panic(api,
-				    "memory chunk %p is already free! "
-				    "(double free, ptr %p)",
-				    ptr, ptr);
+			if (SK_UNLIKELY(rbit_set(z, b, true)))
+				remote_double_free(api, ptr);
 			return;
 		}
 	}
