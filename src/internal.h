@@ -503,6 +503,16 @@ void sk_kmalloc_init(void);
  */
 #define SK_M_SLACK	0x00200000
 
+/* The size a block that grows to size is given under SK_M_SLACK: a
+ * quarter more, rounded to 16 bytes (size itself if that overflows). */
+static inline size_t
+sk_slack_grow(size_t size)
+{
+	size_t h = size + size / 4 + 15;
+
+	return h > size ? h & ~(size_t)15 : size;
+}
+
 /*
  * Entry points naming the API the caller used, so a message about a bad
  * pointer says "free" or "kfree" as the user wrote it.

@@ -708,7 +708,7 @@ zone_size_index(size_t size)
 static bool
 slack_keeps(size_t size, size_t osize)
 {
-	size_t h = (size + size / 4 + 15) & ~(size_t)15;
+	size_t h = sk_slack_grow(size);
 
 	if (size > osize)
 		return false;
@@ -722,6 +722,25 @@ slack_keeps(size_t size, size_t osize)
 	    zone_size_index(h) >= zone_size_index(osize))
 		return true;
 	return zone_size_index(size) + 1 >= zone_size_index(osize);
+}
+
+/*
+ * A large block of osize usable bytes stays for size when size rounds to
+ * the same pages (a hardened block ends at its guard page, so osize may
+ * be less than its pages: size must fit too), or under SK_M_SLACK when a
+ * growth to size would have been given as many pages.
+ */
+static inline bool
+large_keeps(size_t size, size_t osize, bool slack)
+{
+	size_t ps = sk_slab.page_size;
+
+	if (size > osize || size + ps < size)
+		return false;
+	if (((size + ps - 1) & ~(ps - 1)) == ((osize + ps - 1) & ~(ps - 1)))
+		return true;
+	return slack &&
+	    ((sk_slack_grow(size) + ps - 1) & ~(ps - 1)) >= osize;
 }
 
 void *
@@ -770,10 +789,8 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 				                zone_size_index(size) ==
 				                    z->z_zoneindex)
 					return ptr;
-				if (slack && size > osize &&
-				    size + size / 4 > size)
-					size = (size + size / 4 + 15) &
-					       ~(size_t)15;
+				if (slack && size > osize)
+					size = sk_slack_grow(size);
 				n = sk_kmalloc(size, type, flags);
 				if (n == NULL)
 					return NULL;
@@ -790,15 +807,10 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 	if (SK_LIKELY(!sk_opt.debug && type->ks_magic == M_MAGIC &&
 	        ((uintptr_t)ptr & (sk_slab.page_size - 1)) == 0)) {
 		int32_t tag = sk_pagemap_get((uintptr_t)ptr);
-		size_t ps = sk_slab.page_size;
 
 		if (tag > 0 && sk_pagemap_get(sk_zone_base(ptr)) >= 0) {
 			osize = (size_t)tag << sk_slab.page_shift;
-			if ((((size + ps - 1) & ~(ps - 1)) == osize &&
-			        size + ps > size) ||
-			    (slack && size <= osize &&
-			        ((size + size / 4 + ps - 1) & ~(ps - 1)) >=
-			            osize))
+			if (large_keeps(size, osize, slack))
 				return ptr;
 		}
 	}
@@ -806,18 +818,10 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 	sk_km_type_check(type, api);
 	osize = block_size(ptr, api, &large);
 	if (large) {
-		size_t ps = sk_slab.page_size;
-
-		/* (a hardened block ends at its guard page: osize may be
-		 * less than the pages) */
-		if (((size + ps - 1) & ~(ps - 1)) == osize &&
-		    size + ps > size && size <= osize)
+		if (large_keeps(size, osize, slack))
 			return ptr;
-		if (slack && size <= osize &&
-		    ((size + size / 4 + ps - 1) & ~(ps - 1)) >= osize)
-			return ptr; /* within a growth's headroom */
-		if (slack && size > osize && size + size / 4 > size)
-			size += size / 4;
+		if (slack && size > osize)
+			size = sk_slack_grow(size);
 		if ((n = sk_km_large_realloc(ptr, osize, size, type, flags)) !=
 		    NULL)
 			return n;
@@ -831,8 +835,8 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 			if (sk_zoneindex(&nsize, &align) >= 0 && nsize == osize)
 				return ptr;
 		}
-		if (slack && size > osize && size + size / 4 > size)
-			size = (size + size / 4 + 15) & ~(size_t)15;
+		if (slack && size > osize)
+			size = sk_slack_grow(size);
 	}
 	if (SK_UNLIKELY(sk_opt.hardened))
 		sk_harden_api = api; /* its checks name the program's call */

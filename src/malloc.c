@@ -299,10 +299,10 @@ realloc_nonnull(void *ptr, size_t size)
 	 * of headroom a growth gives it stays; one that grows to a size the
 	 * inline malloc serves moves with the inline paths */
 	osize = sk_chunk_size_local(ptr);
-	if (size <= osize && size + size / 4 >= osize)
+	if (size <= osize && sk_slack_grow(size) >= osize)
 		return ptr;
 	if (osize != 0 && size > osize && size < SK_DIRECT16 * 16) {
-		size_t n = round16(size + size / 4);
+		size_t n = sk_slack_grow(size);
 		void *q = malloc_inline(n < SK_DIRECT16 * 16 ? n : size);
 
 		if (SK_UNLIKELY(q == NULL))
