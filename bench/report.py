@@ -128,6 +128,81 @@ def main_table(doc, names):
     return out, misses_t, misses_m
 
 
+def thread_scaling(doc, names):
+    """The threads-<N> cases side by side: time and peak RSS per thread
+    count, the growth of RSS from the fewest threads to the most, and the
+    two verdicts of the per-CPU shards issue."""
+    by_n = {c["threads"]: c for c in doc["cases"] if c.get("threads")}
+    if not by_n:
+        return []
+    counts = sorted(by_n)
+    lo, hi = counts[0], counts[-1]
+    st = {t: case_stats(by_n[t], names) for t in counts}
+    growth = {}  # allocator -> (RSS growth in KiB, RSS ratio, time ratio)
+    if hi > lo:
+        for n in names:
+            if n in st[lo][0] and n in st[hi][0]:
+                a, b = st[lo][0][n], st[hi][0][n]
+                growth[n] = (b[1] - a[1], b[1] / a[1], b[0] / a[0])
+    peers = [n for n in growth if n != "slabkit"]
+    best_g = min(peers, key=lambda n: growth[n][0]) if peers else None
+    out = []
+    hdr = ["allocator"] + ["%d threads" % t for t in counts]
+    if hi > lo:
+        hdr += ["RSS growth %d -> %d" % (lo, hi),
+                "time %d / %d" % (hi, lo)]
+    out.append("| " + " | ".join(hdr) + " |")
+    out.append("|" + "---|" * len(hdr))
+    for n in names:
+        cells = [n]
+        for t in counts:
+            s, bt, bm, _ = st[t]
+            if n not in s:
+                r = by_n[t]["results"].get(n) or {}
+                cells.append("fail" if r.get("error") else "-")
+                continue
+            tm, m = fmt_secs(s[n][0]), fmt_rss(s[n][1])
+            if n == bt:
+                tm = "**%s**" % tm
+            if n == bm:
+                m = "**%s**" % m
+            cells.append("%s, %s" % (tm, m))
+        if hi > lo:
+            if n in growth:
+                g = "%+.1f MiB (%.2fx)" % (growth[n][0] / 1024.0,
+                                           growth[n][1])
+                cells.append("**%s**" % g if n == best_g else g)
+                cells.append("%.2fx" % growth[n][2])
+            else:
+                cells += ["-", "-"]
+        out.append("| " + " | ".join(cells) + " |")
+    if "slabkit" not in names:
+        return out
+    out.append("")
+    if hi > lo:
+        if "slabkit" in growth and best_g:
+            sk, pg = growth["slabkit"], growth[best_g]
+            out.append("- RSS growth from %d to %d threads <= the smallest "
+                       "peer's: slabkit %+.1f MiB (%.2fx), %s %+.1f MiB "
+                       "(%.2fx): %s" %
+                       (lo, hi, sk[0] / 1024.0, sk[1], best_g,
+                        pg[0] / 1024.0, pg[1], mark(sk[0] <= pg[0])))
+        else:
+            out.append("- RSS growth from %d to %d threads: not measured "
+                       "for slabkit and a peer" % (lo, hi))
+    s, _, bm, ratios = st[hi]
+    if ratios:
+        out.append("- Peak RSS at %d threads <= %.2fx the smallest peer's: "
+                   "slabkit %s, %s %s (%.2fx): %s" %
+                   (hi, RSS_TARGET, fmt_rss(s["slabkit"][1]), bm,
+                    fmt_rss(s[bm][1]), ratios[1],
+                    mark(ratios[1] <= RSS_TARGET)))
+    else:
+        out.append("- Peak RSS at %d threads: not measured for slabkit "
+                   "and a peer" % hi)
+    return out
+
+
 def callgrind_tables(doc, names):
     cg = doc.get("callgrind") or []
     if not cg:
@@ -322,6 +397,23 @@ def main():
     if png:
         out.append("![time and peak RSS relative to the best peer](%s)" %
                    os.path.basename(png))
+        out.append("")
+    ts = thread_scaling(doc, names)
+    if ts:
+        out.append("## Thread scaling")
+        out.append("")
+        out.append("`thread-scaling`: the same total work (a live set of "
+                   "64Ki blocks of 16-512 B, a third of the frees remote) "
+                   "split among %s threads on %s cores, each thread on a "
+                   "64 KiB stack.  Median time and median peak RSS as in "
+                   "the table above; bold: the best peer.  The thread "
+                   "stacks cost every allocator the same, so the growth of "
+                   "RSS with the threads is what the allocator keeps per "
+                   "thread." %
+                   (", ".join(str(c["threads"]) for c in doc["cases"]
+                              if c.get("threads")), m["cores"]))
+        out.append("")
+        out += ts
         out.append("")
     cg = callgrind_tables(doc, names)
     if cg:

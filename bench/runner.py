@@ -234,6 +234,10 @@ def check_bindings(alloc, prog):
 
 # ---------------------------------------------------------------- cases
 
+# wl-thread-scaling runs once per thread count, as the cases threads-<N>
+THREAD_COUNTS = (2, 64, 1024)
+
+
 def workload_cases(build, quick):
     bdir = os.path.join(build, "bench")
     names = sorted(f for f in os.listdir(bdir) if f.startswith("wl-") and
@@ -245,6 +249,15 @@ def workload_cases(build, quick):
     cases = []
     for n in names:
         exe = os.path.join(bdir, n)
+        if n == "wl-thread-scaling":
+            # the same total work split among more and more threads
+            for t in THREAD_COUNTS:
+                cases.append({
+                    "name": "threads-%d" % t, "kind": "workload",
+                    "threads": t, "cmd": [exe, scale, str(t)],
+                    "profile_cmd": [exe, "0.01", str(t)],
+                })
+            continue
         cases.append({
             "name": n[3:], "kind": "workload", "cmd": [exe, scale],
             "profile_cmd": [exe, pscale.get(n[3:], "0.01")],
@@ -721,6 +734,11 @@ def run_profiles(cases, allocs, outdir, stem, timeout):
     for case in cases:
         if "profile_cmd" not in case:
             continue
+        vg_cmd = [vg, "--tool=callgrind"]
+        if case.get("threads"):
+            # valgrind stops at 500 threads unless told more
+            vg_cmd.append("--max-threads=%d" %
+                          max(500, case["threads"] + 64))
         res = case["results"]
         skr = res["slabkit"]
         if skr["error"] or not skr["secs"]:
@@ -748,8 +766,7 @@ def run_profiles(cases, allocs, outdir, stem, timeout):
             slug = re.sub(r"[^A-Za-z0-9]+", "-", case["name"]).strip("-")
             out = os.path.join(pdir, "%s.%s.callgrind" % (slug, a["name"]))
             log("profile %s under %s" % (case["name"], a["name"]))
-            r = run_proc([vg, "--tool=callgrind",
-                          "--callgrind-out-file=" + out] +
+            r = run_proc(vg_cmd + ["--callgrind-out-file=" + out] +
                          case["profile_cmd"],
                          alloc_env(a, case.get("env")), timeout,
                          stdin_data=case.get("profile_stdin"))

@@ -38,8 +38,10 @@ sk_init_slow(void)
 	sk_ph_init();
 	sk_kmalloc_init();
 	sk_shard_init();
+	sk_cpu_init();
 	atomic_store_explicit(&sk_initialized, 2, memory_order_release);
 	sk_shard_init_late();
+	sk_cpu_init_late();
 	if (sk_opt.verbose)
 		sk_options_report();
 }

@@ -192,6 +192,7 @@ struct sk_options {
 	long	purge_ms;	/* page heap: purge pages retained this long */
 	size_t	retain_mb;	/* page heap: purge at once beyond this */
 	int	purge;		/* 0 MADV_DONTNEED, 1 MADV_FREE, 2 never */
+	bool	shards_thread;	/* shards=thread: no shards per CPU */
 };
 extern struct sk_options sk_opt;
 
@@ -369,6 +370,8 @@ struct sk_shard {
 	 * zone's z_fastowner must equal for a local fast free. */
 	struct sk_slzone *direct16[SK_DIRECT16]; /* atomic (relaxed) */
 	struct sk_slzone *direct8[SK_DIRECT8];	/* atomic (relaxed) */
+	uintptr_t cpulock;			/* atomic: holder's thread
+						   pointer, or 0 (cpu.c) */
 	size_t	uoff;				/* slot * sizeof(kmalloc_use) */
 	struct sk_shard *fastkey;		/* atomic: self, or 1 */
 	struct kmalloc_use *dropin_use;		/* the drop-in type's slot */
@@ -381,6 +384,8 @@ struct sk_shard {
 	size_t	junkindex;			/* colouring */
 	int	id;				/* shard number, >= 0 */
 	int	slot;				/* statistics slot */
+	int	cpu;				/* the CPU it serves, or -1:
+						   a thread's shard */
 	uint8_t	slow;				/* SK_SHARD_SLOW_* */
 	bool	empty;				/* the static empty shard */
 	bool	orphan;				/* owner thread gone */
@@ -407,10 +412,151 @@ sk_shard_current(void)
 
 /* The calling thread's real shard, created (or adopted) on first use. */
 struct sk_shard *sk_shard_get_slow(void);
+/* A shard for CPU cpu (cpu.c, at initialisation); NULL: out of memory. */
+struct sk_shard *sk_shard_new_cpu(int cpu);
 static inline struct sk_shard *
 sk_shard_get(void)
 {
 	struct sk_shard *sh = sk_tls_shard;
+
+	if (SK_UNLIKELY(sh->empty))
+		sh = sk_shard_get_slow();
+	return sh;
+}
+
+/* ------------------------------------------------------------------ */
+/* cpu.c: kmalloc's shards per CPU */
+
+/*
+ * kmalloc serves every request from a shard it holds: the current CPU's
+ * shard, taken with a restartable sequence (x86-64 with glibc's rseq
+ * registration), or the thread's own shard (shards=thread, no rseq,
+ * ThreadSanitizer builds, a CPU beyond the table, or a signal handler that
+ * interrupted its own thread holding the CPU's shard).  cpu.c explains
+ * the protocol; everything kmalloc does to a shard's lists, zones and
+ * statistics slot happens between sk_kshard_enter() and
+ * sk_kshard_leave().
+ */
+#define SK_MAX_CPU_SHARDS 128
+
+struct sk_cpu_shards {
+	ptrdiff_t rseq_off;	/* glibc's __rseq_offset; 0: thread mode */
+	uint32_t ncpu;		/* shards in the table */
+	struct sk_shard *shard[SK_MAX_CPU_SHARDS];
+};
+extern struct sk_cpu_shards sk_cpu;
+
+#define SK_RSEQ_CPU_ID	4	/* struct rseq: cpu_id */
+#define SK_RSEQ_CS	8	/* struct rseq: rseq_cs */
+#define SK_RSEQ_SIG	0x53053053 /* glibc's signature on x86 */
+
+struct sk_shard *sk_kshard_wait(void);
+void sk_kshard_lock_remote(struct sk_shard *sh);
+void sk_cpu_init(void);
+void sk_cpu_init_late(void);
+bool sk_cpu_mode(void);
+const char *sk_cpu_mode_why(void);
+bool sk_cpu_set_mode(bool percpu);
+struct sk_shard *sk_cpu_shard_at(int i);
+
+#if defined(__x86_64__) && !defined(SLABKIT_TSAN)
+#define SK_HAVE_RSEQ 1
+/*
+ * Take the current CPU's shard: one restartable sequence that reads the
+ * CPU number, finds its shard and, if the shard's lock word is 0, stores
+ * this thread's pointer in it (the commit).  Preemption, migration or a
+ * signal between the read and the commit restarts it from the top, so
+ * two threads can only both see 0 if they run on different CPUs, and then
+ * they read different words.  Jumps to `thread' when this thread has no
+ * CPU shard (not registered, or a CPU beyond the table) and to `busy'
+ * when the shard is held.
+ */
+#define SK_RSEQ_ACQUIRE(off, sh, tmp, thread, busy)                          \
+	__asm__ goto(".pushsection __rseq_cs, \"aw\"\n\t"                   \
+		     ".balign 32\n\t"                                          \
+		     "66:\n\t"                                                 \
+		     ".long 0, 0\n\t"                                          \
+		     ".quad 1f, 2f - 1f, 4f\n\t"                               \
+		     ".popsection\n\t"                                         \
+		     ".pushsection __rseq_failure, \"ax\"\n\t"                 \
+		     ".byte 0x0f, 0xb9, 0x3d\n\t"                              \
+		     ".long %c[sig]\n\t"                                       \
+		     "4:\n\t"                                                  \
+		     "jmp 0f\n\t"                                              \
+		     ".popsection\n\t"                                         \
+		     "0:\n\t"                                                  \
+		     "leaq 66b(%%rip), %[s]\n\t"                               \
+		     "movq %[s], %%fs:%c[cs](%[o])\n\t"                        \
+		     "1:\n\t"                                                  \
+		     "movl %%fs:%c[id](%[o]), %k[t]\n\t"                       \
+		     "cmpl %[n], %k[t]\n\t"                                    \
+		     "jae %l[" #thread "]\n\t"                                 \
+		     "movq (%[tab], %q[t], 8), %[s]\n\t"                       \
+		     "cmpq $0, %c[lk](%[s])\n\t"                               \
+		     "jne %l[" #busy "]\n\t"                                   \
+		     "movq %%fs:0, %q[t]\n\t"                                  \
+		     "movq %q[t], %c[lk](%[s])\n\t"                            \
+		     "2:\n\t"                                                  \
+		     : [s] "=&r"(sh), [t] "=&r"(tmp)                           \
+		     : [o] "r"(off), [tab] "r"(sk_cpu.shard),                  \
+		     [n] "m"(sk_cpu.ncpu), [sig] "i"(SK_RSEQ_SIG),             \
+		     [cs] "i"(SK_RSEQ_CS), [id] "i"(SK_RSEQ_CPU_ID),           \
+		     [lk] "i"(offsetof(struct sk_shard, cpulock))              \
+		     : "cc"                                                    \
+		     : thread, busy)
+#endif
+
+/*
+ * The shard kmalloc works on, held until sk_kshard_leave(); NULL when the
+ * CPU's shard is held by another thread (the fast paths then take their
+ * slow path, which waits in sk_kshard_enter()).
+ */
+static inline struct sk_shard *
+sk_kshard_try(void)
+{
+#ifdef SK_HAVE_RSEQ
+	ptrdiff_t off = sk_cpu.rseq_off; /* set once, before any use */
+	struct sk_shard *sh;
+	uint64_t t;
+
+	if (SK_UNLIKELY(off == 0))
+		goto thread;
+	SK_RSEQ_ACQUIRE(off, sh, t, thread, busy);
+	if (sh == NULL)
+		__builtin_unreachable(); /* lets the caller's test fold away */
+	return sh;
+busy:
+	return NULL;
+thread:
+#endif
+	if (sk_tls_shard == NULL)
+		__builtin_unreachable();
+	return sk_tls_shard;
+}
+
+/* sk_kshard_try(), waiting for a held shard. */
+static inline struct sk_shard *
+sk_kshard_enter(void)
+{
+	struct sk_shard *sh = sk_kshard_try();
+
+	return SK_LIKELY(sh != NULL) ? sh : sk_kshard_wait();
+}
+
+/* Give back what sk_kshard_enter() returned (a thread's shard too: its
+ * lock word is never looked at). */
+static inline void
+sk_kshard_leave(struct sk_shard *sh)
+{
+	SK_STORE_REL(&sh->cpulock, 0);
+}
+
+/* sk_kshard_enter() for the slow paths: a thread's shard is made (or
+ * adopted) on first use. */
+static inline struct sk_shard *
+sk_kshard_get(void)
+{
+	struct sk_shard *sh = sk_kshard_enter();
 
 	if (SK_UNLIKELY(sh->empty))
 		sh = sk_shard_get_slow();

@@ -570,6 +570,7 @@ sk_kmalloc_aligned(
 {
 	struct sk_shard *sh;
 	size_t s, a;
+	void *p;
 
 	sk_init();
 	if (align <= 16)
@@ -591,13 +592,13 @@ sk_kmalloc_aligned(
 	sk_km_type_check(type, "kmalloc");
 	if (SK_LOAD_ACQ(&type->ks_limit) == 0)
 		malloc_init(type);
-	sh = sk_shard_get();
+	sh = sk_kshard_get();
 	sk_km_stats_calls(type, sh);
-	if (!sk_km_limit_check(type, flags))
-		return NULL;
-	if (sh->empty)
-		return NULL;
-	return sk_km_large(sh, size, align, type, flags);
+	p = NULL;
+	if (sk_km_limit_check(type, flags) && !sh->empty)
+		p = sk_km_large(sh, size, align, type, flags);
+	sk_kshard_leave(sh);
+	return p;
 }
 
 void
@@ -858,16 +859,10 @@ krealloc(void *ptr, unsigned long size, struct malloc_type *type, int flags)
 /* SLAB_DEBUG (spec 1.8): remember up to 32 distinct call sites per zone,
  * hashed by line number.  Recorded only in builds with SLABKIT_SLAB_DEBUG
  * (the debug and asan presets); elsewhere the _debug calls just allocate. */
-static void
-record_site(void *p, const char *file, int line)
-{
 #ifdef SLABKIT_SLAB_DEBUG
-	uintptr_t a = (uintptr_t)p;
-	struct sk_slzone *z = sk_zone_at(a);
-
-	if (p == NULL || p == ZERO_LENGTH_PTR ||
-	    sk_pagemap_get((uintptr_t)z) >= 0 || z->z_owner != sk_tls_shard)
-		return;
+static void
+record_in(struct sk_slzone *z, const char *file, int line)
+{
 	for (int i = 0; i < SK_SLAB_DEBUG_ENTRIES; i++) {
 		int j = (line + i) & (SK_SLAB_DEBUG_ENTRIES - 1);
 
@@ -883,6 +878,24 @@ record_site(void *p, const char *file, int line)
 			return;
 		}
 	}
+}
+#endif
+
+static void
+record_site(void *p, const char *file, int line)
+{
+#ifdef SLABKIT_SLAB_DEBUG
+	uintptr_t a = (uintptr_t)p;
+	struct sk_slzone *z = sk_zone_at(a);
+	struct sk_shard *sh;
+
+	if (p == NULL || p == ZERO_LENGTH_PTR ||
+	    sk_pagemap_get((uintptr_t)z) >= 0)
+		return;
+	sh = sk_kshard_enter(); /* the zone's table is its owner's */
+	if (z->z_owner == sh)
+		record_in(z, file, line);
+	sk_kshard_leave(sh);
 #else
 	(void)p;
 	(void)file;

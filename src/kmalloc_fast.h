@@ -140,7 +140,8 @@ sk_bit_test(const uint32_t *w, size_t b)
 /* Out of line (kmalloc_zone.c). */
 void *sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags);
 void sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api);
-void sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api);
+void sk_kfree_notlocal(
+    struct sk_shard *sh, void *ptr, struct malloc_type *type, const char *api);
 void sk_kfree_emptied(struct sk_shard *sh, struct sk_slzone *z);
 /* These never return; not declared noreturn so that the fast paths leave
  * by a jump and need no stack frame of their own. */
@@ -186,18 +187,17 @@ sk_zone_take_fast(struct sk_slzone *z, struct sk_chunk *c,
 	return c;
 }
 
-void *sk_kmalloc_zeroed(struct sk_slzone *z, struct sk_chunk *c,
-    struct kmalloc_use *u, size_t chunk);
 
 /* kmalloc: the kernel's entry checks, then the direct table. */
 static inline void *
 sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 {
-	struct sk_shard *sh = sk_tls_shard;
+	struct sk_shard *sh;
 	struct kmalloc_use *u;
 	struct sk_slzone *z;
 	struct sk_chunk *c;
 	size_t chunk;
+	void *p;
 
 	/* loose >= limit also catches an uninitialised type (limit 0); the
 	 * flags must name M_WAITOK or M_RNOWAIT (or both) and no rounding:
@@ -208,19 +208,27 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 		    (unsigned)(M_WAITOK | M_RNOWAIT) ||
 		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD(&type->ks_limit)))
 		return sk_kmalloc_slow(size, type, flags);
+	sh = sk_kshard_try();
+	if (SK_UNLIKELY(sh == NULL))
+		return sk_kmalloc_slow(size, type, flags);
 	z = SK_LOAD_FAST(&sh->direct8[(size - 1) >> 3]);
 	c = z->z_lchunks;
 	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
-		return sk_kmalloc_slow(size, type, flags);
+		goto slow;
 	u = (struct kmalloc_use *)((char *)type->ks_use + sh->uoff);
 	chunk = z->z_chunksize;
 	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, chunk))) {
 		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
-		return sk_kmalloc_slow(size, type, flags);
+		goto slow;
 	}
+	p = sk_zone_take_fast(z, c, u, chunk);
+	sk_kshard_leave(sh);
 	if (flags & M_ZERO)
-		return sk_kmalloc_zeroed(z, c, u, chunk);
-	return sk_zone_take_fast(z, c, u, chunk);
+		return memset(p, 0, chunk);
+	return p;
+slow:
+	sk_kshard_leave(sh);
+	return sk_kmalloc_slow(size, type, flags);
 }
 
 /*
@@ -233,7 +241,7 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
     struct kmalloc_use *ubase, const char *api,
     void (*slow)(void *, struct malloc_type *, const char *), bool dropin)
 {
-	struct sk_shard *sh = sk_tls_shard;
+	struct sk_shard *sh;
 	uintptr_t p = (uintptr_t)ptr;
 	struct kmalloc_use *u;
 	struct sk_slzone *z;
@@ -244,13 +252,19 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 		return;
 	}
 	z = sk_zone_at(p);
+	sh = sk_kshard_try();
+	if (SK_UNLIKELY(sh == NULL)) {
+		slow(ptr, type, api);
+		return;
+	}
 	if (SK_UNLIKELY(SK_LOAD(&z->z_fastowner) != SK_LOAD(&sh->fastkey))) {
-		sk_kfree_notlocal(ptr, type, api);
+		sk_kfree_notlocal(sh, ptr, type, api);
 		return;
 	}
 	g = (p - (uintptr_t)z) >> 3;
 	if (SK_UNLIKELY((p & 7) != 0 || sk_bit_test(SK_ZRBITS(z), g) ||
 		!sk_bit_clear_old(SK_ZABITS(z), g))) {
+		sk_kshard_leave(sh);
 		slow(ptr, type, api);
 		return;
 	}
@@ -268,6 +282,7 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 	if (SK_UNLIKELY(--z->z_nused == 0) &&
 	    (z->z_next != NULL || z->z_prev != NULL))
 		sk_kfree_emptied(sh, z);
+	sk_kshard_leave(sh);
 }
 
 /*
@@ -279,21 +294,24 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 static inline size_t
 sk_chunk_size_local(const void *ptr)
 {
-	struct sk_shard *sh = sk_tls_shard;
+	struct sk_shard *sh;
 	uintptr_t p = (uintptr_t)ptr;
 	struct sk_slzone *z;
-	size_t g;
+	size_t g, size = 0;
 
 	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD(&sk_zarena_used)))
 		return 0;
 	z = sk_zone_at(p);
-	if (SK_UNLIKELY(SK_LOAD(&z->z_fastowner) != SK_LOAD(&sh->fastkey)))
+	sh = sk_kshard_try();
+	if (SK_UNLIKELY(sh == NULL))
 		return 0;
 	g = (p - (uintptr_t)z) >> 3;
-	if (SK_UNLIKELY((p & 7) != 0 || sk_bit_test(SK_ZRBITS(z), g) ||
-		!sk_bit_test(SK_ZABITS(z), g)))
-		return 0;
-	return z->z_chunksize;
+	if (SK_LIKELY(SK_LOAD(&z->z_fastowner) == SK_LOAD(&sh->fastkey) &&
+		(p & 7) == 0 && !sk_bit_test(SK_ZRBITS(z), g) &&
+		sk_bit_test(SK_ZABITS(z), g)))
+		size = z->z_chunksize;
+	sk_kshard_leave(sh);
+	return size;
 }
 
 #endif /* SK_KMALLOC_FAST_H */

@@ -206,9 +206,6 @@ sk_km_large_realloc(
 	if (bytes < size || size < sk_slab.zone_limit || nn > INT32_MAX ||
 	    sk_opt.debug)
 		return NULL;
-	sh = sk_shard_get();
-	if (sh->empty)
-		return NULL;
 	if (bytes > osize && !sk_km_limit_check(type, flags | M_NULLOK))
 		return NULL;
 	if (sk_ph_owns(ptr)) {
@@ -240,8 +237,10 @@ sk_km_large_realloc(
 			    "cannot map the page-tag table (ptr %p)",
 			    n); /* the old block is gone: never return it */
 	}
+	sh = sk_kshard_get();
 	sk_km_stats_calls(type, sh);
 	sk_km_stats_free(type, sh, osize);
 	sk_km_stats_alloc(type, sh, bytes);
+	sk_kshard_leave(sh);
 	return n;
 }

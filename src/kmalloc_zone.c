@@ -1128,14 +1128,6 @@ chunk_finish(struct sk_chunk *c, size_t size, int flags)
 	return c;
 }
 
-/* kmalloc(M_ZERO) on the fast path: the same, then the bzero. */
-__attribute__((noinline)) void *
-sk_kmalloc_zeroed(struct sk_slzone *z, struct sk_chunk *c,
-    struct kmalloc_use *u, size_t chunk)
-{
-	return memset(sk_zone_take_fast(z, c, u, chunk), 0, chunk);
-}
-
 void
 sk_km_shard_update_slow(struct sk_shard *sh)
 {
@@ -1149,14 +1141,14 @@ sk_km_shard_update_slow(struct sk_shard *sh)
 	sh->slow = slow;
 }
 
+static void *kmalloc_held(
+    struct sk_shard *sh, size_t size, struct malloc_type *type, int flags);
+
 void *
 sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 {
 	struct sk_shard *sh;
-	struct sk_slzone *z;
-	struct sk_chunk *c;
-	size_t align, chunk;
-	int zi;
+	void *p;
 
 	sk_init();
 	sk_km_type_check(type, "kmalloc");
@@ -1167,7 +1159,22 @@ sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 		    "bad flags %x: neither M_WAITOK nor M_RNOWAIT (M_NOWAIT, "
 		    "M_INTWAIT) given",
 		    (unsigned)flags);
-	sh = sk_shard_get();
+	sh = sk_kshard_get();
+	p = kmalloc_held(sh, size, type, flags);
+	sk_kshard_leave(sh);
+	return p;
+}
+
+/* The rest of sk_kmalloc_slow, on the shard it holds. */
+static void *
+kmalloc_held(
+    struct sk_shard *sh, size_t size, struct malloc_type *type, int flags)
+{
+	struct sk_slzone *z;
+	struct sk_chunk *c;
+	size_t align, chunk;
+	int zi;
+
 	sk_km_stats_calls(type, sh); /* spec 1.4 step 1: before any failure */
 	size = sk_km_round_flags(size, &flags);
 	if (!sk_km_limit_check(type, flags))
@@ -1342,18 +1349,14 @@ sk_km_chunk_index(struct sk_slzone *z, const void *ptr, const char *api)
 	return idx;
 }
 
+static void kfree_held(
+    struct sk_shard *sh, void *ptr, struct malloc_type *type, const char *api);
+
 /* Everything the inline kfree does not do, with every check spelled out. */
 void
 sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 {
-	struct sk_shard *sh = sk_tls_shard;
-	struct sk_slzone *z;
-	struct sk_chunk *c = ptr;
-	uintptr_t p = (uintptr_t)ptr;
-	int32_t tag;
-	long idx;
-	size_t b;
-	bool wasfull;
+	struct sk_shard *sh;
 
 	if (ptr == NULL)
 		sk_panic(api, "trying to free NULL pointer");
@@ -1363,8 +1366,24 @@ sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 		sk_panic(api, "malloc type lacks magic (type %p, ptr %p)",
 		    (void *)type, ptr);
 	sk_init();
-	if (sh->empty)
-		sh = sk_shard_get(); /* a freeing-only thread gets a slot too */
+	sh = sk_kshard_get(); /* a freeing-only thread gets a slot too */
+	kfree_held(sh, ptr, type, api);
+	sk_kshard_leave(sh);
+}
+
+/* The rest of sk_kfree_slow, on the shard it holds. */
+static void
+kfree_held(
+    struct sk_shard *sh, void *ptr, struct malloc_type *type, const char *api)
+{
+	struct sk_slzone *z;
+	struct sk_chunk *c = ptr;
+	uintptr_t p = (uintptr_t)ptr;
+	int32_t tag;
+	long idx;
+	size_t b;
+	bool wasfull;
+
 	z = sk_zone_at(p);
 	tag = sk_pagemap_get((uintptr_t)z);
 	if (tag >= 0) {
@@ -1424,12 +1443,13 @@ sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 /*
  * The inline kfree found a zone of the arena that is not its own (or a
  * debug option on): a remote free of an ordinary zone by a shard with its
- * own slot is done here; the rest goes to the slow path.
+ * own slot is done here; the rest goes to the slow path.  Called holding
+ * sh, which it gives back.
  */
 void
-sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api)
+sk_kfree_notlocal(
+    struct sk_shard *sh, void *ptr, struct malloc_type *type, const char *api)
 {
-	struct sk_shard *sh = sk_tls_shard;
 	uintptr_t p = (uintptr_t)ptr;
 	struct sk_slzone *z = sk_zone_at(p);
 	struct kmalloc_use *u;
@@ -1452,13 +1472,16 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api)
 			if (SK_UNLIKELY(__atomic_load_n(
 			        &z->z_rsignal, __ATOMIC_SEQ_CST) != 0)) {
 				kfree_remote(z, ptr, b, api);
+				sk_kshard_leave(sh);
 				return;
 			}
 			if (SK_UNLIKELY(rbit_set(z, b, true)))
 				remote_double_free(api, ptr);
+			sk_kshard_leave(sh);
 			return;
 		}
 	}
+	sk_kshard_leave(sh);
 	sk_kfree_slow(ptr, type, api);
 }
 
@@ -1471,10 +1494,17 @@ sk_kfree_emptied(struct sk_shard *sh, struct sk_slzone *z)
 /* ------------------------------------------------------------------ */
 /* Housekeeping */
 
+/* Chunks handed out without a bzero by this thread's shard and the CPUs'
+ * (a test hook). */
 uint64_t
 sk_kmalloc_passive_zero_count(void)
 {
-	return sk_tls_shard->passive_zero;
+	uint64_t n = sk_tls_shard->passive_zero;
+	struct sk_shard *sh;
+
+	for (int i = 0; (sh = sk_cpu_shard_at(i)) != NULL; i++)
+		n += SK_LOAD(&sh->passive_zero);
+	return n;
 }
 
 /*
@@ -1537,6 +1567,14 @@ slab_cleanup(void)
 	sh = sk_tls_shard;
 	if (!sh->empty)
 		sk_kmalloc_shard_cleanup(sh, true);
+	/* every CPU's shard, taken from here (cpu.c) */
+	for (int i = 0; (sh = sk_cpu_shard_at(i)) != NULL; i++) {
+		sk_kshard_lock_remote(sh);
+		sk_kmalloc_shard_cleanup(sh, true);
+		sk_km_release_free_zones(sh, 0);
+		sk_km_shard_update_slow(sh);
+		sk_kshard_leave(sh);
+	}
 	sk_shard_foreach_orphan(cleanup_orphan, NULL);
 	sk_ph_purge(true); /* retained large-block pages go back at once */
 }

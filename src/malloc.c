@@ -190,25 +190,34 @@ malloc_slow(size_t size)
 static inline void *
 malloc_inline(size_t size)
 {
-	struct sk_shard *sh = sk_tls_shard;
+	struct sk_shard *sh;
 	struct kmalloc_use *u;
 	struct sk_slzone *z;
 	struct sk_chunk *c;
 	size_t chunk;
+	void *p;
 
 	if (SK_UNLIKELY(size - 1 >= SK_DIRECT16 * 16))
+		return malloc_slow(size);
+	sh = sk_kshard_try();
+	if (SK_UNLIKELY(sh == NULL))
 		return malloc_slow(size);
 	z = SK_LOAD_FAST(&sh->direct16[(size - 1) >> 4]);
 	c = z->z_lchunks;
 	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
-		return malloc_slow(size);
+		goto slow;
 	u = sh->dropin_use;
 	chunk = z->z_chunksize;
 	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, chunk))) {
 		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
-		return malloc_slow(size);
+		goto slow;
 	}
-	return sk_zone_take_fast(z, c, u, chunk);
+	p = sk_zone_take_fast(z, c, u, chunk);
+	sk_kshard_leave(sh);
+	return p;
+slow:
+	sk_kshard_leave(sh);
+	return malloc_slow(size);
 }
 
 MALLOC_API void *

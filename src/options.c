@@ -21,6 +21,8 @@
  *   retain=SIZE          retained large-block pages purged at once beyond
  *                        this, K/M/G suffixes [64M]
  *   purge=dontneed|free|none  how pages go back [dontneed]
+ *   shards=cpu|thread    kmalloc's shards per CPU (restartable sequences)
+ *                        or per thread [cpu where the system allows]
  *   kzone_pollfreq=N     kmalloc_obj poller passes per second, 0 off [1]
  *   kzone_bretire=N      slabs the poller retires per type and pass [4]
  *   kzone_cache=N        free slabs cached per thread [128]
@@ -299,6 +301,21 @@ set_option(const char *key, const char *value, struct why *w)
 		}
 		return reject(w, "not dontneed, free or none", EINVAL);
 	}
+	if (strcmp(key, "shards") == 0) {
+		bool thread;
+
+		if (value != NULL && strcmp(value, "cpu") == 0)
+			thread = false;
+		else if (value != NULL && strcmp(value, "thread") == 0)
+			thread = true;
+		else
+			return reject(w, "not cpu or thread", EINVAL);
+		if (atomic_load(&sk_initialized) == 2 &&
+		    !sk_cpu_set_mode(!thread))
+			return reject(w, sk_cpu_mode_why(), ENOTSUP);
+		sk_opt.shards_thread = thread;
+		return 0;
+	}
 	if (strncmp(key, "kzone_", 6) == 0)
 		return sk_kobj_set_option(key, value);
 	if (strcmp(key, "objcache_reap") == 0) {
@@ -446,6 +463,7 @@ static const char *const option_keys[] = {
     "purge_ms",
     "retain",
     "purge",
+    "shards",
     "invariants",
     "pattern",
     "weird",
@@ -505,6 +523,11 @@ format_option(size_t i, char *buf, size_t len, const char **note)
 		static const char *const modes[] = {"dontneed", "free", "none"};
 
 		return sk_fmt(buf, len, "%s", modes[SK_LOAD(&sk_opt.purge)]);
+	}
+	if (strcmp(key, "shards") == 0) {
+		if (!sk_cpu_mode())
+			*note = sk_cpu_mode_why();
+		return sk_fmt(buf, len, "%s", sk_cpu_mode() ? "cpu" : "thread");
 	}
 	if (strcmp(key, "objcache_reap") == 0)
 		return sk_fmt(

@@ -40,6 +40,7 @@ static struct sk_shard sk_shard_empty = {
 	.empty = true,
 	.slow = SK_SHARD_SLOW_ALWAYS,
 	.id = -1,
+	.cpu = -1,
 	.slot = SK_SLOT_SHARED,
 };
 
@@ -101,11 +102,43 @@ shard_thread_exit(void *arg)
 	sk_mutex_unlock(&shard_lock);
 }
 
+/* A new shard for a thread (cpu -1) or for CPU cpu; NULL when out of
+ * memory. */
+static struct sk_shard *
+shard_new(int cpu)
+{
+	struct sk_shard *sh;
+	int why;
+
+	sh = sk_os_map((sizeof(*sh) + sk_os_page_size() - 1) &
+		~(sk_os_page_size() - 1),
+	    sk_os_page_size(), &why);
+	if (sh == NULL)
+		return NULL;
+	sh->cpu = cpu;
+	sk_mutex_lock(&shard_lock);
+	sh->id = shard_next_id;
+	SK_STORE(&shard_next_id, shard_next_id + 1);
+	sh->slot = sh->id < SK_SLOT_SHARED ? sh->id : SK_SLOT_SHARED;
+	if (sh->slot == SK_SLOT_SHARED)
+		sh->slow = SK_SHARD_SLOW_ALWAYS;
+	sk_kmalloc_shard_setup(sh);
+	sh->all_next = shard_all;
+	shard_all = sh;
+	sk_mutex_unlock(&shard_lock);
+	return sh;
+}
+
+struct sk_shard *
+sk_shard_new_cpu(int cpu)
+{
+	return shard_new(cpu);
+}
+
 struct sk_shard *
 sk_shard_get_slow(void)
 {
 	struct sk_shard *sh;
-	int why;
 
 	sk_init();
 	sh = sk_tls_shard;
@@ -120,21 +153,8 @@ sk_shard_get_slow(void)
 		sk_mutex_unlock(&shard_lock);
 	} else {
 		sk_mutex_unlock(&shard_lock);
-		sh = sk_os_map((sizeof(*sh) + sk_os_page_size() - 1) &
-			~(sk_os_page_size() - 1),
-		    sk_os_page_size(), &why);
-		if (sh == NULL)
+		if ((sh = shard_new(-1)) == NULL)
 			return &sk_shard_empty; /* callers fail the allocation */
-		sk_mutex_lock(&shard_lock);
-		sh->id = shard_next_id;
-		SK_STORE(&shard_next_id, shard_next_id + 1);
-		sh->slot = sh->id < SK_SLOT_SHARED ? sh->id : SK_SLOT_SHARED;
-		if (sh->slot == SK_SLOT_SHARED)
-			sh->slow = SK_SHARD_SLOW_ALWAYS;
-		sk_kmalloc_shard_setup(sh);
-		sh->all_next = shard_all;
-		shard_all = sh;
-		sk_mutex_unlock(&shard_lock);
 	}
 	sk_tls_shard = sh;
 	if (shard_key_ok)
@@ -199,8 +219,8 @@ shard_postfork_child(void)
 	 * nothing is reused from a half-updated list.
 	 */
 	for (struct sk_shard *sh = shard_all; sh != NULL; sh = sh->all_next) {
-		if (sh == me || sh->orphan)
-			continue;
+		if (sh == me || sh->orphan || sh->cpu >= 0)
+			continue; /* CPU shards were held across the fork */
 		sh->orphan = true; /* not live, and not on the orphan list */
 	}
 	sk_mutex_unlock(&shard_lock);

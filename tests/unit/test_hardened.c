@@ -842,6 +842,9 @@ main(int argc, char **argv)
 		return late_mode() == 0 ? 0 : 1;
 	if (argc > 1 && strcmp(argv[1], "small") == 0)
 		return small_zones_mode() == 0 ? 0 : 1;
+	/* white-box checks of this thread's shard: shards per thread
+	 * (test_cpu covers the shards per CPU) */
+	slabkit_set_option("shards", "thread");
 	enable_rc = slabkit_set_option("hardened", "1");
 	RUN(option_is_on_and_sticky);
 	RUN(sizes_and_alignment);

@@ -1260,6 +1260,9 @@ main(void)
 {
 	sk_t_default_mode("LIFO reuse, usable sizes, zone states, fill "
 	                  "patterns and SLAB_DEBUG checks of the default mode");
+	/* white-box checks of this thread's shard: shards per thread
+	 * (test_cpu covers the shards per CPU) */
+	CHECK_EQ(slabkit_set_option("shards", "thread"), 0);
 	RUN(flags_values);
 	RUN(zeroing);
 	RUN(zero_reused_zone);

@@ -152,6 +152,9 @@ shards_reentered(void *arg)
 {
 	pthread_t t;
 
+	/* with shards per CPU the handler's kmalloc needs no shard of its
+	 * thread: see the next test */
+	slabkit_set_option("shards", "thread");
 	(void)arg;
 	child_setup(small_handler);
 	pthread_create(&t, NULL, fresh_thread, NULL);
@@ -161,6 +164,30 @@ shards_reentered(void *arg)
 TEST(first_allocation_in_handler_under_shard_lock_aborts)
 {
 	CHECK_ABORTS(shards_reentered, NULL, MSG "shard list lock");
+}
+
+/* With shards per CPU the same handler allocates from its CPU's shard
+ * and the walk goes on. */
+TEST(first_allocation_in_handler_under_shard_lock_per_cpu)
+{
+	struct sigaction sa;
+	pthread_t t;
+	char mode[16] = "";
+
+	slabkit_get_option("shards", mode, sizeof(mode));
+	if (strcmp(mode, "cpu") != 0) {
+		printf(
+		    "# shards per thread here (%s): nothing to check\n", mode);
+		CHECK(strcmp(mode, "thread") == 0);
+		return;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = small_handler;
+	sigemptyset(&sa.sa_mask);
+	CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+	CHECK_EQ(pthread_create(&t, NULL, fresh_thread, NULL), 0);
+	CHECK_EQ(pthread_join(t, NULL), 0);
+	signal(SIGUSR1, SIG_DFL);
 }
 
 /* Another thread asking for a held lock waits for it, as always. */
@@ -236,6 +263,7 @@ main(void)
 	RUN(large_block_in_handler_under_heap_lock_aborts);
 	RUN(new_type_in_handler_under_types_lock_aborts);
 	RUN(first_allocation_in_handler_under_shard_lock_aborts);
+	RUN(first_allocation_in_handler_under_shard_lock_per_cpu);
 	RUN(another_thread_waits);
 	RUN(locks_usable_after_fork);
 	return sk_t_done();

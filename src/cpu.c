@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * kmalloc's shards per CPU, as in the kernel (SLGlobalData per CPU).
+ *
+ * The kernel's fast path runs in a critical section on the current CPU:
+ * nothing else touches that CPU's zones until it is done.  Userspace has
+ * no critical sections, but Linux has restartable sequences (rseq): glibc
+ * 2.35 and later register one area per thread (at __rseq_offset from the
+ * thread pointer) in which the kernel keeps the current CPU number, and a
+ * thread that is preempted, migrated or signalled while its instruction
+ * pointer is inside a registered critical section resumes at the
+ * section's abort handler instead.
+ *
+ * A critical section commits with its last store, and kmalloc's fast
+ * paths make several stores that must all happen (the list head, the
+ * chunk's bit, the statistics slot).  So the sequence does not run the
+ * fast path; it takes the CPU's shard: read the CPU number, load that
+ * shard's lock word, and if it is 0 store this thread's pointer into it.
+ * Two threads can only both read 0 if neither was preempted between the
+ * read and the store, that is if they ran on different CPUs, and then they
+ * read different shards' words.  The fast path then runs as it always
+ * did, on a shard it holds alone, and a plain store of 0 gives it back.
+ * The cost is some ten instructions per call and no atomic
+ * read-modify-write.  A thread preempted while it holds a shard keeps it:
+ * the others that run on that CPU meanwhile find it held (sk_kshard_wait).
+ *
+ * What stays per thread: a thread's own shard, used by kmalloc only as a
+ * fallback (shards=thread, a kernel or libc without rseq, valgrind,
+ * ThreadSanitizer builds, CPUs beyond the table, a signal handler that
+ * interrupted its thread while it held its CPU's shard, or a shard held
+ * too long), and by the layers above kmalloc (objcache magazines, the
+ * zone allocator's per-thread caches, kmalloc_obj's slabs), whose state is
+ * per thread by design (docs/deviations.md, entry 1).
+ *
+ * Threads that are not on a shard's CPU take it with a compare-and-swap
+ * followed by membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) aimed at
+ * that CPU: the barrier restarts a sequence that read 0 before the swap
+ * and had not yet stored, and one that stored first shows in the word
+ * when it is read again.  slab_cleanup() and malloc_trim() use it to
+ * empty every CPU's shard, and fork() to hold them all while it copies
+ * the process, so the child finds every shard consistent and free.
+ * Without that membarrier command (Linux before 5.10) shards stay per
+ * thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct sk_cpu_shards sk_cpu;
+
+/* glibc 2.35+: where this thread's rseq area is, and its size. */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+static const char *cpu_why = "not initialised"; /* atomic */
+
+#ifdef SK_HAVE_RSEQ
+static inline uintptr_t
+thread_pointer(void)
+{
+	uintptr_t tp;
+
+	__asm__("movq %%fs:0, %0" : "=r"(tp));
+	return tp;
+}
+
+/* The current CPU as the kernel last wrote it (or < 0: unregistered). */
+static inline int
+rseq_cpu(ptrdiff_t off)
+{
+	int32_t cpu;
+
+	__asm__ volatile("movl %%fs:%c1(%2), %0"
+	                 : "=r"(cpu)
+	                 : "i"(SK_RSEQ_CPU_ID), "r"(off));
+	return cpu;
+}
+
+static int
+membarrier(int cmd, unsigned flags, int cpu)
+{
+	return (int)syscall(__NR_membarrier, cmd, flags, cpu);
+}
+#endif
+
+/*
+ * The current CPU's shard was held.  If this thread holds it (a signal
+ * handler interrupted this thread inside kmalloc), the thread's own shard
+ * serves the handler.  Otherwise wait: try again (the holder may be done,
+ * or we may have moved), spinning a little, then yielding; a holder that
+ * stays away that long (preempted, or waiting for memory) is left alone
+ * and the thread's own shard serves this call.
+ */
+struct sk_shard *
+sk_kshard_wait(void)
+{
+#ifdef SK_HAVE_RSEQ
+	ptrdiff_t off = sk_cpu.rseq_off;
+
+	for (unsigned n = 0; n < 64 + 128; n++) {
+		struct sk_shard *sh;
+		uint64_t t;
+		int cpu = rseq_cpu(off);
+
+		if (cpu >= 0 && (unsigned)cpu < sk_cpu.ncpu &&
+		    SK_LOAD(&sk_cpu.shard[cpu]->cpulock) == thread_pointer())
+			break;
+		if (n < 64)
+			__builtin_ia32_pause();
+		else
+			sched_yield();
+		SK_RSEQ_ACQUIRE(off, sh, t, thread, busy);
+		return sh;
+	busy:
+		continue;
+	thread:
+		break;
+	}
+#endif
+	return sk_tls_shard;
+}
+
+/* Take sh from a thread that may run on another CPU (see the top). */
+void
+sk_kshard_lock_remote(struct sk_shard *sh)
+{
+#ifdef SK_HAVE_RSEQ
+	uintptr_t me = thread_pointer();
+
+	for (;;) {
+		uintptr_t expect = 0;
+
+		if (__atomic_compare_exchange_n(&sh->cpulock, &expect, me,
+		        false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+			        MEMBARRIER_CMD_FLAG_CPU, sh->cpu) != 0 &&
+			    membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0,
+			        0) != 0)
+				sk_panic("slabkit",
+				    "membarrier failed (errno %d)", errno);
+			if (SK_LOAD_ACQ(&sh->cpulock) == me)
+				return;
+		}
+		sched_yield();
+	}
+#else
+	(void)sh;
+#endif
+}
+
+bool
+sk_cpu_mode(void)
+{
+	return sk_cpu.rseq_off != 0;
+}
+
+/* Why shards are per thread ("" when they are per CPU). */
+const char *
+sk_cpu_mode_why(void)
+{
+	return sk_cpu_mode() ? "" : SK_LOAD(&cpu_why);
+}
+
+struct sk_shard *
+sk_cpu_shard_at(int i)
+{
+	return (unsigned)i < sk_cpu.ncpu ? sk_cpu.shard[i] : NULL;
+}
+
+/* fork(): hold every CPU's shard across it.  Their prepare handler runs
+ * before the other layers' (registered last), so the layers' locks nest
+ * inside, as they do on the allocation paths. */
+static void
+cpu_prefork(void)
+{
+	for (uint32_t i = 0; i < sk_cpu.ncpu; i++)
+		sk_kshard_lock_remote(sk_cpu.shard[i]);
+}
+
+static void
+cpu_postfork(void)
+{
+	for (uint32_t i = 0; i < sk_cpu.ncpu; i++)
+		sk_kshard_leave(sk_cpu.shard[i]);
+}
+
+static struct sk_mutex cpu_lock = SK_MUTEX_INITIALIZER("CPU shards");
+static bool cpu_capable; /* rseq and membarrier work here */
+
+/* Make the CPU shards (once) and turn the mode on; false if it cannot. */
+static bool
+cpu_start(void)
+{
+#ifdef SK_HAVE_RSEQ
+	long ncpu;
+
+	if (!cpu_capable)
+		return false;
+	sk_mutex_lock(&cpu_lock);
+	if (sk_cpu.ncpu == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_CONF);
+		if (ncpu < 1)
+			ncpu = 1;
+		if (ncpu > SK_MAX_CPU_SHARDS)
+			ncpu = SK_MAX_CPU_SHARDS;
+		for (long i = 0; i < ncpu; i++) {
+			sk_cpu.shard[i] = sk_shard_new_cpu((int)i);
+			if (sk_cpu.shard[i] == NULL) {
+				ncpu = i; /* the rest use their threads' */
+				break;
+			}
+		}
+		SK_STORE_REL(&sk_cpu.ncpu, (uint32_t)ncpu);
+	}
+	sk_mutex_unlock(&cpu_lock);
+	if (sk_cpu.ncpu == 0) {
+		SK_STORE(&cpu_why, "out of memory for the CPU shards");
+		return false;
+	}
+	SK_STORE_REL(&sk_cpu.rseq_off, __rseq_offset);
+	SK_STORE(&cpu_why, "");
+	return true;
+#else
+	return false;
+#endif
+}
+
+/*
+ * Per CPU or per thread from now on (slabkit_set_option("shards")).  Either
+ * way is safe at any time: a zone belongs to the shard that made it, and
+ * frees from a shard of the other kind are remote frees.  Returns false
+ * when shards per CPU are asked for and cannot be had.
+ */
+bool
+sk_cpu_set_mode(bool percpu)
+{
+	if (!percpu) {
+		SK_STORE_REL(&sk_cpu.rseq_off, 0);
+		SK_STORE(&cpu_why, "shards=thread");
+		return true;
+	}
+	return cpu_start();
+}
+
+/*
+ * Find out whether the system allows shards per CPU and turn them on
+ * unless shards=thread; from sk_init, before the library is ready
+ * (allocates nothing but the shards' own pages).
+ */
+void
+sk_cpu_init(void)
+{
+#ifdef SK_HAVE_RSEQ
+	if (&__rseq_offset == NULL || &__rseq_size == NULL || __rseq_size < 8) {
+		SK_STORE(&cpu_why,
+		    "the C library registers no restartable sequences");
+		return;
+	}
+	if (rseq_cpu(__rseq_offset) < 0) {
+		SK_STORE(&cpu_why, "this thread has no restartable sequence "
+		                   "(kernel, seccomp or valgrind)");
+		return;
+	}
+	if (membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) !=
+	    0) {
+		SK_STORE(&cpu_why,
+		    "membarrier cannot restart sequences (Linux < 5.10)");
+		return;
+	}
+	cpu_capable = true;
+	if (sk_opt.shards_thread)
+		SK_STORE(&cpu_why, "shards=thread");
+	else
+		cpu_start();
+#else
+	SK_STORE(&cpu_why, "a build without restartable sequences "
+	                   "(ThreadSanitizer, or not x86-64)");
+#endif
+}
+
+/* After the library is ready: the fork handlers (registered last, so that
+ * their prepare handler runs first). */
+void
+sk_cpu_init_late(void)
+{
+	if (cpu_capable)
+		pthread_atfork(cpu_prefork, cpu_postfork, cpu_postfork);
+}
