@@ -190,7 +190,9 @@ cpu_postfork(void)
 		sk_kshard_leave(sk_cpu.shard[i]);
 }
 
+#ifdef SK_HAVE_RSEQ
 static struct sk_mutex cpu_lock = SK_MUTEX_INITIALIZER("CPU shards");
+#endif
 static bool cpu_capable; /* rseq and membarrier work here */
 
 /* Make the CPU shards (once) and turn the mode on; false if it cannot. */

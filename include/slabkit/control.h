@@ -25,7 +25,7 @@ extern "C" {
  * "8").  value may be NULL for a boolean key.  Returns 0, ENOENT for an
  * unknown key, EINVAL for a bad value, ERANGE for a number out of range,
  * ENOTSUP for track=asan or track=valgrind in a build without that
- * support, EBUSY for a key that can only be set before the first
+ * support or for shards=cpu where restartable sequences are missing, EBUSY for a key that can only be set before the first
  * allocation (memlimit) or no longer changed (track, hardened off).
  */
 SLABKIT_API int slabkit_set_option(const char *key, const char *value);

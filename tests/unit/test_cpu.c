@@ -1,0 +1,460 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * kmalloc's shards per CPU (cpu.c), from the inside.
+ *
+ * Threads are pinned with sched_setaffinity so that "the current CPU" is
+ * known, and the tests look at which shard owns the zone a chunk came
+ * from, at the shards' lock words and at the remote-free bitmaps:
+ *
+ * - the mode in effect and, when shards are per thread, why;
+ * - a pinned thread allocates from its CPU's shard and leaves it free;
+ * - two threads on one CPU share its zones: a free by the other one is a
+ *   local free (the chunk is back at the head of the list, nothing waits
+ *   in the remote bitmap), while a free from another CPU is remote;
+ * - mutual exclusion: threads on one CPU, threads that migrate, and a
+ *   thread taking the shard from another CPU (CAS plus membarrier) all
+ *   increment plain counters under the shards' locks, and no increment
+ *   is lost;
+ * - a thread that holds its CPU's shard and allocates again (a signal
+ *   handler interrupting kmalloc) is served by its own shard, and so is
+ *   a thread that finds the shard held too long;
+ * - slab_cleanup() empties every CPU's shard from another CPU; fork()
+ *   while other threads allocate leaves a child that can allocate;
+ *   switching shards=thread and back at run time keeps every block valid.
+ *
+ * Where the system gives no shards per CPU (valgrind, ThreadSanitizer
+ * builds, old kernels) the cases check that the mode says so and why.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <slabkit/control.h>
+#include <slabkit/kmalloc.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "kmalloc_fast.h"
+
+MALLOC_DEFINE(M_TCPU, "test_cpu", "shards per CPU tests");
+
+static cpu_set_t allowed;
+static int cpus[SK_MAX_CPU_SHARDS];
+static int ncpus;
+
+static bool
+percpu(void)
+{
+	char mode[16] = "";
+
+	CHECK_EQ(slabkit_get_option("shards", mode, sizeof(mode)), 0);
+	if (strcmp(mode, "cpu") == 0)
+		return true;
+	CHECK(strcmp(mode, "thread") == 0);
+	CHECK(sk_cpu_mode_why()[0] != '\0');
+	printf("# shards per thread here (%s): nothing more to check\n",
+	    sk_cpu_mode_why());
+	return false;
+}
+
+static bool
+pin(int cpu)
+{
+	cpu_set_t s;
+
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	return sched_setaffinity(0, sizeof(s), &s) == 0;
+}
+
+static void
+unpin(void)
+{
+	sched_setaffinity(0, sizeof(allowed), &allowed);
+}
+
+static struct sk_slzone *
+zone_of(void *p)
+{
+	return sk_zone_at((uintptr_t)p);
+}
+
+TEST(mode_and_shards)
+{
+	if (!percpu())
+		return;
+	CHECK(sk_cpu.ncpu >= 1);
+	for (uint32_t i = 0; i < sk_cpu.ncpu; i++) {
+		CHECK_EQ(sk_cpu.shard[i]->cpu, (long)i);
+		CHECK(sk_cpu.shard[i]->slot < SK_SLOT_SHARED);
+		CHECK_EQ(sk_cpu.shard[i]->cpulock, 0);
+	}
+}
+
+TEST(pinned_thread_uses_its_cpu)
+{
+	if (!percpu())
+		return;
+	for (int i = 0; i < ncpus; i++) {
+		int c = cpus[i];
+		void *p;
+
+		if (!pin(c) || (unsigned)c >= sk_cpu.ncpu)
+			continue;
+		p = kmalloc(64, M_TCPU, M_WAITOK);
+		CHECK(zone_of(p)->z_owner == sk_cpu.shard[c]);
+		CHECK_EQ(SK_LOAD(&sk_cpu.shard[c]->cpulock), 0);
+		kfree(p, M_TCPU);
+		CHECK_EQ(SK_LOAD(&sk_cpu.shard[c]->cpulock), 0);
+	}
+	unpin();
+}
+
+/* A block handed from one thread to another through a pipe-like slot. */
+struct handoff {
+	int cpu;
+	void *p;
+	bool local_head; /* the freed chunk heads its zone's list */
+	bool remote_bit; /* the freed chunk waits in the remote bitmap */
+};
+
+static void *
+free_on(void *arg)
+{
+	struct handoff *h = arg;
+	struct sk_slzone *z = zone_of(h->p);
+	size_t g = ((uintptr_t)h->p - (uintptr_t)z) >> 3;
+
+	if (!pin(h->cpu))
+		return (void *)1;
+	kfree(h->p, M_TCPU);
+	h->local_head = z->z_lchunks == h->p;
+	h->remote_bit = sk_bit_test(SK_ZRBITS(z), g);
+	return NULL;
+}
+
+TEST(same_cpu_free_is_local_other_cpu_remote)
+{
+	struct kmalloc_type_stats st;
+	struct handoff h;
+	pthread_t t;
+	void *rc;
+	int c0 = cpus[0];
+
+	if (!percpu() || !pin(c0))
+		return;
+	/* two live chunks keep the zone on its list */
+	void *keep = kmalloc(200, M_TCPU, M_WAITOK);
+
+	h = (struct handoff){.cpu = c0, .p = kmalloc(200, M_TCPU, M_WAITOK)};
+	CHECK_EQ(pthread_create(&t, NULL, free_on, &h), 0);
+	CHECK_EQ(pthread_join(t, &rc), 0);
+	CHECK(rc == NULL);
+	CHECK(h.local_head);
+	CHECK(!h.remote_bit);
+	if (ncpus >= 2) {
+		h = (struct handoff){
+		    .cpu = cpus[1], .p = kmalloc(200, M_TCPU, M_WAITOK)};
+		CHECK_EQ(pthread_create(&t, NULL, free_on, &h), 0);
+		CHECK_EQ(pthread_join(t, &rc), 0);
+		CHECK(rc == NULL);
+		CHECK(h.remote_bit);
+	}
+	kfree(keep, M_TCPU);
+	slab_cleanup();
+	CHECK_EQ(kmalloc_type_stats(M_TCPU, &st), 0);
+	CHECK_EQ(st.inuse, 0);
+	CHECK_EQ(st.memuse, 0);
+	unpin();
+}
+
+/* Mutual exclusion: plain increments under the shards' locks. */
+#define EXCL_ROUNDS 200000
+static unsigned long excl_count[SK_MAX_CPU_SHARDS];
+static atomic_long excl_done;
+
+struct excl_arg {
+	int cpu;     /* pin here, or -1: migrate freely */
+	bool remote; /* take shard `cpu' with the CAS + membarrier path */
+	int rounds;
+};
+
+static void *
+excl_worker(void *arg)
+{
+	struct excl_arg *a = arg;
+
+	if (a->cpu >= 0 && !a->remote && !pin(a->cpu))
+		return (void *)1;
+	for (int i = 0; i < a->rounds; i++) {
+		struct sk_shard *sh;
+
+		if (a->remote) {
+			sh = sk_cpu.shard[a->cpu];
+			sk_kshard_lock_remote(sh);
+		} else {
+			sh = sk_kshard_enter();
+		}
+		if (sh->cpu >= 0) {
+			unsigned long v = excl_count[sh->cpu];
+
+			if ((i & 255) == 0)
+				sched_yield(); /* be preempted holding it */
+			excl_count[sh->cpu] = v + 1;
+			atomic_fetch_add(&excl_done, 1);
+		}
+		sk_kshard_leave(sh);
+	}
+	return NULL;
+}
+
+static unsigned long
+excl_sum(void)
+{
+	unsigned long n = 0;
+
+	for (int i = 0; i < SK_MAX_CPU_SHARDS; i++)
+		n += excl_count[i];
+	return n;
+}
+
+static void
+excl_run(struct excl_arg *args, int n)
+{
+	pthread_t t[16];
+	void *rc;
+
+	memset(excl_count, 0, sizeof(excl_count));
+	atomic_store(&excl_done, 0);
+	for (int i = 0; i < n; i++)
+		CHECK_EQ(pthread_create(&t[i], NULL, excl_worker, &args[i]), 0);
+	for (int i = 0; i < n; i++) {
+		CHECK_EQ(pthread_join(t[i], &rc), 0);
+		CHECK(rc == NULL);
+	}
+	CHECK_EQ(excl_sum(), (unsigned long)atomic_load(&excl_done));
+	CHECK(atomic_load(&excl_done) > 0);
+}
+
+TEST(mutual_exclusion_one_cpu)
+{
+	struct excl_arg a[6];
+
+	if (!percpu())
+		return;
+	for (int i = 0; i < 6; i++)
+		a[i] = (struct excl_arg){cpus[0], false, EXCL_ROUNDS};
+	excl_run(a, 6);
+}
+
+TEST(mutual_exclusion_migrating)
+{
+	struct excl_arg a[8];
+
+	if (!percpu())
+		return;
+	for (int i = 0; i < 8; i++)
+		a[i] = (struct excl_arg){-1, false, EXCL_ROUNDS};
+	excl_run(a, 8);
+}
+
+TEST(mutual_exclusion_remote_taker)
+{
+	struct excl_arg a[5];
+
+	if (!percpu())
+		return;
+	for (int i = 0; i < 4; i++)
+		a[i] = (struct excl_arg){cpus[0], false, EXCL_ROUNDS};
+	/* from any CPU, 2,000 takes of cpus[0]'s shard (a syscall each) */
+	a[4] = (struct excl_arg){cpus[0], true, 2000};
+	excl_run(a, 5);
+}
+
+TEST(held_by_self_uses_thread_shard)
+{
+	struct sk_shard *sh;
+	void *p;
+
+	if (!percpu() || !pin(cpus[0]))
+		return;
+	sh = sk_kshard_enter();
+	CHECK(sh == sk_cpu.shard[cpus[0]]);
+	/* what a signal handler interrupting kmalloc would do */
+	p = kmalloc(96, M_TCPU, M_WAITOK);
+	CHECK(p != NULL);
+	CHECK(!sk_tls_shard->empty);
+	CHECK(zone_of(p)->z_owner == sk_tls_shard);
+	CHECK(SK_LOAD(&sh->cpulock) != 0); /* still ours */
+	sk_kshard_leave(sh);
+	kfree(p, M_TCPU);
+	unpin();
+}
+
+struct busy_arg {
+	int cpu;
+	void *p;
+	struct sk_shard *owner;
+};
+
+static void *
+alloc_on(void *arg)
+{
+	struct busy_arg *b = arg;
+
+	if (!pin(b->cpu))
+		return (void *)1;
+	b->p = kmalloc(120, M_TCPU, M_WAITOK);
+	b->owner = b->p != NULL ? zone_of(b->p)->z_owner : NULL;
+	return NULL;
+}
+
+TEST(shard_held_too_long_falls_back)
+{
+	struct busy_arg b = {.cpu = cpus[0]};
+	struct sk_shard *sh;
+	pthread_t t;
+	void *rc;
+
+	if (!percpu())
+		return;
+	sh = sk_cpu.shard[cpus[0]];
+	sk_kshard_lock_remote(sh); /* held by us, wherever we run */
+	CHECK_EQ(pthread_create(&t, NULL, alloc_on, &b), 0);
+	CHECK_EQ(pthread_join(t, &rc), 0);
+	CHECK(rc == NULL);
+	CHECK(b.p != NULL);
+	CHECK(b.owner != sh);
+	CHECK(b.owner != NULL && b.owner->cpu == -1); /* its own shard */
+	sk_kshard_leave(sh);
+	kfree(b.p, M_TCPU);
+}
+
+TEST(slab_cleanup_empties_every_cpu)
+{
+	enum { N = 4000 };
+	static void *v[N];
+	struct sk_shard *sh;
+	int c = cpus[ncpus - 1];
+
+	if (!percpu() || !pin(c))
+		return;
+	sh = sk_cpu.shard[c];
+	for (int i = 0; i < N; i++)
+		v[i] = kmalloc(512, M_TCPU, M_WAITOK);
+	for (int i = 0; i < N; i++)
+		kfree(v[i], M_TCPU);
+	CHECK(SK_LOAD(&sh->nfreezones) > 0);
+	if (ncpus >= 2)
+		pin(cpus[0]); /* clean it from another CPU */
+	slab_cleanup();
+	CHECK_EQ(SK_LOAD(&sh->nfreezones), 0);
+	CHECK_EQ(SK_LOAD(&sh->cpulock), 0);
+	unpin();
+}
+
+static atomic_int fork_stop;
+
+static void *
+fork_churn(void *arg)
+{
+	void *v[64] = {0};
+	unsigned r = (unsigned)(uintptr_t)arg;
+
+	while (!atomic_load(&fork_stop)) {
+		r = r * 1103515245 + 12345;
+		int i = (r >> 8) & 63;
+
+		if (v[i] != NULL)
+			kfree(v[i], M_TCPU);
+		v[i] = kmalloc(16 + (r >> 16) % 1000, M_TCPU, M_WAITOK);
+	}
+	for (int i = 0; i < 64; i++)
+		if (v[i] != NULL)
+			kfree(v[i], M_TCPU);
+	return NULL;
+}
+
+TEST(fork_while_others_allocate)
+{
+	pthread_t t[3];
+
+	if (!percpu())
+		return;
+	atomic_store(&fork_stop, 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(pthread_create(&t[i], NULL, fork_churn,
+		             (void *)(uintptr_t)(i + 1)),
+		    0);
+	for (int k = 0; k < 20; k++) {
+		int st = -1;
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			void *v[100];
+
+			for (uint32_t i = 0; i < sk_cpu.ncpu; i++)
+				if (SK_LOAD(&sk_cpu.shard[i]->cpulock) != 0)
+					_exit(3);
+			for (int i = 0; i < 100; i++)
+				v[i] = kmalloc(8 * (i + 1), M_TCPU, M_WAITOK);
+			for (int i = 0; i < 100; i++)
+				kfree(v[i], M_TCPU);
+			_exit(0);
+		}
+		CHECK(pid > 0);
+		CHECK_EQ(waitpid(pid, &st, 0), pid);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	atomic_store(&fork_stop, 1);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(pthread_join(t[i], NULL), 0);
+}
+
+TEST(switch_modes_at_run_time)
+{
+	struct kmalloc_type_stats st;
+	void *a, *b;
+
+	if (!percpu())
+		return;
+	a = kmalloc(300, M_TCPU, M_WAITOK);
+	CHECK(zone_of(a)->z_owner->cpu >= 0);
+	CHECK_EQ(slabkit_set_option("shards", "thread"), 0);
+	b = kmalloc(300, M_TCPU, M_WAITOK);
+	CHECK(zone_of(b)->z_owner == sk_tls_shard);
+	kfree(a, M_TCPU); /* a CPU shard's chunk, freed from a thread's */
+	CHECK_EQ(slabkit_set_option("shards", "cpu"), 0);
+	kfree(b, M_TCPU);
+	slab_cleanup();
+	CHECK_EQ(kmalloc_type_stats(M_TCPU, &st), 0);
+	CHECK_EQ(st.inuse, 0);
+	CHECK_EQ(st.memuse, 0);
+}
+
+int
+main(void)
+{
+	sched_getaffinity(0, sizeof(allowed), &allowed);
+	for (int c = 0; c < CPU_SETSIZE && ncpus < SK_MAX_CPU_SHARDS; c++)
+		if (CPU_ISSET(c, &allowed))
+			cpus[ncpus++] = c;
+	printf("# %d CPUs allowed\n", ncpus);
+	RUN(mode_and_shards);
+	RUN(pinned_thread_uses_its_cpu);
+	RUN(same_cpu_free_is_local_other_cpu_remote);
+	RUN(mutual_exclusion_one_cpu);
+	RUN(mutual_exclusion_migrating);
+	RUN(mutual_exclusion_remote_taker);
+	RUN(held_by_self_uses_thread_shard);
+	RUN(shard_held_too_long_falls_back);
+	RUN(slab_cleanup_empties_every_cpu);
+	RUN(fork_while_others_allocate);
+	RUN(switch_modes_at_run_time);
+	return sk_t_done();
+}
