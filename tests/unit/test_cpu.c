@@ -37,6 +37,7 @@
 #include <slabkit/control.h>
 #include <slabkit/kmalloc.h>
 
+#include "default_mode.h"
 #include "harness.h"
 #include "internal.h"
 #include "kmalloc_fast.h"
@@ -440,6 +441,8 @@ TEST(switch_modes_at_run_time)
 int
 main(void)
 {
+	sk_t_default_mode("local and remote frees seen in the zone's list and "
+	                  "bitmaps of the default mode");
 	sched_getaffinity(0, sizeof(allowed), &allowed);
 	for (int c = 0; c < CPU_SETSIZE && ncpus < SK_MAX_CPU_SHARDS; c++)
 		if (CPU_ISSET(c, &allowed))
