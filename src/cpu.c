@@ -154,17 +154,27 @@ sk_kshard_lock_remote(struct sk_shard *sh)
 #endif
 }
 
+static bool cpu_capable;	/* rseq and membarrier work here */
+static bool cpu_wanted;		/* atomic: shards=cpu, not started yet */
+static int cpu_threads;		/* atomic: threads that made a shard */
+
+/* Shards per CPU in effect, or wanted and waiting for a second thread. */
 bool
 sk_cpu_mode(void)
 {
-	return sk_cpu.rseq_off != 0;
+	return SK_LOAD(&sk_cpu.rseq_off) != 0 || SK_LOAD(&cpu_wanted);
 }
 
-/* Why shards are per thread ("" when they are per CPU). */
+/* Why shards are per thread (or will be per CPU; "" when they are). */
 const char *
 sk_cpu_mode_why(void)
 {
-	return sk_cpu_mode() ? "" : SK_LOAD(&cpu_why);
+	if (SK_LOAD(&sk_cpu.rseq_off) != 0)
+		return "";
+	if (SK_LOAD(&cpu_wanted))
+		return "one thread so far: per CPU from the second thread that "
+		       "allocates";
+	return SK_LOAD(&cpu_why);
 }
 
 struct sk_shard *
@@ -193,7 +203,6 @@ cpu_postfork(void)
 #ifdef SK_HAVE_RSEQ
 static struct sk_mutex cpu_lock = SK_MUTEX_INITIALIZER("CPU shards");
 #endif
-static bool cpu_capable; /* rseq and membarrier work here */
 
 /* Make the CPU shards (once) and turn the mode on; false if it cannot. */
 static bool
@@ -226,6 +235,7 @@ cpu_start(void)
 		return false;
 	}
 	SK_STORE_REL(&sk_cpu.rseq_off, __rseq_offset);
+	SK_STORE(&cpu_wanted, false);
 	SK_STORE(&cpu_why, "");
 	return true;
 #else
@@ -243,6 +253,7 @@ bool
 sk_cpu_set_mode(bool percpu)
 {
 	if (!percpu) {
+		SK_STORE(&cpu_wanted, false);
 		SK_STORE_REL(&sk_cpu.rseq_off, 0);
 		SK_STORE(&cpu_why, "shards=thread");
 		return true;
@@ -279,11 +290,27 @@ sk_cpu_init(void)
 	if (sk_opt.shards_thread)
 		SK_STORE(&cpu_why, "shards=thread");
 	else
-		cpu_start();
+		SK_STORE(&cpu_wanted, true); /* sk_cpu_thread_started */
 #else
 	SK_STORE(&cpu_why, "a build without restartable sequences "
 	                   "(ThreadSanitizer, or not x86-64)");
 #endif
+}
+
+/*
+ * A thread made (or adopted) its shard: its first allocation.  A process
+ * with one thread has nothing to share, and its thread's shard costs a
+ * few instructions less per call than taking a CPU's: shards per CPU
+ * start with the second thread that allocates.  The first thread's
+ * zones stay its own (kmalloc_zone.c frees its chunks locally and
+ * drains them while the thread works on CPU shards).
+ */
+void
+sk_cpu_thread_started(void)
+{
+	if (__atomic_add_fetch(&cpu_threads, 1, __ATOMIC_RELAXED) >= 2 &&
+	    SK_LOAD(&cpu_wanted))
+		cpu_start();
 }
 
 /* After the library is ready: the fork handlers (registered last, so that

@@ -390,6 +390,10 @@ struct sk_shard {
 	bool	empty;				/* the static empty shard */
 	bool	orphan;				/* owner thread gone */
 	bool	exiting;
+	bool	retired;			/* a thread's shard that owns
+						   no zone while CPU shards
+						   serve it (kmalloc_zone.c) */
+	uint32_t retire_tick;
 	struct sk_slzone *pend;			/* atomic: doorbell list */
 	struct sk_shard *all_next;		/* registry of every shard */
 	struct sk_shard *orphan_next;
@@ -457,6 +461,7 @@ void sk_cpu_init_late(void);
 bool sk_cpu_mode(void);
 const char *sk_cpu_mode_why(void);
 bool sk_cpu_set_mode(bool percpu);
+void sk_cpu_thread_started(void);
 struct sk_shard *sk_cpu_shard_at(int i);
 
 #if defined(__x86_64__) && !defined(SLABKIT_TSAN)

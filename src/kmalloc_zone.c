@@ -489,9 +489,9 @@ zone_drain_remote_all(struct sk_slzone *z)
 	return zone_drain_list(z);
 }
 
-/* spec 1.6 step 6 */
+/* spec 1.6 step 6; with keep_last, the last zone of a class stays */
 static void
-check_zone_free(struct sk_shard *sh, struct sk_slzone *z)
+zone_free_if_empty(struct sk_shard *sh, struct sk_slzone *z, bool keep_last)
 {
 	struct sk_zonelist *l = &sh->zoneary[z->z_zoneindex];
 
@@ -499,7 +499,7 @@ check_zone_free(struct sk_shard *sh, struct sk_slzone *z)
 		return;
 	if (!(z->z_flags & ZF_ONLIST))
 		return;
-	if (l->head == z && z->z_next == NULL)
+	if (keep_last && l->head == z && z->z_next == NULL)
 		return; /* at least one zone per class stays listed */
 	zary_remove(sh, z);
 	z->z_magic = (uint32_t)-1;
@@ -508,6 +508,12 @@ check_zone_free(struct sk_shard *sh, struct sk_slzone *z)
 	zl_insert_head(&sh->freezones, z);
 	if (++sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh))
 		sk_km_set_release(sh);
+}
+
+static void
+check_zone_free(struct sk_shard *sh, struct sk_slzone *z)
+{
+	zone_free_if_empty(sh, z, true);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1165,15 +1171,61 @@ sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 	return p;
 }
 
+/* Does sh own any zone (listed, exhausted or free)? */
+static bool
+shard_has_zones(const struct sk_shard *sh)
+{
+	if (sh->exhausted.head != NULL || sh->nfreezones > 0)
+		return true;
+	for (int zi = 0; zi < SK_NZONES; zi++)
+		if (sh->zoneary[zi].head != NULL)
+			return true;
+	return false;
+}
+
+/*
+ * A thread that works on CPU shards may still own zones in its thread's
+ * shard: made before shards per CPU started (the first thread), or while
+ * its CPU's shard was held too long.  Nothing allocates from them any
+ * more, but other threads' frees of their chunks wait in their remote
+ * bitmaps until the owner drains them.  So every 64th slow path of such a
+ * thread drains its shard and gives back the zones that emptied; once it
+ * owns none, it stops looking.
+ */
+static void
+thread_retire(struct sk_shard *me)
+{
+	if ((++me->retire_tick & 63) != 0)
+		return;
+	sk_kmalloc_shard_cleanup(me, false);
+	for (int zi = 0; zi < SK_NZONES; zi++) {
+		struct sk_slzone *z, *next;
+
+		for (z = me->zoneary[zi].head; z != NULL; z = next) {
+			next = z->z_next;
+			zone_free_if_empty(me, z, false);
+		}
+	}
+	sk_km_release_free_zones(me, 0);
+	sk_km_shard_update_slow(me);
+	me->retired = !shard_has_zones(me);
+}
+
 /* The rest of sk_kmalloc_slow, on the shard it holds. */
 static void *
 kmalloc_held(
     struct sk_shard *sh, size_t size, struct malloc_type *type, int flags)
 {
+	struct sk_shard *me = sk_tls_shard;
 	struct sk_slzone *z;
 	struct sk_chunk *c;
 	size_t align, chunk;
 	int zi;
+
+	if (SK_UNLIKELY(me != sh && !me->empty && !me->retired))
+		thread_retire(me);
+	else if (me == sh)
+		me->retired = false; /* it may own zones again */
 
 	sk_km_stats_calls(type, sh); /* spec 1.4 step 1: before any failure */
 	size = sk_km_round_flags(size, &flags);
@@ -1407,6 +1459,8 @@ kfree_held(
 		z = sk_zone_at((uintptr_t)c);
 	}
 	b = zone_bit(z, c);
+	if (SK_LOAD(&z->z_owner) != sh && SK_LOAD(&z->z_owner) == sk_tls_shard)
+		sh = sk_tls_shard; /* this thread's own shard: see thread_retire */
 	if (SK_LOAD(&z->z_owner) != sh) {
 		sk_km_stats_free(type, sh, z->z_chunksize);
 		if (SK_UNLIKELY(sk_opt.weird) && z->z_hflags == 0)
@@ -1458,7 +1512,7 @@ sk_kfree_notlocal(
 	 * handed out (its granule bit; the slow path says what else it is) */
 	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
 	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) && SK_LOAD(&z->z_owner) != sh &&
-	    (p & 7) == 0 && p >= (uintptr_t)z->z_baseptr) {
+	    SK_LOAD(&z->z_owner) != sk_tls_shard && (p & 7) == 0 && p >= (uintptr_t)z->z_baseptr) {
 		size_t b = (p - (uintptr_t)z) >> 3;
 
 		if (sk_bit_test(SK_ZABITS(z), b)) {

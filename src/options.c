@@ -525,7 +525,7 @@ format_option(size_t i, char *buf, size_t len, const char **note)
 		return sk_fmt(buf, len, "%s", modes[SK_LOAD(&sk_opt.purge)]);
 	}
 	if (strcmp(key, "shards") == 0) {
-		if (!sk_cpu_mode())
+		if (sk_cpu_mode_why()[0] != '\0')
 			*note = sk_cpu_mode_why();
 		return sk_fmt(buf, len, "%s", sk_cpu_mode() ? "cpu" : "thread");
 	}

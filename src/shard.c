@@ -159,6 +159,7 @@ sk_shard_get_slow(void)
 	sk_tls_shard = sh;
 	if (shard_key_ok)
 		pthread_setspecific(shard_key, sh);
+	sk_cpu_thread_started();
 	return sh;
 }
 

@@ -85,6 +85,70 @@ zone_of(void *p)
 	return sk_zone_at((uintptr_t)p);
 }
 
+/* A chunk of the first thread's shard freed by another thread. */
+static void *
+free_other(void *p)
+{
+	kfree(p, M_TCPU);
+	return NULL;
+}
+
+static void *
+alloc_once(void *arg)
+{
+	(void)arg;
+	kfree(kmalloc(40, M_TCPU, M_WAITOK), M_TCPU);
+	return NULL;
+}
+
+/*
+ * One thread: its own shard, nothing to take.  The second thread that
+ * allocates starts the CPU shards; the first thread's chunks are then
+ * freed locally by it and drained from its shard when others free them.
+ */
+TEST(cpu_shards_start_with_second_thread)
+{
+	struct kmalloc_type_stats st;
+	struct sk_shard *me;
+	void *a, *b, *v[64];
+	pthread_t t;
+	char mode[16] = "";
+
+	CHECK_EQ(slabkit_get_option("shards", mode, sizeof(mode)), 0);
+	if (strcmp(mode, "cpu") != 0 || getenv("SLABKIT_OPTIONS") != NULL) {
+		printf(
+		    "# shards=%s, options set: lazy start not checked\n", mode);
+		return;
+	}
+	a = kmalloc(700, M_TCPU, M_WAITOK);
+	b = kmalloc(700, M_TCPU, M_WAITOK);
+	me = sk_tls_shard;
+	CHECK_EQ(sk_cpu.rseq_off, 0);
+	CHECK(zone_of(a)->z_owner == me);
+	CHECK(strlen(sk_cpu_mode_why()) > 0);
+	CHECK_EQ(pthread_create(&t, NULL, alloc_once, NULL), 0);
+	CHECK_EQ(pthread_join(t, NULL), 0);
+	CHECK(sk_cpu.rseq_off != 0);
+	CHECK_EQ(sk_cpu_mode_why()[0], 0);
+	v[0] = kmalloc(700, M_TCPU, M_WAITOK);
+	CHECK(zone_of(v[0])->z_owner->cpu >= 0);
+	kfree(v[0], M_TCPU);
+	kfree(a, M_TCPU); /* its own shard's chunk: a local free */
+	CHECK_EQ(pthread_create(&t, NULL, free_other, b), 0);
+	CHECK_EQ(pthread_join(t, NULL), 0);
+	/* slow paths of this thread drain and give back its old zone */
+	for (int r = 0; r < 200 && !me->retired; r++) {
+		for (int i = 0; i < 64; i++)
+			v[i] = kmalloc(2000 + 8 * r, M_TCPU, M_WAITOK);
+		for (int i = 0; i < 64; i++)
+			kfree(v[i], M_TCPU);
+	}
+	CHECK(me->retired);
+	CHECK_EQ(kmalloc_type_stats(M_TCPU, &st), 0);
+	CHECK_EQ(st.inuse, 0);
+	CHECK_EQ(st.memuse, 0);
+}
+
 TEST(mode_and_shards)
 {
 	if (!percpu())
@@ -448,6 +512,9 @@ main(void)
 		if (CPU_ISSET(c, &allowed))
 			cpus[ncpus++] = c;
 	printf("# %d CPUs allowed\n", ncpus);
+	RUN(cpu_shards_start_with_second_thread);
+	/* from here on shards per CPU wherever the system has them */
+	slabkit_set_option("shards", "cpu");
 	RUN(mode_and_shards);
 	RUN(pinned_thread_uses_its_cpu);
 	RUN(same_cpu_free_is_local_other_cpu_remote);

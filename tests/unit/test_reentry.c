@@ -174,6 +174,7 @@ TEST(first_allocation_in_handler_under_shard_lock_per_cpu)
 	pthread_t t;
 	char mode[16] = "";
 
+	slabkit_set_option("shards", "cpu"); /* now, not at a second thread */
 	slabkit_get_option("shards", mode, sizeof(mode));
 	if (strcmp(mode, "cpu") != 0) {
 		printf(
