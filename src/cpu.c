@@ -54,6 +54,20 @@
 
 struct sk_cpu_shards sk_cpu;
 
+/* The marker a thread's fast-path pointer holds while shards are per CPU
+ * (internal.h); never a shard anything is allocated from. */
+struct sk_shard sk_shard_percpu = {
+	.direct8 = {[0 ... SK_DIRECT8 - 1] = &sk_zone_sentinel},
+	.direct16 = {[0 ... SK_DIRECT16 - 1] = &sk_zone_sentinel},
+	.percpu = true,
+	.fastkey = (struct sk_shard *)1,
+	.empty = true,
+	.slow = SK_SHARD_SLOW_ALWAYS,
+	.id = -1,
+	.cpu = -1,
+	.slot = SK_SLOT_SHARED,
+};
+
 /* glibc 2.35+: where this thread's rseq area is, and its size. */
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
@@ -162,14 +176,45 @@ static int cpu_threads;		/* atomic: threads that made a shard */
 bool
 sk_cpu_mode(void)
 {
-	return SK_LOAD(&sk_cpu.rseq_off) != 0 || SK_LOAD(&cpu_wanted);
+	return SK_LOAD(&sk_cpu.active) || SK_LOAD(&cpu_wanted);
+}
+
+/* Shards per CPU in effect (the ones a thread switches to). */
+bool
+sk_cpu_active(void)
+{
+	return SK_LOAD(&sk_cpu.active);
+}
+
+/*
+ * The shard a slow path works on, held: the CPU's or the thread's (made
+ * on first use).  Also points the thread's fast paths at the mode in
+ * effect, which is how a change of mode reaches a thread.
+ */
+struct sk_shard *
+sk_kshard_get(void)
+{
+	struct sk_shard *sh;
+
+	sk_tls_kshard =
+	    SK_LOAD(&sk_cpu.active) ? &sk_shard_percpu : sk_tls_shard;
+	sh = sk_kshard_enter();
+	if (SK_UNLIKELY(sh->empty)) {
+		/* the thread's own shard, made now: shards are per thread, or
+		 * this thread has no CPU shard (or starts them, for the next
+		 * call) */
+		sh = sk_shard_get_slow();
+		if (!SK_LOAD(&sk_cpu.active))
+			sk_tls_kshard = sh;
+	}
+	return sh;
 }
 
 /* Why shards are per thread (or will be per CPU; "" when they are). */
 const char *
 sk_cpu_mode_why(void)
 {
-	if (SK_LOAD(&sk_cpu.rseq_off) != 0)
+	if (SK_LOAD(&sk_cpu.active))
 		return "";
 	if (SK_LOAD(&cpu_wanted))
 		return "one thread so far: per CPU from the second thread that "
@@ -235,6 +280,7 @@ cpu_start(void)
 		return false;
 	}
 	SK_STORE_REL(&sk_cpu.rseq_off, __rseq_offset);
+	SK_STORE_REL(&sk_cpu.active, true);
 	SK_STORE(&cpu_wanted, false);
 	SK_STORE(&cpu_why, "");
 	return true;
@@ -254,7 +300,9 @@ sk_cpu_set_mode(bool percpu)
 {
 	if (!percpu) {
 		SK_STORE(&cpu_wanted, false);
-		SK_STORE_REL(&sk_cpu.rseq_off, 0);
+		SK_STORE(&sk_cpu.active, false);
+		if (!sk_tls_shard->empty) /* the caller at once, others later */
+			sk_tls_kshard = sk_tls_shard;
 		SK_STORE(&cpu_why, "shards=thread");
 		return true;
 	}

@@ -372,6 +372,7 @@ struct sk_shard {
 	struct sk_slzone *direct8[SK_DIRECT8];	/* atomic (relaxed) */
 	uintptr_t cpulock;			/* atomic: holder's thread
 						   pointer, or 0 (cpu.c) */
+	bool	percpu;				/* sk_shard_percpu only */
 	size_t	uoff;				/* slot * sizeof(kmalloc_use) */
 	struct sk_shard *fastkey;		/* atomic: self, or 1 */
 	struct kmalloc_use *dropin_use;		/* the drop-in type's slot */
@@ -444,11 +445,23 @@ sk_shard_get(void)
 #define SK_MAX_CPU_SHARDS 128
 
 struct sk_cpu_shards {
-	ptrdiff_t rseq_off;	/* glibc's __rseq_offset; 0: thread mode */
+	ptrdiff_t rseq_off;	/* glibc's __rseq_offset (once started) */
 	uint32_t ncpu;		/* shards in the table */
+	bool	active;		/* atomic: shards per CPU in effect */
 	struct sk_shard *shard[SK_MAX_CPU_SHARDS];
 };
 extern struct sk_cpu_shards sk_cpu;
+
+/*
+ * What the fast paths read first: this thread's own shard (shards per
+ * thread; the static empty shard before its first allocation), or the
+ * static marker shard sk_shard_percpu (shards per CPU), whose `percpu'
+ * flag sends them to the CPU's shard.  Set by the slow path
+ * (sk_kshard_get), so a change of mode reaches a thread at its next slow
+ * path; both kinds of shard are safe together at any time.
+ */
+extern __thread struct sk_shard *sk_tls_kshard;
+extern struct sk_shard sk_shard_percpu;
 
 #define SK_RSEQ_CPU_ID	4	/* struct rseq: cpu_id */
 #define SK_RSEQ_CS	8	/* struct rseq: rseq_cs */
@@ -459,6 +472,7 @@ void sk_kshard_lock_remote(struct sk_shard *sh);
 void sk_cpu_init(void);
 void sk_cpu_init_late(void);
 bool sk_cpu_mode(void);
+bool sk_cpu_active(void);
 const char *sk_cpu_mode_why(void);
 bool sk_cpu_set_mode(bool percpu);
 void sk_cpu_thread_started(void);
@@ -496,14 +510,16 @@ struct sk_shard *sk_cpu_shard_at(int i);
 		     "movl %%fs:%c[id](%[o]), %k[t]\n\t"                       \
 		     "cmpl %[n], %k[t]\n\t"                                    \
 		     "jae %l[" #thread "]\n\t"                                 \
-		     "movq (%[tab], %q[t], 8), %[s]\n\t"                       \
+		     "leaq sk_cpu+%c[tb](%%rip), %[s]\n\t"                     \
+		     "movq (%[s], %q[t], 8), %[s]\n\t"                         \
 		     "cmpq $0, %c[lk](%[s])\n\t"                               \
 		     "jne %l[" #busy "]\n\t"                                   \
 		     "movq %%fs:0, %q[t]\n\t"                                  \
 		     "movq %q[t], %c[lk](%[s])\n\t"                            \
 		     "2:\n\t"                                                  \
 		     : [s] "=&r"(sh), [t] "=&r"(tmp)                           \
-		     : [o] "r"(off), [tab] "r"(sk_cpu.shard),                  \
+		     : [o] "r"(off),                                           \
+		     [tb] "i"(offsetof(struct sk_cpu_shards, shard)),          \
 		     [n] "m"(sk_cpu.ncpu), [sig] "i"(SK_RSEQ_SIG),             \
 		     [cs] "i"(SK_RSEQ_CS), [id] "i"(SK_RSEQ_CPU_ID),           \
 		     [lk] "i"(offsetof(struct sk_shard, cpulock))              \
@@ -519,24 +535,28 @@ struct sk_shard *sk_cpu_shard_at(int i);
 static inline struct sk_shard *
 sk_kshard_try(void)
 {
-#ifdef SK_HAVE_RSEQ
-	ptrdiff_t off = sk_cpu.rseq_off; /* set once, before any use */
-	struct sk_shard *sh;
-	uint64_t t;
+	struct sk_shard *sh = sk_tls_kshard;
 
-	if (SK_UNLIKELY(off == 0))
-		goto thread;
-	SK_RSEQ_ACQUIRE(off, sh, t, thread, busy);
 	if (sh == NULL)
 		__builtin_unreachable(); /* lets the caller's test fold away */
-	return sh;
-busy:
-	return NULL;
-thread:
+#ifdef SK_HAVE_RSEQ
+	if (SK_UNLIKELY(sh->percpu)) {
+		ptrdiff_t off = sk_cpu.rseq_off; /* set before the marker */
+		uint64_t t;
+
+		SK_RSEQ_ACQUIRE(off, sh, t, thread, busy);
+		if (sh == NULL)
+			__builtin_unreachable();
+		return sh;
+	busy:
+		return NULL;
+	thread:
+		sh = sk_tls_shard;
+		if (sh == NULL)
+			__builtin_unreachable();
+	}
 #endif
-	if (sk_tls_shard == NULL)
-		__builtin_unreachable();
-	return sk_tls_shard;
+	return sh;
 }
 
 /* sk_kshard_try(), waiting for a held shard. */
@@ -557,16 +577,9 @@ sk_kshard_leave(struct sk_shard *sh)
 }
 
 /* sk_kshard_enter() for the slow paths: a thread's shard is made (or
- * adopted) on first use. */
-static inline struct sk_shard *
-sk_kshard_get(void)
-{
-	struct sk_shard *sh = sk_kshard_enter();
-
-	if (SK_UNLIKELY(sh->empty))
-		sh = sk_shard_get_slow();
-	return sh;
-}
+ * adopted) on first use, and the thread's fast-path pointer follows the
+ * mode in effect (cpu.c). */
+struct sk_shard *sk_kshard_get(void);
 
 /*
  * Register a hook run on the owner thread when a thread exits (before its

@@ -45,6 +45,7 @@ static struct sk_shard sk_shard_empty = {
 };
 
 __thread struct sk_shard *sk_tls_shard = &sk_shard_empty;
+__thread struct sk_shard *sk_tls_kshard = &sk_shard_empty; /* internal.h */
 
 static struct sk_mutex shard_lock = SK_MUTEX_INITIALIZER("shard list");
 static struct sk_shard *shard_all;	/* every shard, newest first */
@@ -95,6 +96,7 @@ shard_thread_exit(void *arg)
 	sk_kmalloc_shard_exit(sh);
 	sh->exiting = false;
 	sk_tls_shard = &sk_shard_empty;
+	sk_tls_kshard = &sk_shard_empty;
 	sk_mutex_lock(&shard_lock);
 	sh->orphan = true;
 	sh->orphan_next = shard_orphans;

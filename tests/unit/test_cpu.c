@@ -79,6 +79,14 @@ unpin(void)
 	sched_setaffinity(0, sizeof(allowed), &allowed);
 }
 
+/* Point this thread's fast paths at the mode in effect, as its next slow
+ * path would. */
+static void
+refresh(void)
+{
+	sk_kshard_leave(sk_kshard_get());
+}
+
 static struct sk_slzone *
 zone_of(void *p)
 {
@@ -123,13 +131,14 @@ TEST(cpu_shards_start_with_second_thread)
 	a = kmalloc(700, M_TCPU, M_WAITOK);
 	b = kmalloc(700, M_TCPU, M_WAITOK);
 	me = sk_tls_shard;
-	CHECK_EQ(sk_cpu.rseq_off, 0);
+	CHECK(!sk_cpu_active());
 	CHECK(zone_of(a)->z_owner == me);
 	CHECK(strlen(sk_cpu_mode_why()) > 0);
 	CHECK_EQ(pthread_create(&t, NULL, alloc_once, NULL), 0);
 	CHECK_EQ(pthread_join(t, NULL), 0);
-	CHECK(sk_cpu.rseq_off != 0);
+	CHECK(sk_cpu_active());
 	CHECK_EQ(sk_cpu_mode_why()[0], 0);
+	refresh(); /* what this thread's next slow path does */
 	v[0] = kmalloc(700, M_TCPU, M_WAITOK);
 	CHECK(zone_of(v[0])->z_owner->cpu >= 0);
 	kfree(v[0], M_TCPU);
@@ -171,6 +180,7 @@ TEST(pinned_thread_uses_its_cpu)
 
 		if (!pin(c) || (unsigned)c >= sk_cpu.ncpu)
 			continue;
+		refresh();
 		p = kmalloc(64, M_TCPU, M_WAITOK);
 		CHECK(zone_of(p)->z_owner == sk_cpu.shard[c]);
 		CHECK_EQ(SK_LOAD(&sk_cpu.shard[c]->cpulock), 0);
@@ -197,6 +207,7 @@ free_on(void *arg)
 
 	if (!pin(h->cpu))
 		return (void *)1;
+	refresh();
 	kfree(h->p, M_TCPU);
 	h->local_head = z->z_lchunks == h->p;
 	h->remote_bit = sk_bit_test(SK_ZRBITS(z), g);
@@ -256,6 +267,7 @@ excl_worker(void *arg)
 
 	if (a->cpu >= 0 && !a->remote && !pin(a->cpu))
 		return (void *)1;
+	refresh();
 	for (int i = 0; i < a->rounds; i++) {
 		struct sk_shard *sh;
 
@@ -348,6 +360,7 @@ TEST(held_by_self_uses_thread_shard)
 
 	if (!percpu() || !pin(cpus[0]))
 		return;
+	refresh();
 	sh = sk_kshard_enter();
 	CHECK(sh == sk_cpu.shard[cpus[0]]);
 	/* what a signal handler interrupting kmalloc would do */
@@ -374,6 +387,7 @@ alloc_on(void *arg)
 
 	if (!pin(b->cpu))
 		return (void *)1;
+	refresh();
 	b->p = kmalloc(120, M_TCPU, M_WAITOK);
 	b->owner = b->p != NULL ? zone_of(b->p)->z_owner : NULL;
 	return NULL;
