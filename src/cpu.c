@@ -170,7 +170,8 @@ sk_kshard_lock_remote(struct sk_shard *sh)
 
 static bool cpu_capable;	/* rseq and membarrier work here */
 static bool cpu_wanted;		/* atomic: shards=cpu, not started yet */
-static int cpu_threads;		/* atomic: threads that made a shard */
+static int cpu_threads;		/* atomic: threads alive with a shard */
+static int cpu_count;		/* CPUs this process may run on */
 
 /* Shards per CPU in effect, or wanted and waiting for a second thread. */
 bool
@@ -217,8 +218,8 @@ sk_cpu_mode_why(void)
 	if (SK_LOAD(&sk_cpu.active))
 		return "";
 	if (SK_LOAD(&cpu_wanted))
-		return "one thread so far: per CPU from the second thread that "
-		       "allocates";
+		return "no more threads than CPUs plus one so far: per CPU "
+		       "from then on";
 	return SK_LOAD(&cpu_why);
 }
 
@@ -335,6 +336,15 @@ sk_cpu_init(void)
 		return;
 	}
 	cpu_capable = true;
+	{
+		cpu_set_t set;
+
+		cpu_count = sched_getaffinity(0, sizeof(set), &set) == 0
+		                ? CPU_COUNT(&set)
+		                : (int)sysconf(_SC_NPROCESSORS_ONLN);
+		if (cpu_count < 1)
+			cpu_count = 1;
+	}
 	if (sk_opt.shards_thread)
 		SK_STORE(&cpu_why, "shards=thread");
 	else
@@ -346,19 +356,33 @@ sk_cpu_init(void)
 }
 
 /*
- * A thread made (or adopted) its shard: its first allocation.  A process
- * with one thread has nothing to share, and its thread's shard costs a
- * few instructions less per call than taking a CPU's: shards per CPU
- * start with the second thread that allocates.  The first thread's
- * zones stay its own (kmalloc_zone.c frees its chunks locally and
- * drains them while the thread works on CPU shards).
+ * A thread made (or adopted) its shard: its first allocation.  As long as
+ * no more threads allocate than the process has CPUs, a shard per thread
+ * costs no more memory than a shard per CPU and less than one: a thread
+ * keeps its zones when the scheduler moves it, where CPU shards would see
+ * each thread's working set move from one CPU's zones to another's (two
+ * threads swapping CPUs leave two sets of half-used zones), and its fast
+ * path takes no CPU's shard (some ten instructions).  So shards per CPU
+ * start when more threads are alive with a shard than one per CPU plus
+ * one (the common main thread that starts a worker per CPU and waits for
+ * them), and stay.  The earlier threads' zones stay theirs: kmalloc_zone.c frees
+ * their chunks locally and drains them while the threads work on CPU
+ * shards.
  */
 void
 sk_cpu_thread_started(void)
 {
-	if (__atomic_add_fetch(&cpu_threads, 1, __ATOMIC_RELAXED) >= 2 &&
+	if (__atomic_add_fetch(&cpu_threads, 1, __ATOMIC_RELAXED) >
+	        SK_LOAD(&cpu_count) + 1 &&
 	    SK_LOAD(&cpu_wanted))
 		cpu_start();
+}
+
+/* A thread with a shard exits. */
+void
+sk_cpu_thread_exited(void)
+{
+	__atomic_sub_fetch(&cpu_threads, 1, __ATOMIC_RELAXED);
 }
 
 /* After the library is ready: the fork handlers (registered last, so that

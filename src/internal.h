@@ -476,6 +476,7 @@ bool sk_cpu_active(void);
 const char *sk_cpu_mode_why(void);
 bool sk_cpu_set_mode(bool percpu);
 void sk_cpu_thread_started(void);
+void sk_cpu_thread_exited(void);
 struct sk_shard *sk_cpu_shard_at(int i);
 
 #if defined(__x86_64__) && !defined(SLABKIT_TSAN)

@@ -97,6 +97,7 @@ shard_thread_exit(void *arg)
 	sh->exiting = false;
 	sk_tls_shard = &sk_shard_empty;
 	sk_tls_kshard = &sk_shard_empty;
+	sk_cpu_thread_exited();
 	sk_mutex_lock(&shard_lock);
 	sh->orphan = true;
 	sh->orphan_next = shard_orphans;

@@ -101,21 +101,26 @@ free_other(void *p)
 	return NULL;
 }
 
+static pthread_barrier_t start_bar;
+
 static void *
-alloc_once(void *arg)
+alloc_and_wait(void *arg)
 {
 	(void)arg;
 	kfree(kmalloc(40, M_TCPU, M_WAITOK), M_TCPU);
+	pthread_barrier_wait(&start_bar); /* all alive at once */
+	pthread_barrier_wait(&start_bar); /* the main thread looked */
 	return NULL;
 }
 
 /*
- * One thread: its own shard, nothing to take.  The second thread that
- * allocates starts the CPU shards; the first thread's chunks are then
+ * A thread per CPU plus one: shards per thread.  One more thread alive
+ * and allocating starts the CPU shards; the first thread's chunks are then
  * freed locally by it and drained from its shard when others free them.
  */
-TEST(cpu_shards_start_with_second_thread)
+TEST(cpu_shards_start_beyond_a_thread_per_cpu_and_one)
 {
+	pthread_t th[SK_MAX_CPU_SHARDS + 2];
 	struct kmalloc_type_stats st;
 	struct sk_shard *me;
 	void *a, *b, *v[64];
@@ -134,9 +139,26 @@ TEST(cpu_shards_start_with_second_thread)
 	CHECK(!sk_cpu_active());
 	CHECK(zone_of(a)->z_owner == me);
 	CHECK(strlen(sk_cpu_mode_why()) > 0);
-	CHECK_EQ(pthread_create(&t, NULL, alloc_once, NULL), 0);
-	CHECK_EQ(pthread_join(t, NULL), 0);
+	/* a thread per CPU and this one: still per thread */
+	pthread_barrier_init(&start_bar, NULL, (unsigned)ncpus + 1);
+	for (int i = 0; i < ncpus; i++)
+		CHECK_EQ(pthread_create(&th[i], NULL, alloc_and_wait, NULL), 0);
+	pthread_barrier_wait(&start_bar);
+	CHECK(!sk_cpu_active());
+	pthread_barrier_wait(&start_bar);
+	for (int i = 0; i < ncpus; i++)
+		CHECK_EQ(pthread_join(th[i], NULL), 0);
+	pthread_barrier_destroy(&start_bar);
+	/* one more */
+	pthread_barrier_init(&start_bar, NULL, (unsigned)ncpus + 2);
+	for (int i = 0; i < ncpus + 1; i++)
+		CHECK_EQ(pthread_create(&th[i], NULL, alloc_and_wait, NULL), 0);
+	pthread_barrier_wait(&start_bar);
 	CHECK(sk_cpu_active());
+	pthread_barrier_wait(&start_bar);
+	for (int i = 0; i < ncpus + 1; i++)
+		CHECK_EQ(pthread_join(th[i], NULL), 0);
+	pthread_barrier_destroy(&start_bar);
 	CHECK_EQ(sk_cpu_mode_why()[0], 0);
 	refresh(); /* what this thread's next slow path does */
 	v[0] = kmalloc(700, M_TCPU, M_WAITOK);
@@ -526,7 +548,7 @@ main(void)
 		if (CPU_ISSET(c, &allowed))
 			cpus[ncpus++] = c;
 	printf("# %d CPUs allowed\n", ncpus);
-	RUN(cpu_shards_start_with_second_thread);
+	RUN(cpu_shards_start_beyond_a_thread_per_cpu_and_one);
 	/* from here on shards per CPU wherever the system has them */
 	slabkit_set_option("shards", "cpu");
 	RUN(mode_and_shards);
