@@ -20,7 +20,7 @@
  * read and the store, that is if they ran on different CPUs, and then they
  * read different shards' words.  The fast path then runs as it always
  * did, on a shard it holds alone, and a plain store of 0 gives it back.
- * The cost is some ten instructions per call and no atomic
+ * The cost is 13 instructions per call and no atomic
  * read-modify-write.  A thread preempted while it holds a shard keeps it:
  * the others that run on that CPU meanwhile find it held (sk_kshard_wait).
  *
@@ -362,7 +362,7 @@ sk_cpu_init(void)
  * keeps its zones when the scheduler moves it, where CPU shards would see
  * each thread's working set move from one CPU's zones to another's (two
  * threads swapping CPUs leave two sets of half-used zones), and its fast
- * path takes no CPU's shard (some ten instructions).  So shards per CPU
+ * path takes no CPU's shard (13 instructions).  So shards per CPU
  * start when more threads are alive with a shard than one per CPU plus
  * one (the common main thread that starts a worker per CPU and waits for
  * them), and stay.  The earlier threads' zones stay theirs: kmalloc_zone.c frees
