@@ -524,7 +524,7 @@ struct sk_shard *sk_cpu_shard_at(int i);
 		     [n] "m"(sk_cpu.ncpu), [sig] "i"(SK_RSEQ_SIG),             \
 		     [cs] "i"(SK_RSEQ_CS), [id] "i"(SK_RSEQ_CPU_ID),           \
 		     [lk] "i"(offsetof(struct sk_shard, cpulock))              \
-		     : "cc"                                                    \
+		     : "memory", "cc" /* an acquire: nothing moves above */   \
 		     : thread, busy)
 #endif
 
