@@ -43,7 +43,6 @@
  * thread.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
@@ -140,8 +139,12 @@ sk_kshard_wait(void)
 	return sk_tls_shard;
 }
 
-/* Take sh from a thread that may run on another CPU (see the top). */
-void
+/*
+ * Take sh from a thread that may run on another CPU (see the top).  False
+ * when membarrier fails (a seccomp filter installed after start): the
+ * shard is then left alone, and its holder, if any, keeps it.
+ */
+bool
 sk_kshard_lock_remote(struct sk_shard *sh)
 {
 #ifdef SK_HAVE_RSEQ
@@ -155,16 +158,22 @@ sk_kshard_lock_remote(struct sk_shard *sh)
 			if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
 			        MEMBARRIER_CMD_FLAG_CPU, sh->cpu) != 0 &&
 			    membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0,
-			        0) != 0)
-				sk_panic("slabkit",
-				    "membarrier failed (errno %d)", errno);
+			        0) != 0) {
+				/* give it back only if no sequence took it */
+				expect = me;
+				__atomic_compare_exchange_n(&sh->cpulock,
+				    &expect, 0, false, __ATOMIC_RELEASE,
+				    __ATOMIC_RELAXED);
+				return false;
+			}
 			if (SK_LOAD_ACQ(&sh->cpulock) == me)
-				return;
+				return true;
 		}
 		sched_yield();
 	}
 #else
 	(void)sh;
+	return false;
 #endif
 }
 
@@ -229,21 +238,29 @@ sk_cpu_shard_at(int i)
 	return (unsigned)i < sk_cpu.ncpu ? sk_cpu.shard[i] : NULL;
 }
 
-/* fork(): hold every CPU's shard across it.  Their prepare handler runs
+/*
+ * fork(): hold every CPU's shard across it.  Their prepare handler runs
  * before the other layers' (registered last), so the layers' locks nest
- * inside, as they do on the allocation paths. */
+ * inside, as they do on the allocation paths.  A shard that could not be
+ * taken (no membarrier) stays as it is: in the child, one held by a
+ * thread of the parent stays held, and the child's calls on that CPU use
+ * the thread's own shard.
+ */
+static uint8_t cpu_forkheld[SK_MAX_CPU_SHARDS];
+
 static void
 cpu_prefork(void)
 {
 	for (uint32_t i = 0; i < sk_cpu.ncpu; i++)
-		sk_kshard_lock_remote(sk_cpu.shard[i]);
+		cpu_forkheld[i] = sk_kshard_lock_remote(sk_cpu.shard[i]);
 }
 
 static void
 cpu_postfork(void)
 {
 	for (uint32_t i = 0; i < sk_cpu.ncpu; i++)
-		sk_kshard_leave(sk_cpu.shard[i]);
+		if (cpu_forkheld[i])
+			sk_kshard_leave(sk_cpu.shard[i]);
 }
 
 #ifdef SK_HAVE_RSEQ

@@ -468,7 +468,7 @@ extern struct sk_shard sk_shard_percpu;
 #define SK_RSEQ_SIG	0x53053053 /* glibc's signature on x86 */
 
 struct sk_shard *sk_kshard_wait(void);
-void sk_kshard_lock_remote(struct sk_shard *sh);
+bool sk_kshard_lock_remote(struct sk_shard *sh);
 void sk_cpu_init(void);
 void sk_cpu_init_late(void);
 bool sk_cpu_mode(void);

@@ -1623,7 +1623,8 @@ slab_cleanup(void)
 		sk_kmalloc_shard_cleanup(sh, true);
 	/* every CPU's shard, taken from here (cpu.c) */
 	for (int i = 0; (sh = sk_cpu_shard_at(i)) != NULL; i++) {
-		sk_kshard_lock_remote(sh);
+		if (!sk_kshard_lock_remote(sh))
+			continue;
 		sk_kmalloc_shard_cleanup(sh, true);
 		sk_km_release_free_zones(sh, 0);
 		sk_km_shard_update_slow(sh);

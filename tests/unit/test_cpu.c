@@ -31,6 +31,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -517,6 +522,71 @@ TEST(fork_while_others_allocate)
 		CHECK_EQ(pthread_join(t[i], NULL), 0);
 }
 
+/* Refuse membarrier(2) from now on, as a sandbox installed after start
+ * would (EPERM). */
+static bool
+deny_membarrier(void)
+{
+	struct sock_filter f[] = {
+	    BPF_STMT(
+	        BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+	       prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+/* Without membarrier, slab_cleanup leaves the CPU shards alone and fork
+ * still gives a child that allocates. */
+TEST(no_membarrier_later)
+{
+	pid_t pid;
+	int st = -1;
+
+	if (!percpu())
+		return;
+	pid = fork();
+	if (pid == 0) {
+		pthread_t t[3];
+		void *v[200];
+
+		if (!deny_membarrier())
+			_exit(2);
+		atomic_store(&fork_stop, 0);
+		for (int i = 0; i < 3; i++)
+			pthread_create(&t[i], NULL, fork_churn,
+			    (void *)(uintptr_t)(i + 7));
+		slab_cleanup();
+		for (int k = 0; k < 5; k++) {
+			pid_t c = fork();
+
+			if (c == 0) {
+				for (int i = 0; i < 200; i++)
+					v[i] =
+					    kmalloc(24 + i, M_TCPU, M_WAITOK);
+				for (int i = 0; i < 200; i++)
+					kfree(v[i], M_TCPU);
+				_exit(0);
+			}
+			if (c < 0 || waitpid(c, &st, 0) != c ||
+			    !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+				_exit(3);
+		}
+		atomic_store(&fork_stop, 1);
+		for (int i = 0; i < 3; i++)
+			pthread_join(t[i], NULL);
+		_exit(0);
+	}
+	CHECK(pid > 0);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ(WEXITSTATUS(st), 0);
+}
+
 TEST(switch_modes_at_run_time)
 {
 	struct kmalloc_type_stats st;
@@ -561,6 +631,7 @@ main(void)
 	RUN(shard_held_too_long_falls_back);
 	RUN(slab_cleanup_empties_every_cpu);
 	RUN(fork_while_others_allocate);
+	RUN(no_membarrier_later);
 	RUN(switch_modes_at_run_time);
 	return sk_t_done();
 }
