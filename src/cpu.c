@@ -24,11 +24,17 @@
  * read-modify-write.  A thread preempted while it holds a shard keeps it:
  * the others that run on that CPU meanwhile find it held (sk_kshard_wait).
  *
- * What stays per thread: a thread's own shard, used by kmalloc only as a
- * fallback (shards=thread, a kernel or libc without rseq, valgrind,
- * ThreadSanitizer builds, CPUs beyond the table, a signal handler that
- * interrupted its thread while it held its CPU's shard, or a shard held
- * too long), and by the layers above kmalloc (objcache magazines, the
+ * When: a process starts with shards per thread, and CPU shards start
+ * once more threads are alive with a shard than a thread per CPU plus one
+ * (sk_cpu_thread_started says why).  The fast paths first read a
+ * per-thread pointer, sk_tls_kshard: the thread's shard, or the marker
+ * shard whose flag sends them to the rseq sequence.
+ *
+ * What stays per thread: a thread's own shard, used by kmalloc before
+ * CPU shards start and after only as a fallback (shards=thread, a kernel
+ * or libc without rseq, valgrind, ThreadSanitizer builds, CPUs beyond the
+ * table, a signal handler that interrupted its thread while it held its
+ * CPU's shard, or a shard held too long), and by the layers above kmalloc (objcache magazines, the
  * zone allocator's per-thread caches, kmalloc_obj's slabs), whose state is
  * per thread by design (docs/deviations.md, entry 1).
  *

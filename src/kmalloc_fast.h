@@ -4,6 +4,12 @@
  * and malloc.c the malloc(3) drop-in's malloc and free, specialised for
  * its one type and constant flags.
  *
+ * Both work on a shard they hold for the length of the call
+ * (sk_kshard_try/leave, internal.h): the thread's own, or with shards per
+ * CPU the current CPU's, taken with a restartable sequence (cpu.c); a
+ * shard that another thread holds sends the call to its slow path, which
+ * waits.
+ *
  * A request of 1..1024 bytes finds its zone with one load from the
  * shard's direct table (indexed by size / 8, or size / 16 for malloc):
  * the current zone of the class, or the sentinel zone whose free list is

@@ -3,29 +3,38 @@
  * Shards: the userspace "CPU" of the DragonFly allocators.
  *
  * In the kernel each CPU owns its slab zones (SLGlobalData), and a critical
- * section is all the locking the fast path needs.  Here each thread owns a
- * shard, reached through one initial-exec TLS pointer.  That pointer starts
- * at a static empty shard whose zone lists are all empty, so the kmalloc
- * fast path has no "initialised?" test: the first allocation falls into
- * the slow path, which makes (or adopts) a real shard.
+ * section is all the locking the fast path needs.  Here a shard is either
+ * a thread's or a CPU's.  Every thread that needs one owns a shard,
+ * reached through one initial-exec TLS pointer (sk_tls_shard); the layers
+ * above kmalloc (objcache, zone, kmalloc_obj) keep their per-thread state
+ * in it, and kmalloc allocates from it until shards per CPU start (cpu.c),
+ * after which kmalloc works on the current CPU's shard, made here too
+ * (sk_shard_new_cpu) and taken for one call at a time.  The TLS pointers
+ * start at a static empty shard whose zone lists are all empty, so the
+ * kmalloc fast path has no "initialised?" test: the first allocation falls
+ * into the slow path, which makes (or adopts) a real shard.
  *
  * Invariants:
- * - Only the owner thread reads or writes a shard's lists.  Other threads
+ * - Only the holder reads or writes a shard's lists: a thread's shard is
+ *   held by its thread, a CPU's by whoever took it (cpu.c).  Other threads
  *   reach a shard only through the atomic doorbell list `pend' (zones that
  *   got remote frees while off their list) and the zones' own atomic
- *   remote-free lists.
- * - A shard is never freed.  When its thread exits, the exit hooks of the
+ *   remote-free bitmaps and lists.
+ * - A shard is never freed.  When a thread exits, the exit hooks of the
  *   other layers run (objcache magazines and zone caches go back to their
  *   depots), kmalloc drains and releases what it can, and the shard is
  *   parked on the orphan list.  The next thread that starts adopts it
  *   whole, zones, doorbell and statistics slot included: nothing leaks,
- *   nothing is freed twice, and thread churn costs no zone churn.
+ *   nothing is freed twice, and thread churn costs no zone churn.  CPU
+ *   shards live as long as the process.
  * - Shard ids are dense and stable; ids below SK_SLOT_SHARED own the
- *   statistics slot of the same number (owner-only updates, no atomic
+ *   statistics slot of the same number (holder-only updates, no atomic
  *   read-modify-write); the rest share the last slot with atomic adds.
  * - fork(): in the child only the forking thread survives.  Every other
- *   live shard is retired there (never adopted: it may have been caught
- *   half-way through a lock-free update); its zones stay as they are.
+ *   live thread's shard is retired there (never adopted: it may have been
+ *   caught half-way through a lock-free update); its zones stay as they
+ *   are.  CPU shards were held by the forking thread across the fork
+ *   (cpu.c) and are consistent and free in the child.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
