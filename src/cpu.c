@@ -30,13 +30,14 @@
  * per-thread pointer, sk_tls_kshard: the thread's shard, or the marker
  * shard whose flag sends them to the rseq sequence.
  *
- * What stays per thread: a thread's own shard, used by kmalloc before
- * CPU shards start and after only as a fallback (shards=thread, a kernel
- * or libc without rseq, valgrind, ThreadSanitizer builds, CPUs beyond the
+ * What stays per thread: a thread's own shard, used by kmalloc before CPU
+ * shards start and after only as a fallback (shards=thread, a kernel or
+ * libc without rseq, valgrind, ThreadSanitizer builds, CPUs beyond the
  * table, a signal handler that interrupted its thread while it held its
- * CPU's shard, or a shard held too long), and by the layers above kmalloc (objcache magazines, the
- * zone allocator's per-thread caches, kmalloc_obj's slabs), whose state is
- * per thread by design (docs/deviations.md, entry 1).
+ * CPU's shard, or a shard held too long), and by the layers above kmalloc
+ * (objcache magazines, the zone allocator's per-thread caches,
+ * kmalloc_obj's slabs), whose state is per thread by design
+ * (docs/deviations.md, entry 1).
  *
  * Threads that are not on a shard's CPU take it with a compare-and-swap
  * followed by membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) aimed at
@@ -385,10 +386,10 @@ sk_cpu_init(void)
  * keeps its zones when the scheduler moves it, where CPU shards would see
  * each thread's working set move from one CPU's zones to another's (two
  * threads swapping CPUs leave two sets of half-used zones), and its fast
- * path takes no CPU's shard (13 instructions).  So shards per CPU
- * start when more threads are alive with a shard than one per CPU plus
- * one (the common main thread that starts a worker per CPU and waits for
- * them), and stay.  The earlier threads' zones stay theirs: kmalloc_zone.c frees
+ * path takes no CPU's shard (13 instructions).  So shards per CPU start
+ * when more threads are alive with a shard than one per CPU plus one (the
+ * common main thread that starts a worker per CPU and waits for them), and
+ * stay.  The earlier threads' zones stay theirs: kmalloc_zone.c frees
  * their chunks locally and drains them while the threads work on CPU
  * shards.
  */

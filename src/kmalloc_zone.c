@@ -1512,7 +1512,8 @@ sk_kfree_notlocal(
 	 * handed out (its granule bit; the slow path says what else it is) */
 	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
 	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) && SK_LOAD(&z->z_owner) != sh &&
-	    SK_LOAD(&z->z_owner) != sk_tls_shard && (p & 7) == 0 && p >= (uintptr_t)z->z_baseptr) {
+	    SK_LOAD(&z->z_owner) != sk_tls_shard && (p & 7) == 0 &&
+	    p >= (uintptr_t)z->z_baseptr) {
 		size_t b = (p - (uintptr_t)z) >> 3;
 
 		if (sk_bit_test(SK_ZABITS(z), b)) {
