@@ -382,7 +382,7 @@ sk_cpu_init(void)
 /*
  * A thread made (or adopted) its shard: its first allocation.  As long as
  * no more threads allocate than the process has CPUs, a shard per thread
- * costs no more memory than a shard per CPU and less than one: a thread
+ * costs no more memory than a shard per CPU, and often less: a thread
  * keeps its zones when the scheduler moves it, where CPU shards would see
  * each thread's working set move from one CPU's zones to another's (two
  * threads swapping CPUs leave two sets of half-used zones), and its fast
