@@ -522,6 +522,59 @@ TEST(fork_while_others_allocate)
 		CHECK_EQ(pthread_join(t[i], NULL), 0);
 }
 
+/* Double frees with CPU shards: the second free on the same CPU, on
+ * another CPU (a remote free after a local one), and twice remotely. */
+struct df_arg {
+	void *p;
+	int cpu;
+};
+
+static void *
+df_free_on(void *arg)
+{
+	struct df_arg *d = arg;
+
+	pin(d->cpu);
+	refresh();
+	kfree(d->p, M_TCPU);
+	return NULL;
+}
+
+static void
+double_free(void *arg)
+{
+	int how = (int)(intptr_t)arg;
+	struct df_arg d = {NULL, cpus[ncpus - 1]};
+	pthread_t t;
+	void *keep;
+
+	pin(cpus[0]);
+	refresh();
+	keep = kmalloc(64, M_TCPU, M_WAITOK); /* keeps the zone listed */
+	d.p = kmalloc(64, M_TCPU, M_WAITOK);
+	*(void **)d.p = keep; /* whatever the program wrote */
+	if (how == 0) {
+		kfree(d.p, M_TCPU);
+		kfree(d.p, M_TCPU);
+	} else {
+		if (how == 1)
+			kfree(d.p, M_TCPU);
+		else
+			df_free_on(&d);
+		pthread_create(&t, NULL, df_free_on, &d);
+		pthread_join(t, NULL);
+	}
+}
+
+TEST(double_frees_reported)
+{
+	if (!percpu())
+		return;
+	CHECK_ABORTS(double_free, (void *)0, "already free");
+	CHECK_ABORTS(double_free, (void *)1, "already free");
+	CHECK_ABORTS(double_free, (void *)2, "already free");
+}
+
 /* Refuse membarrier(2) from now on, as a sandbox installed after start
  * would (EPERM). */
 static bool
@@ -631,6 +684,7 @@ main(void)
 	RUN(shard_held_too_long_falls_back);
 	RUN(slab_cleanup_empties_every_cpu);
 	RUN(fork_while_others_allocate);
+	RUN(double_frees_reported);
 	RUN(no_membarrier_later);
 	RUN(switch_modes_at_run_time);
 	return sk_t_done();
