@@ -172,13 +172,14 @@ sk_zone_link_bad(struct sk_chunk *c, uintptr_t n)
 }
 
 /*
- * Hand out c, the head of z's list, and count it in slot u (whose lazy
- * estimate the caller advanced already).  Written so that the corruption
- * reports are jumps, not calls.
+ * Hand out c, the head of z's list, count it in slot u (whose lazy
+ * estimate the caller advanced already) and give back sh, the shard the
+ * caller holds.  Written so that the corruption reports are jumps, not
+ * calls (they never return, and the shard stays held).
  */
 static inline void *
-sk_zone_take_fast(struct sk_slzone *z, struct sk_chunk *c,
-    struct kmalloc_use *u, size_t chunk)
+sk_zone_take_fast(struct sk_shard *sh, struct sk_slzone *z, struct sk_chunk *c,
+    struct kmalloc_use *u)
 {
 	uintptr_t n = sk_zone_link(z, c);
 
@@ -190,6 +191,7 @@ sk_zone_take_fast(struct sk_slzone *z, struct sk_chunk *c,
 		return sk_zone_chunk_in_use(z, c);
 	z->z_nused++;
 	sk_slot_add((size_t *)&u->calls, 1);
+	sk_kshard_leave(sh);
 	return c;
 }
 
@@ -227,8 +229,7 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
 		goto slow;
 	}
-	p = sk_zone_take_fast(z, c, u, chunk);
-	sk_kshard_leave(sh);
+	p = sk_zone_take_fast(sh, z, c, u);
 	if (flags & M_ZERO)
 		return memset(p, 0, chunk);
 	return p;
@@ -286,8 +287,10 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 	 * its class (spec 1.6 step 6): the one-object case stays here, off
 	 * the "empty slab cliff". */
 	if (SK_UNLIKELY(--z->z_nused == 0) &&
-	    (z->z_next != NULL || z->z_prev != NULL))
-		sk_kfree_emptied(sh, z);
+	    (z->z_next != NULL || z->z_prev != NULL)) {
+		sk_kfree_emptied(sh, z); /* gives sh back */
+		return;
+	}
 	sk_kshard_leave(sh);
 }
 

@@ -1540,10 +1540,12 @@ sk_kfree_notlocal(
 	sk_kfree_slow(ptr, type, api);
 }
 
+/* The inline kfree emptied z: spec 1.6 step 6, then give sh back. */
 void
 sk_kfree_emptied(struct sk_shard *sh, struct sk_slzone *z)
 {
 	check_zone_free(sh, z);
+	sk_kshard_leave(sh);
 }
 
 /* ------------------------------------------------------------------ */

@@ -195,7 +195,6 @@ malloc_inline(size_t size)
 	struct sk_slzone *z;
 	struct sk_chunk *c;
 	size_t chunk;
-	void *p;
 
 	if (SK_UNLIKELY(size - 1 >= SK_DIRECT16 * 16))
 		return malloc_slow(size);
@@ -212,9 +211,7 @@ malloc_inline(size_t size)
 		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
 		goto slow;
 	}
-	p = sk_zone_take_fast(z, c, u, chunk);
-	sk_kshard_leave(sh);
-	return p;
+	return sk_zone_take_fast(sh, z, c, u);
 slow:
 	sk_kshard_leave(sh);
 	return malloc_slow(size);
