@@ -196,6 +196,9 @@ sk_zone_take_fast(struct sk_shard *sh, struct sk_slzone *z, struct sk_chunk *c,
 }
 
 
+void *sk_kmalloc_zeroed(struct sk_shard *sh, struct sk_slzone *z,
+    struct sk_chunk *c, struct kmalloc_use *u);
+
 /* kmalloc: the kernel's entry checks, then the direct table. */
 static inline void *
 sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
@@ -205,7 +208,6 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 	struct sk_slzone *z;
 	struct sk_chunk *c;
 	size_t chunk;
-	void *p;
 
 	/* loose >= limit also catches an uninitialised type (limit 0); the
 	 * flags must name M_WAITOK or M_RNOWAIT (or both) and no rounding:
@@ -229,10 +231,9 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
 		goto slow;
 	}
-	p = sk_zone_take_fast(sh, z, c, u);
 	if (flags & M_ZERO)
-		return memset(p, 0, chunk);
-	return p;
+		return sk_kmalloc_zeroed(sh, z, c, u);
+	return sk_zone_take_fast(sh, z, c, u);
 slow:
 	sk_kshard_leave(sh);
 	return sk_kmalloc_slow(size, type, flags);
