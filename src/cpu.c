@@ -63,15 +63,8 @@ struct sk_cpu_shards sk_cpu;
 /* The marker a thread's fast-path pointer holds while shards are per CPU
  * (internal.h); never a shard anything is allocated from. */
 struct sk_shard sk_shard_percpu = {
-	.direct8 = {[0 ... SK_DIRECT8 - 1] = &sk_zone_sentinel},
-	.direct16 = {[0 ... SK_DIRECT16 - 1] = &sk_zone_sentinel},
+	SK_SHARD_STATIC_INIT,
 	.percpu = true,
-	.fastkey = (struct sk_shard *)1,
-	.empty = true,
-	.slow = SK_SHARD_SLOW_ALWAYS,
-	.id = -1,
-	.cpu = -1,
-	.slot = SK_SLOT_SHARED,
 };
 
 /* glibc 2.35+: where this thread's rseq area is, and its size. */

@@ -408,6 +408,16 @@ struct sk_shard {
 
 extern __thread struct sk_shard *sk_tls_shard;
 
+/* A static shard nothing is allocated from: every direct-table entry the
+ * sentinel zone, a fastkey no zone matches, always the slow path (the
+ * empty shard of shard.c, the marker of cpu.c). */
+#define SK_SHARD_STATIC_INIT                                             \
+	.direct8 = {[0 ... SK_DIRECT8 - 1] = &sk_zone_sentinel},         \
+	.direct16 = {[0 ... SK_DIRECT16 - 1] = &sk_zone_sentinel},       \
+	.fastkey = (struct sk_shard *)1, .empty = true,                  \
+	.slow = SK_SHARD_SLOW_ALWAYS, .id = -1, .cpu = -1,               \
+	.slot = SK_SLOT_SHARED
+
 /* The calling thread's shard; the static empty one before first use. */
 static inline struct sk_shard *
 sk_shard_current(void)

@@ -42,16 +42,7 @@
 
 #include "internal.h"
 
-static struct sk_shard sk_shard_empty = {
-	.direct8 = {[0 ... SK_DIRECT8 - 1] = &sk_zone_sentinel},
-	.direct16 = {[0 ... SK_DIRECT16 - 1] = &sk_zone_sentinel},
-	.fastkey = (struct sk_shard *)1,
-	.empty = true,
-	.slow = SK_SHARD_SLOW_ALWAYS,
-	.id = -1,
-	.cpu = -1,
-	.slot = SK_SLOT_SHARED,
-};
+static struct sk_shard sk_shard_empty = {SK_SHARD_STATIC_INIT};
 
 __thread struct sk_shard *sk_tls_shard = &sk_shard_empty;
 __thread struct sk_shard *sk_tls_kshard = &sk_shard_empty; /* internal.h */

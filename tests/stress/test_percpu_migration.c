@@ -723,14 +723,20 @@ TEST(mode_reported)
 		CHECK_STR_EQ(shard_mode, expect);
 }
 
+/* per_cpu threads per CPU online, at least min, at most MAX_THREADS */
+static int
+threads_for(int per_cpu, int min)
+{
+	int n = per_cpu * online_cpus();
+
+	return n < min ? min : n > MAX_THREADS ? MAX_THREADS : n;
+}
+
 TEST(migrate_pinned)
 {
-	int n = 4 * online_cpus();
 	struct cfg c = {
 	    .type = M_PCPU_MIG,
-	    .nthreads = n < 8             ? 8
-	                : n > MAX_THREADS ? MAX_THREADS
-	                                  : n,
+	    .nthreads = threads_for(4, 8),
 	    .pin = true,
 	};
 
@@ -740,12 +746,9 @@ TEST(migrate_pinned)
 
 TEST(oversubscribed_churn)
 {
-	int n = 16 * online_cpus();
 	struct cfg c = {
 	    .type = M_PCPU_CHURN,
-	    .nthreads = n < 64            ? 64
-	                : n > MAX_THREADS ? MAX_THREADS
-	                                  : n,
+	    .nthreads = threads_for(16, 64),
 	    .bursts = true,
 	};
 
