@@ -595,8 +595,10 @@ sk_kmalloc_aligned(
 	sh = sk_kshard_get();
 	sk_km_stats_calls(type, sh);
 	p = NULL;
-	if (sk_km_limit_check(type, flags) && !sh->empty)
+	if (sk_km_limit_check(type, flags) && !sh->empty) {
+		sh = sk_km_large_shard(sh);
 		p = sk_km_large(sh, size, align, type, flags);
+	}
 	sk_kshard_leave(sh);
 	return p;
 }

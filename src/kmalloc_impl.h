@@ -98,6 +98,9 @@ __attribute__((noreturn)) void sk_km_bad_pointer(
     const void *ptr, const char *api);
 
 /* kmalloc_large.c */
+/* The shard a large block's work runs on: a CPU's shard is given back
+ * first (the caller gives back the one returned instead). */
+struct sk_shard *sk_km_large_shard(struct sk_shard *sh);
 void *sk_km_large(struct sk_shard *sh, size_t size, size_t align,
     struct malloc_type *type, int flags);
 void sk_km_large_free(

@@ -130,6 +130,26 @@ large_checked(struct sk_shard *sh, size_t size, size_t bytes, size_t align,
 	return large_finish(sh, p, bytes, usable, zeroed, type, flags);
 }
 
+/*
+ * A large block's pages come from the page-run heap, which has its own
+ * lock, so a CPU's shard is given back before its work: a big block's
+ * bzero, a purge or a mapping would keep the CPU's other threads waiting,
+ * and they gave up on it (wl-mstress 1: 80 of 161 waits ran out and
+ * allocated from their threads' shards; 0-24 of 87-127 since).  The
+ * block is counted in the calling
+ * thread's slot, or the shared one (statistics are sums over slots).
+ * Interrupt context keeps the shard: its large frees wait on the shard's
+ * list.
+ */
+struct sk_shard *
+sk_km_large_shard(struct sk_shard *sh)
+{
+	if (sh->cpu < 0 || sk_tls_intr > 0)
+		return sh;
+	sk_kshard_leave(sh);
+	return sk_tls_shard;
+}
+
 void *
 sk_km_large(struct sk_shard *sh, size_t size, size_t align,
     struct malloc_type *type, int flags)

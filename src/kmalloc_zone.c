@@ -1159,7 +1159,7 @@ sk_km_shard_update_slow(struct sk_shard *sh)
 }
 
 static void *kmalloc_held(
-    struct sk_shard *sh, size_t size, struct malloc_type *type, int flags);
+    struct sk_shard **shp, size_t size, struct malloc_type *type, int flags);
 
 void *
 sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
@@ -1177,7 +1177,7 @@ sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags)
 		    "M_INTWAIT) given",
 		    (unsigned)flags);
 	sh = sk_kshard_get();
-	p = kmalloc_held(sh, size, type, flags);
+	p = kmalloc_held(&sh, size, type, flags);
 	sk_kshard_leave(sh);
 	return p;
 }
@@ -1222,12 +1222,13 @@ thread_retire(struct sk_shard *me)
 	me->retired = !shard_has_zones(me);
 }
 
-/* The rest of sk_kmalloc_slow, on the shard it holds. */
+/* The rest of sk_kmalloc_slow, on the shard it holds (*shp: a large
+ * block may change it, see sk_km_large_shard). */
 static void *
 kmalloc_held(
-    struct sk_shard *sh, size_t size, struct malloc_type *type, int flags)
+    struct sk_shard **shp, size_t size, struct malloc_type *type, int flags)
 {
-	struct sk_shard *me = sk_tls_shard;
+	struct sk_shard *sh = *shp, *me = sk_tls_shard;
 	struct sk_slzone *z;
 	struct sk_chunk *c;
 	size_t align, chunk;
@@ -1260,7 +1261,7 @@ kmalloc_held(
 	if (size >= sk_slab.zone_limit ||
 	    ((size & (sk_slab.page_size - 1)) == 0 &&
 	        size > 2 * sk_slab.page_size))
-		return sk_km_large(sh, size,
+		return sk_km_large(*shp = sk_km_large_shard(sh), size,
 		    (flags & M_CACHEALIGN) ? SK_CACHELINE : 0, type, flags);
 	chunk = size;
 	zi = sk_zoneindex(&chunk, &align);
@@ -1412,8 +1413,8 @@ sk_km_chunk_index(struct sk_slzone *z, const void *ptr, const char *api)
 	return idx;
 }
 
-static void kfree_held(
-    struct sk_shard *sh, void *ptr, struct malloc_type *type, const char *api);
+static void kfree_held(struct sk_shard **shp, void *ptr,
+    struct malloc_type *type, const char *api);
 
 /* Everything the inline kfree does not do, with every check spelled out. */
 void
@@ -1430,15 +1431,17 @@ sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api)
 		    (void *)type, ptr);
 	sk_init();
 	sh = sk_kshard_get(); /* a freeing-only thread gets a slot too */
-	kfree_held(sh, ptr, type, api);
+	kfree_held(&sh, ptr, type, api);
 	sk_kshard_leave(sh);
 }
 
-/* The rest of sk_kfree_slow, on the shard it holds. */
+/* The rest of sk_kfree_slow, on the shard it holds (*shp: a large block
+ * may change it, see sk_km_large_shard). */
 static void
-kfree_held(
-    struct sk_shard *sh, void *ptr, struct malloc_type *type, const char *api)
+kfree_held(struct sk_shard **shp, void *ptr, struct malloc_type *type,
+    const char *api)
 {
+	struct sk_shard *sh = *shp;
 	struct sk_slzone *z;
 	struct sk_chunk *c = ptr;
 	uintptr_t p = (uintptr_t)ptr;
@@ -1453,7 +1456,8 @@ kfree_held(
 		/* not a zone: a large block starts on a tagged page */
 		tag = sk_pagemap_get(p);
 		if (tag > 0 && sk_large_start(p)) {
-			sk_km_large_free(sh, ptr, tag, type);
+			sk_km_large_free(
+			    *shp = sk_km_large_shard(sh), ptr, tag, type);
 			return;
 		}
 		sk_km_bad_pointer(ptr, api);
