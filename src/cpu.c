@@ -118,7 +118,6 @@ sk_kshard_wait(void)
 
 	for (unsigned n = 0; n < 64 + 128; n++) {
 		struct sk_shard *sh;
-		uint64_t t;
 		int cpu = rseq_cpu(off);
 
 		if (cpu >= 0 && (unsigned)cpu < sk_cpu.ncpu &&
@@ -128,12 +127,8 @@ sk_kshard_wait(void)
 			__builtin_ia32_pause();
 		else
 			sched_yield();
-		SK_RSEQ_ACQUIRE(off, sh, t, thread, busy);
-		return sh;
-	busy:
-		continue;
-	thread:
-		break;
+		if ((sh = sk_kshard_cpu_take()) != NULL)
+			return sh; /* the CPU's, or the thread's */
 	}
 #endif
 	return sk_tls_shard;

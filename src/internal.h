@@ -539,6 +539,32 @@ struct sk_shard *sk_cpu_shard_at(int i);
 #endif
 
 /*
+ * The current CPU's shard, held; NULL when another thread holds it; the
+ * thread's own shard when this thread has no CPU shard (not registered,
+ * or a CPU beyond the table).  Only once the marker was seen.
+ */
+static inline struct sk_shard *
+sk_kshard_cpu_take(void)
+{
+#ifdef SK_HAVE_RSEQ
+	ptrdiff_t off = sk_cpu.rseq_off; /* set before the marker */
+	struct sk_shard *sh;
+	uint64_t t;
+
+	SK_RSEQ_ACQUIRE(off, sh, t, thread, busy);
+	if (sh == NULL)
+		__builtin_unreachable(); /* lets the caller's test fold away */
+	return sh;
+busy:
+	return NULL;
+thread:
+#endif
+	if (sk_tls_shard == NULL)
+		__builtin_unreachable();
+	return sk_tls_shard;
+}
+
+/*
  * The shard kmalloc works on, held until sk_kshard_leave(); NULL when the
  * CPU's shard is held by another thread (the fast paths then take their
  * slow path, which waits in sk_kshard_enter()).
@@ -549,24 +575,9 @@ sk_kshard_try(void)
 	struct sk_shard *sh = sk_tls_kshard;
 
 	if (sh == NULL)
-		__builtin_unreachable(); /* lets the caller's test fold away */
-#ifdef SK_HAVE_RSEQ
-	if (SK_UNLIKELY(sh->percpu)) {
-		ptrdiff_t off = sk_cpu.rseq_off; /* set before the marker */
-		uint64_t t;
-
-		SK_RSEQ_ACQUIRE(off, sh, t, thread, busy);
-		if (sh == NULL)
-			__builtin_unreachable();
-		return sh;
-	busy:
-		return NULL;
-	thread:
-		sh = sk_tls_shard;
-		if (sh == NULL)
-			__builtin_unreachable();
-	}
-#endif
+		__builtin_unreachable();
+	if (SK_UNLIKELY(sh->percpu))
+		return sk_kshard_cpu_take();
 	return sh;
 }
 

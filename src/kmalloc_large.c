@@ -136,10 +136,9 @@ large_checked(struct sk_shard *sh, size_t size, size_t bytes, size_t align,
  * bzero, a purge or a mapping would keep the CPU's other threads waiting,
  * and they gave up on it (wl-mstress 1: 80 of 161 waits ran out and
  * allocated from their threads' shards; 0-24 of 87-127 since).  The
- * block is counted in the calling
- * thread's slot, or the shared one (statistics are sums over slots).
- * Interrupt context keeps the shard: its large frees wait on the shard's
- * list.
+ * block is counted in the calling thread's slot, or the shared one
+ * (statistics are sums over slots).  Interrupt context keeps the shard:
+ * its large frees wait on the shard's list.
  */
 struct sk_shard *
 sk_km_large_shard(struct sk_shard *sh)

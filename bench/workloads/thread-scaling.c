@@ -50,6 +50,8 @@ static pthread_barrier_t start, phase;
 static int nthreads, boxcap;
 static long nslots, steps; /* per thread */
 
+/* As many-threads.c's, except that the buffer is read under the lock:
+ * drain() swaps it for the spare. */
 static void
 mail(struct mailbox *m, void *p)
 {
