@@ -81,22 +81,26 @@ sk_bit_word(const uint32_t *w, size_t b)
 static inline bool
 sk_bit_set_old(uint32_t *w, size_t b)
 {
-	uint64_t *q = sk_bit_word(w, b), x = *q;
+	uint64_t *q = sk_bit_word(w, b), x;
 	bool old;
 
-	__asm__("btsq %2, %0" : "+r"(x), "=@ccc"(old) : "r"((uint64_t)b));
-	*q = x;
+	/* one block, so that the load and the store both address the word
+	 * (the compiler would compute the address into a register first) */
+	__asm__("movq %0, %1\n\tbtsq %3, %1\n\tmovq %1, %0"
+		: "+m"(*q), "=&r"(x), "=@ccc"(old)
+		: "r"((uint64_t)b));
 	return old;
 }
 /* Clear bit b of an owner-only map; the bit's old value. */
 static inline bool
 sk_bit_clear_old(uint32_t *w, size_t b)
 {
-	uint64_t *q = sk_bit_word(w, b), x = *q;
+	uint64_t *q = sk_bit_word(w, b), x;
 	bool old;
 
-	__asm__("btrq %2, %0" : "+r"(x), "=@ccc"(old) : "r"((uint64_t)b));
-	*q = x;
+	__asm__("movq %0, %1\n\tbtrq %3, %1\n\tmovq %1, %0"
+		: "+m"(*q), "=&r"(x), "=@ccc"(old)
+		: "r"((uint64_t)b));
 	return old;
 }
 static inline bool
