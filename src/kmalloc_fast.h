@@ -87,8 +87,8 @@ sk_bit_set_old(uint32_t *w, size_t b)
 	/* one block, so that the load and the store both address the word
 	 * (the compiler would compute the address into a register first) */
 	__asm__("movq %0, %1\n\tbtsq %3, %1\n\tmovq %1, %0"
-		: "+m"(*q), "=&r"(x), "=@ccc"(old)
-		: "r"((uint64_t)b));
+	        : "+m"(*q), "=&r"(x), "=@ccc"(old)
+	        : "r"((uint64_t)b));
 	return old;
 }
 /* Clear bit b of an owner-only map; the bit's old value. */
@@ -99,8 +99,8 @@ sk_bit_clear_old(uint32_t *w, size_t b)
 	bool old;
 
 	__asm__("movq %0, %1\n\tbtrq %3, %1\n\tmovq %1, %0"
-		: "+m"(*q), "=&r"(x), "=@ccc"(old)
-		: "r"((uint64_t)b));
+	        : "+m"(*q), "=&r"(x), "=@ccc"(old)
+	        : "r"((uint64_t)b));
 	return old;
 }
 static inline bool
