@@ -133,7 +133,7 @@ long sk_harden_nlarge;  /* atomic: blocks in the large registry */
  * charged at its kfree.  Never registered, so never listed; it has slots
  * of its own so that charging it costs no atomic operation.
  */
-static struct kmalloc_use sink_use[SK_NSLOTS];
+static struct kmalloc_use sink_use[SK_NSLOTS] SK_ALIGNED(SK_CACHELINE);
 struct malloc_type sk_harden_sink[1] = {{
     .ks_magic = M_MAGIC,
     .ks_shortdesc = "hardened-sink", /* limit 0: kfree's slow path */

@@ -293,6 +293,9 @@ struct sk_slzone {
 	uint16_t z_zoneindex;
 	uint16_t z_flags;		/* SLZF_UNOTZEROD, ZF_* */
 	int32_t	z_nmax;
+	uint64_t z_statinc;		/* (chunksize << 16) + 1: what the fast
+					   paths add to a slot's packed count
+					   (kmalloc.c, "Statistics updates") */
 	struct sk_shard *z_owner;	/* atomic: owning shard (z_CpuGd) */
 	struct sk_slzone *z_next;	/* ZoneAry / FreeZones links */
 	struct sk_slzone *z_prev;
@@ -350,6 +353,18 @@ struct sk_zonelist {
 
 #define SK_NSLOTS	256		/* statistics slots; the last is shared */
 #define SK_SLOT_SHARED	(SK_NSLOTS - 1)
+/*
+ * An owned slot's packed counts (kmalloc.c, "Statistics updates"): bytes
+ * in the high 48 bits, a count in the low 16, so that the fast paths
+ * count a call and its bytes with one add of z_statinc.  SK_USE_FREES is
+ * the free side's word.
+ */
+#define SK_PACK_SHIFT	16
+#define SK_PACK_COUNT(v)	((size_t)(v) & 0xffff)
+#define SK_PACK_BYTES(v)	((long long)(v) >> SK_PACK_SHIFT)
+#define SK_USE_FREES(u)	(&(u)->reserved[3])
+static_assert(sizeof(struct kmalloc_use) == SK_CACHELINE,
+    "a statistics slot is one cache line (arrays of them are aligned)");
 #define SK_MAX_EXIT_HOOKS 8
 #define SK_SHARD_SLOW_ALWAYS	0x01	/* empty or shared-slot shard */
 #define SK_SHARD_SLOW_RELEASE	0x02	/* free zones to release */

@@ -327,14 +327,18 @@ sk_type_sum(struct malloc_type *type, struct kmalloc_type_stats *st)
 			n = SK_SLOT_SHARED;
 		/* an owned slot (see "Statistics updates" below) */
 		for (int i = 0; i < n; i++) {
-			long long c = SK_LOAD(&u[i].calls);
+			size_t a = SK_LOAD(&u[i].loosememuse);
+			size_t f = SK_LOAD(SK_USE_FREES(&u[i]));
+			long long c = SK_LOAD(&u[i].calls) +
+			              (long long)SK_PACK_COUNT(a);
 
 			memuse += (long long)(SK_LOAD(&u[i].memuse) +
 			                      SK_LOAD(&u[i].reserved[1]) +
-			                      SK_LOAD(&u[i].loosememuse) +
-			                      SK_LOAD(&u[i].reserved[0]));
+			                      SK_LOAD(&u[i].reserved[0])) +
+			          SK_PACK_BYTES(a) - SK_PACK_BYTES(f);
 			inuse += c - (long long)SK_LOAD(&u[i].reserved[2]) +
-			         (long long)SK_LOAD(&u[i].inuse);
+			         (long long)SK_LOAD(&u[i].inuse) -
+			         (long long)SK_PACK_COUNT(f);
 			calls += c;
 		}
 		memuse += (long long)SK_LOAD(&u[SK_SLOT_SHARED].memuse);
@@ -404,35 +408,60 @@ fold_loose(struct malloc_type *type, size_t bytes)
 /*
  * An owned slot (a shard's own, updated by that shard only) counts what
  * the fast paths can count with the fewest instructions, and
- * sk_type_sum derives the kernel's figures from it:
- *   calls        every kmalloc call (the fast path's only count);
- *   reserved[2]  calls that allocated nothing (the slow path counts a
- *                call there first and takes it back when it allocates);
- *   inuse        minus the frees counted on this shard;
- *   loosememuse  bytes allocated since the last fold minus the fold
- *                window, so the add that makes it non-negative is the
- *                one that folds (the fast path tests the add's sign);
+ * sk_type_sum derives the kernel's figures from it.  Two words are
+ * packed: bytes in the high 48 bits, a count in the low 16 (SK_PACK_*,
+ * internal.h), so that a fast path counts a call and its bytes with one
+ * add of the zone's z_statinc, (chunksize << 16) + 1, and tests its sign:
+ *   loosememuse  packed: bytes allocated since the last fold minus the
+ *                fold window, and the fast paths' calls since then; the
+ *                add that makes it non-negative is the one that folds;
  *   reserved[0]  the window in force (ZoneSize; 0 before any fold);
  *   reserved[1]  bytes allocated and folded before;
- *   memuse       minus the bytes freed on this shard.
- * So InUse = calls - reserved[2] + inuse and MemUse = reserved[1] +
- * loosememuse + reserved[0] + memuse, exact whenever no thread is in
- * the middle of an update.  The shared slot keeps the kernel's meaning.
+ *   calls        the calls folded before, and the slow path's;
+ *   reserved[2]  calls that allocated nothing (the slow path counts a
+ *                call there first and takes it back when it allocates);
+ *   reserved[3]  packed (SK_USE_FREES): bytes freed on this shard's fast
+ *                path since the last fold minus ZoneSize, and the frees;
+ *                folded the same way when it turns non-negative;
+ *   inuse        minus the frees folded or counted by the slow paths;
+ *   memuse       minus the bytes of those, and ZoneSize more for each
+ *                fold of reserved[3] (its window, taken in advance).
+ * So InUse = calls + count(loosememuse) - reserved[2] + inuse -
+ * count(reserved[3]) and MemUse = reserved[1] + bytes(loosememuse) +
+ * reserved[0] + memuse - bytes(reserved[3]), exact whenever no thread is
+ * in the middle of an update.  A count cannot overflow its 16 bits: a
+ * fold comes after ZoneSize (128 KiB at most) bytes of 8-byte chunks at
+ * least.  The shared slot keeps the kernel's meaning.
  */
 static void
 fold_slot(struct malloc_type *type, struct kmalloc_use *u)
 {
-	size_t credit = SK_LOAD(&u->loosememuse) + SK_LOAD(&u->reserved[0]);
+	size_t a = SK_LOAD(&u->loosememuse);
+	size_t credit = (size_t)SK_PACK_BYTES(a) + SK_LOAD(&u->reserved[0]);
 	size_t zs = sk_slab.zone_size, done, window;
 
+	sk_slot_add((size_t *)&u->calls, SK_PACK_COUNT(a));
 	sk_slot_add(&u->reserved[1], credit);
 	/* the next fold when the slot's total reaches the next multiple of
 	 * ZoneSize: the estimate then moves in the kernel's steps */
 	done = SK_LOAD(&u->reserved[1]);
 	window = zs - (done & (zs - 1));
-	SK_STORE(&u->loosememuse, -window);
+	SK_STORE(&u->loosememuse, -(window << SK_PACK_SHIFT));
 	SK_STORE(&u->reserved[0], window);
 	fold_loose(type, credit);
+}
+
+/* The fast free path's packed word turned non-negative: move it into
+ * inuse and memuse, taking the next window's ZoneSize in advance. */
+void
+sk_km_fold_frees(struct kmalloc_use *u)
+{
+	size_t f = SK_LOAD(SK_USE_FREES(u));
+	size_t zs = sk_slab.zone_size;
+
+	sk_slot_sub(&u->inuse, SK_PACK_COUNT(f));
+	sk_slot_sub(&u->memuse, (size_t)SK_PACK_BYTES(f) + zs);
+	SK_STORE(SK_USE_FREES(u), -(zs << SK_PACK_SHIFT));
 }
 
 /* Count an allocation of `bytes' (spec 1.4 step 9). */
@@ -443,7 +472,7 @@ sk_km_stats_alloc(struct malloc_type *type, struct sk_shard *sh, size_t bytes)
 
 	if (SK_LIKELY(u != NULL)) {
 		sk_slot_sub(&u->reserved[2], 1); /* the call allocated */
-		if (sk_slot_add_nonneg(&u->loosememuse, bytes))
+		if (sk_slot_add_nonneg(&u->loosememuse, bytes << SK_PACK_SHIFT))
 			fold_slot(type, u);
 		return;
 	}

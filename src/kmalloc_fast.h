@@ -176,14 +176,13 @@ sk_zone_link_bad(struct sk_chunk *c, uintptr_t n)
 }
 
 /*
- * Hand out c, the head of z's list, count it in slot u (whose lazy
- * estimate the caller advanced already) and give back sh, the shard the
- * caller holds.  Written so that the corruption reports are jumps, not
- * calls (they never return, and the shard stays held).
+ * Hand out c, the head of z's list (the caller counted it in its slot
+ * already), and give back sh, the shard the caller holds.  Written so
+ * that the corruption reports are jumps, not calls (they never return,
+ * and the shard stays held).
  */
 static inline void *
-sk_zone_take_fast(struct sk_shard *sh, struct sk_slzone *z, struct sk_chunk *c,
-    struct kmalloc_use *u)
+sk_zone_take_fast(struct sk_shard *sh, struct sk_slzone *z, struct sk_chunk *c)
 {
 	uintptr_t n = sk_zone_link(z, c);
 
@@ -194,14 +193,15 @@ sk_zone_take_fast(struct sk_shard *sh, struct sk_slzone *z, struct sk_chunk *c,
 		((uintptr_t)c - (uintptr_t)z) >> 3)))
 		return sk_zone_chunk_in_use(z, c);
 	z->z_nused++;
-	sk_slot_add((size_t *)&u->calls, 1);
 	sk_kshard_leave(sh);
 	return c;
 }
 
 
-void *sk_kmalloc_zeroed(struct sk_shard *sh, struct sk_slzone *z,
-    struct sk_chunk *c, struct kmalloc_use *u);
+void *sk_kmalloc_zeroed(
+    struct sk_shard *sh, struct sk_slzone *z, struct sk_chunk *c);
+void sk_kfree_folded(
+    struct sk_shard *sh, struct sk_slzone *z, struct kmalloc_use *u);
 
 /* kmalloc: the kernel's entry checks, then the direct table. */
 static inline void *
@@ -211,7 +211,7 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 	struct kmalloc_use *u;
 	struct sk_slzone *z;
 	struct sk_chunk *c;
-	size_t chunk;
+	uint64_t inc;
 
 	/* loose >= limit also catches an uninitialised type (limit 0); the
 	 * flags must name M_WAITOK or M_RNOWAIT (or both) and no rounding:
@@ -230,14 +230,15 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
 		goto slow;
 	u = (struct kmalloc_use *)((char *)type->ks_use + sh->uoff);
-	chunk = z->z_chunksize;
-	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, chunk))) {
-		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
+	/* the call and its bytes, packed (kmalloc.c, "Statistics updates") */
+	inc = z->z_statinc;
+	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, inc))) {
+		sk_slot_sub(&u->loosememuse, inc); /* the slow path folds */
 		goto slow;
 	}
 	if (flags & M_ZERO)
-		return sk_kmalloc_zeroed(sh, z, c, u);
-	return sk_zone_take_fast(sh, z, c, u);
+		return sk_kmalloc_zeroed(sh, z, c);
+	return sk_zone_take_fast(sh, z, c);
 slow:
 	sk_kshard_leave(sh);
 	return sk_kmalloc_slow(size, type, flags);
@@ -257,7 +258,7 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 	uintptr_t p = (uintptr_t)ptr;
 	struct kmalloc_use *u;
 	struct sk_slzone *z;
-	size_t g, chunk;
+	size_t g;
 
 	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD(&sk_zarena_used))) {
 		slow(ptr, type, api);
@@ -283,11 +284,13 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 	((struct sk_chunk *)ptr)->c_next =
 	    (struct sk_chunk *)((uintptr_t)z->z_lchunks ^ z->z_key);
 	z->z_lchunks = ptr;
-	chunk = z->z_chunksize;
 	u = dropin ? sh->dropin_use
 		   : (struct kmalloc_use *)((char *)ubase + sh->uoff);
-	sk_slot_sub(&u->inuse, 1);
-	sk_slot_sub(&u->memuse, chunk);
+	/* the free and its bytes, packed; every ZoneSize bytes a fold */
+	if (SK_UNLIKELY(sk_slot_add_nonneg(SK_USE_FREES(u), z->z_statinc))) {
+		sk_kfree_folded(sh, z, u); /* gives sh back */
+		return;
+	}
 	/* A wholly free zone leaves its list unless it is the only one of
 	 * its class (spec 1.6 step 6): the one-object case stays here, off
 	 * the "empty slab cliff". */

@@ -946,6 +946,7 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 	z->z_baseptr = (char *)base + off;
 	z->z_chunksize = (uint32_t)size;
 	z->z_chunkmul = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
+	z->z_statinc = ((uint64_t)size << SK_PACK_SHIFT) + 1;
 	z->z_nmax = (int32_t)((sk_slab.zone_size - off) / size);
 	z->z_nused = 0;
 	z->z_bitwords = (uint32_t)words;
@@ -1137,12 +1138,24 @@ chunk_finish(struct sk_chunk *c, size_t size, int flags)
 /* kmalloc(M_ZERO) on the fast path: the same, then the bzero (out of
  * line, so that the fast path keeps no register across the pop). */
 __attribute__((noinline)) void *
-sk_kmalloc_zeroed(struct sk_shard *sh, struct sk_slzone *z,
-    struct sk_chunk *c, struct kmalloc_use *u)
+sk_kmalloc_zeroed(struct sk_shard *sh, struct sk_slzone *z, struct sk_chunk *c)
 {
 	size_t chunk = z->z_chunksize;
 
-	return memset(sk_zone_take_fast(sh, z, c, u), 0, chunk);
+	return memset(sk_zone_take_fast(sh, z, c), 0, chunk);
+}
+
+/* The rest of the inline kfree after a fold of its packed count (every
+ * ZoneSize bytes freed): gives sh back. */
+void
+sk_kfree_folded(struct sk_shard *sh, struct sk_slzone *z, struct kmalloc_use *u)
+{
+	sk_km_fold_frees(u);
+	if (--z->z_nused == 0 && (z->z_next != NULL || z->z_prev != NULL)) {
+		sk_kfree_emptied(sh, z); /* gives sh back */
+		return;
+	}
+	sk_kshard_leave(sh);
 }
 
 void

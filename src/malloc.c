@@ -92,8 +92,12 @@
 const int sk_malloc_dropin = 1;
 
 /* Its statistics slots exist from the start, so the inline paths never
- * meet an uninitialised type (malloc_init keeps an array it finds). */
-struct kmalloc_use sk_dropin_use[SK_NSLOTS];
+ * meet an uninitialised type (malloc_init keeps an array it finds).  A
+ * slot is one cache line, written by its own shard only: aligned, so that
+ * no two shards' counters share a line. */
+struct kmalloc_use sk_dropin_use[SK_NSLOTS] SK_ALIGNED(SK_CACHELINE);
+static_assert(__alignof__(sk_dropin_use) >= SK_CACHELINE,
+    "the drop-in's statistics slots start on a cache line");
 
 struct malloc_type M_LIBC[1] = {{
     .ks_magic = M_MAGIC,
@@ -194,7 +198,7 @@ malloc_inline(size_t size)
 	struct kmalloc_use *u;
 	struct sk_slzone *z;
 	struct sk_chunk *c;
-	size_t chunk;
+	uint64_t inc;
 
 	if (SK_UNLIKELY(size - 1 >= SK_DIRECT16 * 16))
 		return malloc_slow(size);
@@ -206,12 +210,12 @@ malloc_inline(size_t size)
 	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
 		goto slow;
 	u = sh->dropin_use;
-	chunk = z->z_chunksize;
-	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, chunk))) {
-		sk_slot_sub(&u->loosememuse, chunk); /* the slow path folds */
+	inc = z->z_statinc;
+	if (SK_UNLIKELY(sk_slot_add_nonneg(&u->loosememuse, inc))) {
+		sk_slot_sub(&u->loosememuse, inc); /* the slow path folds */
 		goto slow;
 	}
-	return sk_zone_take_fast(sh, z, c, u);
+	return sk_zone_take_fast(sh, z, c);
 slow:
 	sk_kshard_leave(sh);
 	return malloc_slow(size);

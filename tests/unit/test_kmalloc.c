@@ -1018,6 +1018,64 @@ TEST(stats_calls)
 	kmalloc_destroy(&t);
 }
 
+/*
+ * The fast paths count a call and its bytes in one packed word per side
+ * (kmalloc.c, "Statistics updates"), folded every ZoneSize bytes: exact
+ * across many folds and more than 2^16 calls of the smallest chunks, on
+ * either side, and with the slot arrays aligned to cache lines (a slot is
+ * written by one shard only; a shared line costs every free a miss).
+ */
+TEST(stats_packed_folds)
+{
+	enum { N = 40000, ROUNDS = 3 };
+	struct malloc_type *t = NULL;
+	struct kmalloc_type_stats st;
+	void **v = malloc(N * sizeof(*v));
+
+	kmalloc_create(&t, "packed");
+	CHECK_EQ((uintptr_t)t->ks_use % SK_CACHELINE, 0);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < N; i++)
+			v[i] = kmalloc(8, t, M_WAITOK);
+		kmalloc_type_stats(t, &st);
+		CHECK_EQ(st.calls, (uint64_t)(r + 1) * N);
+		CHECK_EQ(st.inuse, N);
+		CHECK_EQ(st.memuse, 8 * N);
+		for (int i = 0; i < N / 2; i++)
+			kfree(v[i], t);
+		kmalloc_type_stats(t, &st);
+		CHECK_EQ(st.inuse, N - N / 2);
+		CHECK_EQ(st.memuse, 8 * (N - N / 2));
+		for (int i = N / 2; i < N; i++)
+			kfree(v[i], t);
+		kmalloc_type_stats(t, &st);
+		CHECK_EQ(st.inuse, 0);
+		CHECK_EQ(st.memuse, 0);
+	}
+	/* mixed sizes: the bytes fields carry the sizes, the counts one each */
+	for (int i = 0; i < N; i++)
+		v[i] = kmalloc((size_t)(i % 1024) + 1, t, M_WAITOK);
+	for (int i = 0; i < N; i += 2)
+		kfree(v[i], t);
+	{
+		size_t bytes = 0;
+
+		for (int i = 1; i < N; i += 2)
+			bytes += kmalloc_usable_size(v[i]);
+		kmalloc_type_stats(t, &st);
+		CHECK_EQ(st.inuse, N / 2);
+		CHECK_EQ(st.memuse, bytes);
+	}
+	for (int i = 1; i < N; i += 2)
+		kfree(v[i], t);
+	kmalloc_type_stats(t, &st);
+	CHECK_EQ(st.inuse, 0);
+	CHECK_EQ(st.memuse, 0);
+	CHECK_EQ(st.calls, (uint64_t)(ROUNDS + 1) * N);
+	kmalloc_destroy(&t);
+	free(v);
+}
+
 /* Row 37: page shortage and address-space exhaustion. */
 TEST(backend_shortage)
 {
@@ -1291,6 +1349,7 @@ main(void)
 	RUN(krealloc_semantics);
 	RUN(kstrdup_kstrndup);
 	RUN(stats_calls);
+	RUN(stats_packed_folds);
 	RUN(backend_shortage);
 	RUN(backend_exhausted);
 	RUN(double_free_detection);
