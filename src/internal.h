@@ -342,6 +342,9 @@ extern struct sk_slzone sk_zone_sentinel;
  */
 extern uintptr_t sk_zarena_base;
 extern size_t sk_zarena_used;	/* atomic: grows only */
+/* Set (for good) once a zone was mapped outside the arena: until then an
+ * address outside the arena lies in no zone. */
+extern bool sk_zones_outside_ever;
 
 struct sk_zonelist {
 	struct sk_slzone *head;
@@ -712,6 +715,34 @@ sk_slack_grow(size_t size)
 	size_t h = size + size / 4 + 15;
 
 	return h > size ? h & ~(size_t)15 : size;
+}
+
+/*
+ * The drop-in's realloc (SK_M_SLACK) keeps a zone chunk of osize bytes
+ * for a new size that a growth to it would have been given (a quarter
+ * more, rounded to its class) or that is at most one class smaller, so a
+ * buffer that grows by small steps is copied once per quarter, never back
+ * and forth between a chunk with headroom and one without (kmalloc.c).
+ */
+bool sk_km_slack_keeps(size_t size, size_t osize);
+
+/*
+ * A large block of osize usable bytes stays for size when size rounds to
+ * the same pages (a hardened block ends at its guard page, so osize may
+ * be less than its pages: size must fit too), or with slack (the drop-in)
+ * when a growth to size would have been given as many pages.
+ */
+static inline bool
+sk_large_keeps(size_t size, size_t osize, bool slack)
+{
+	size_t ps = sk_slab.page_size;
+
+	if (size > osize || size + ps < size)
+		return false;
+	if (((size + ps - 1) & ~(ps - 1)) == ((osize + ps - 1) & ~(ps - 1)))
+		return true;
+	return slack &&
+	    ((sk_slack_grow(size) + ps - 1) & ~(ps - 1)) >= osize;
 }
 
 /*

@@ -730,15 +730,9 @@ zone_size_index(size_t size)
 	return sk_zoneindex(&size, &a);
 }
 
-/*
- * The drop-in's realloc (SK_M_SLACK) keeps a zone chunk of osize bytes
- * for a new size that a growth to it would have been given (a quarter
- * more, rounded to its class) or that is at most one class smaller, so a
- * buffer that grows by small steps is copied once per quarter, never back
- * and forth between a chunk with headroom and one without.
- */
-static bool
-slack_keeps(size_t size, size_t osize)
+/* The drop-in realloc's rule for a zone chunk (internal.h). */
+bool
+sk_km_slack_keeps(size_t size, size_t osize)
 {
 	size_t h = sk_slack_grow(size);
 
@@ -754,25 +748,6 @@ slack_keeps(size_t size, size_t osize)
 	    zone_size_index(h) >= zone_size_index(osize))
 		return true;
 	return zone_size_index(size) + 1 >= zone_size_index(osize);
-}
-
-/*
- * A large block of osize usable bytes stays for size when size rounds to
- * the same pages (a hardened block ends at its guard page, so osize may
- * be less than its pages: size must fit too), or under SK_M_SLACK when a
- * growth to size would have been given as many pages.
- */
-static inline bool
-large_keeps(size_t size, size_t osize, bool slack)
-{
-	size_t ps = sk_slab.page_size;
-
-	if (size > osize || size + ps < size)
-		return false;
-	if (((size + ps - 1) & ~(ps - 1)) == ((osize + ps - 1) & ~(ps - 1)))
-		return true;
-	return slack &&
-	    ((sk_slack_grow(size) + ps - 1) & ~(ps - 1)) >= osize;
 }
 
 void *
@@ -816,7 +791,7 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 			    idx * z->z_chunksize == off &&
 			    zone_chunk_live(z, ptr)) {
 				osize = z->z_chunksize;
-				if (slack ? slack_keeps(size, osize)
+				if (slack ? sk_km_slack_keeps(size, osize)
 				          : size <= osize &&
 				                zone_size_index(size) ==
 				                    z->z_zoneindex)
@@ -842,7 +817,7 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 
 		if (tag > 0 && sk_pagemap_get(sk_zone_base(ptr)) >= 0) {
 			osize = (size_t)tag << sk_slab.page_shift;
-			if (large_keeps(size, osize, slack))
+			if (sk_large_keeps(size, osize, slack))
 				return ptr;
 		}
 	}
@@ -850,7 +825,7 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 	sk_km_type_check(type, api);
 	osize = block_size(ptr, api, &large);
 	if (large) {
-		if (large_keeps(size, osize, slack))
+		if (sk_large_keeps(size, osize, slack))
 			return ptr;
 		if (slack && size > osize)
 			size = sk_slack_grow(size);
@@ -858,7 +833,7 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 		    NULL)
 			return n;
 	} else {
-		if (slack && slack_keeps(size, osize))
+		if (slack && sk_km_slack_keeps(size, osize))
 			return ptr;
 		if (size < sk_slab.zone_limit &&
 		    !((size & (sk_slab.page_size - 1)) == 0 &&

@@ -528,6 +528,7 @@ static uint32_t *zarena_stack; /* free zones: index << 1 | not zeroed */
 static size_t zarena_nstack;
 static struct sk_mutex zarena_lock = SK_MUTEX_INITIALIZER("zone arena");
 static size_t zones_outside; /* atomic: bytes of zones mapped alone */
+bool sk_zones_outside_ever;  /* atomic */
 
 #define ZARENA_MAX  ((size_t)64 << 30)
 #define ZARENA_STEP ((size_t)1 << 20)
@@ -669,8 +670,10 @@ zone_map(bool *fresh, int *why)
 			return z;
 	}
 	z = sk_os_map(zs, zs, why);
-	if (z != NULL)
+	if (z != NULL) {
 		__atomic_fetch_add(&zones_outside, zs, __ATOMIC_RELAXED);
+		SK_STORE(&sk_zones_outside_ever, true);
+	}
 	return z;
 }
 

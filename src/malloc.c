@@ -294,10 +294,23 @@ realloc_block(void *ptr, size_t size, const char *api)
 	return p;
 }
 
-/* realloc(ptr != NULL, size): kept in place inline when it can be. */
+/*
+ * realloc(ptr != NULL, size): the common cases without krealloc's full
+ * path (which names every misuse), with the same rules:
+ *  - a live chunk of a zone this shard serves (the inline free's tests)
+ *    stays while the new size keeps it (sk_km_slack_keeps), and grows
+ *    into a new chunk with a quarter of headroom, copied and freed
+ *    inline;
+ *  - a large block (page-aligned, outside the zone arena, its page tag
+ *    and no zone's around it, which needs no look when no zone was ever
+ *    mapped outside the arena) stays while its pages keep the new size.
+ * Anything else, and a growth that found no memory (the limit, errno),
+ * takes realloc_block.
+ */
 __attribute__((noinline)) static void *
 realloc_nonnull(void *ptr, size_t size)
 {
+	uintptr_t p = (uintptr_t)ptr;
 	size_t osize;
 
 	if (size == 0) {
@@ -305,21 +318,36 @@ realloc_nonnull(void *ptr, size_t size)
 		sk_kfree_api(ptr, M_LIBC, "realloc");
 		return NULL;
 	}
-	/* a live chunk of ours that keeps the new size within the quarter
-	 * of headroom a growth gives it stays; one that grows to a size the
-	 * inline malloc serves moves with the inline paths */
 	osize = sk_chunk_size_local(ptr);
-	if (size <= osize && sk_slack_grow(size) >= osize)
-		return ptr;
-	if (osize != 0 && size > osize && size < SK_DIRECT16 * 16) {
-		size_t n = sk_slack_grow(size);
-		void *q = malloc_inline(n < SK_DIRECT16 * 16 ? n : size);
+	if (osize != 0) {
+		if (size <= osize) {
+			if (sk_slack_grow(size) >= osize ||
+			    sk_km_slack_keeps(size, osize))
+				return ptr;
+		} else if (size < MALLOC_MAX / 2) {
+			size_t n = round16(sk_slack_grow(size));
+			void *q = n <= SK_DIRECT16 * 16
+			              ? malloc_inline(n)
+			              : sk_kmalloc(n, M_LIBC, MALLOC_FLAGS);
 
-		if (SK_UNLIKELY(q == NULL))
-			return NULL; /* errno set; ptr untouched */
-		memcpy(q, ptr, osize);
-		sk_kfree_inline(ptr, M_LIBC, NULL, "realloc", free_slow, true);
-		return q;
+			if (SK_LIKELY(q != NULL)) {
+				memcpy(q, ptr, osize);
+				sk_kfree_inline(
+				    ptr, M_LIBC, NULL, "realloc", free_slow, true);
+				return q;
+			}
+		}
+	} else if ((p & (sk_slab.page_size - 1)) == 0 &&
+	           p - sk_zarena_base >= SK_LOAD(&sk_zarena_used) &&
+	           !sk_opt.debug) {
+		int32_t tag = sk_pagemap_get(p);
+
+		if (tag > 0 &&
+		    (!SK_LOAD(&sk_zones_outside_ever) ||
+		        sk_pagemap_get(sk_zone_base(ptr)) >= 0) &&
+		    sk_large_keeps(
+		        size, (size_t)tag << sk_slab.page_shift, true))
+			return ptr;
 	}
 	return realloc_block(ptr, size, "realloc");
 }
