@@ -137,8 +137,10 @@ sk_bit_test(const uint32_t *w, size_t b)
 #endif
 
 /*
- * A relaxed load of a word only other threads' debug switch writes: a
- * plain load, which lets the compiler fold the index into the address
+ * A relaxed load of a word only other threads' debug switch writes, or of
+ * the zone arena's size (it only grows: an old value sends a pointer in a
+ * new zone to the slow path, which reads it again): a plain load, which
+ * lets the compiler fold it into the instruction that uses it
  * (ThreadSanitizer builds keep the atomic).
  */
 #ifdef SLABKIT_TSAN
@@ -260,7 +262,7 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 	struct sk_slzone *z;
 	size_t g;
 
-	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD(&sk_zarena_used))) {
+	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD_FAST(&sk_zarena_used))) {
 		slow(ptr, type, api);
 		return;
 	}
@@ -316,7 +318,7 @@ sk_chunk_size_local(const void *ptr)
 	struct sk_slzone *z;
 	size_t g, size = 0;
 
-	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD(&sk_zarena_used)))
+	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD_FAST(&sk_zarena_used)))
 		return 0;
 	z = sk_zone_at(p);
 	sh = sk_kshard_try();
