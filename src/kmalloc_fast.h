@@ -21,10 +21,13 @@
  * with "free list of zone ... corrupted, use after free?".  The chunk's
  * bit in the zone's granule bitmap (one bit per 8 bytes) is set, and if
  * it was set already the list led to a chunk in use: the same message.
- * Statistics are two single-instruction adds to the shard's slot of the
- * type (calls, and the lazy limit estimate of spec 1.4 step 3, biased so
- * that the add's sign flag says "a ZoneSize worth was allocated: fold");
- * kmalloc.c derives InUse and MemUse from them and the free counts.
+ * Statistics are one single-instruction add to the shard's slot of the
+ * type: the zone's z_statinc, (chunksize << 16) + 1, which counts the
+ * call in the low 16 bits and its bytes for the lazy limit estimate of
+ * spec 1.4 step 3 in the high ones, biased so that the add's sign flag
+ * says "a ZoneSize worth was allocated: fold".  kfree adds the same to
+ * the slot's free word, folded the same way (sk_kfree_folded); kmalloc.c
+ * derives InUse, MemUse and calls from the words on read.
  *
  * kfree finds the zone by masking, after one range test proves the
  * pointer lies in the zone arena (so reading the header is safe; anything
