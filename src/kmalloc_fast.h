@@ -275,7 +275,7 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 		slow(ptr, type, api);
 		return;
 	}
-	if (SK_UNLIKELY(SK_LOAD(&z->z_fastowner) != SK_LOAD(&sh->fastkey))) {
+	if (SK_UNLIKELY(SK_LOAD(&z->z_fastowner) != SK_LOAD_FAST(&sh->fastkey))) {
 		sk_kfree_notlocal(sh, ptr, type, api);
 		return;
 	}
@@ -328,7 +328,7 @@ sk_chunk_size_local(const void *ptr)
 	if (SK_UNLIKELY(sh == NULL))
 		return 0;
 	g = (p - (uintptr_t)z) >> 3;
-	if (SK_LIKELY(SK_LOAD(&z->z_fastowner) == SK_LOAD(&sh->fastkey) &&
+	if (SK_LIKELY(SK_LOAD(&z->z_fastowner) == SK_LOAD_FAST(&sh->fastkey) &&
 		(p & 7) == 0 && !sk_bit_test(SK_ZRBITS(z), g) &&
 		sk_bit_test(SK_ZABITS(z), g)))
 		size = z->z_chunksize;
