@@ -270,7 +270,7 @@ calloc(size_t nmemb, size_t size)
  * Large blocks grow and shrink in place in the page-run heap when they
  * can.
  */
-static void *
+__attribute__((noinline)) static void *
 realloc_block(void *ptr, size_t size, const char *api)
 {
 	size_t n = round16(size);
@@ -294,18 +294,49 @@ realloc_block(void *ptr, size_t size, const char *api)
 	return p;
 }
 
+/* realloc(ptr, 0): glibc frees and returns NULL. */
+__attribute__((noinline)) static void *
+realloc_free(void *ptr)
+{
+	sk_kfree_api(ptr, M_LIBC, "realloc");
+	return NULL;
+}
+
+/* realloc of a live chunk of osize bytes of a zone this shard serves,
+ * which the quick test of realloc_nonnull did not keep. */
+__attribute__((noinline)) static void *
+realloc_zone(void *ptr, size_t size, size_t osize)
+{
+	if (size <= osize) {
+		if (sk_km_slack_keeps(size, osize))
+			return ptr;
+	} else if (size < MALLOC_MAX / 2) {
+		size_t n = round16(sk_slack_grow(size));
+		void *q = n <= SK_DIRECT16 * 16 ? malloc_inline(n)
+		                                : sk_kmalloc(n, M_LIBC, MALLOC_FLAGS);
+
+		if (SK_LIKELY(q != NULL)) {
+			memcpy(q, ptr, osize);
+			sk_kfree_inline(ptr, M_LIBC, NULL, "realloc", free_slow, true);
+			return q;
+		}
+	}
+	return realloc_block(ptr, size, "realloc");
+}
+
 /*
  * realloc(ptr != NULL, size): the common cases without krealloc's full
  * path (which names every misuse), with the same rules:
  *  - a live chunk of a zone this shard serves (the inline free's tests)
  *    stays while the new size keeps it (sk_km_slack_keeps), and grows
  *    into a new chunk with a quarter of headroom, copied and freed
- *    inline;
+ *    inline (realloc_zone);
  *  - a large block (page-aligned, outside the zone arena, its page tag
  *    and no zone's around it, which needs no look when no zone was ever
  *    mapped outside the arena) stays while its pages keep the new size.
  * Anything else, and a growth that found no memory (the limit, errno),
- * takes realloc_block.
+ * takes realloc_block.  Every call out is a tail call, so the keeping
+ * cases need no stack frame.
  */
 __attribute__((noinline)) static void *
 realloc_nonnull(void *ptr, size_t size)
@@ -313,33 +344,16 @@ realloc_nonnull(void *ptr, size_t size)
 	uintptr_t p = (uintptr_t)ptr;
 	size_t osize;
 
-	if (size == 0) {
-		/* glibc frees and returns NULL */
-		sk_kfree_api(ptr, M_LIBC, "realloc");
-		return NULL;
-	}
+	if (size == 0)
+		return realloc_free(ptr);
 	osize = sk_chunk_size_local(ptr);
 	if (osize != 0) {
-		if (size <= osize) {
-			if (sk_slack_grow(size) >= osize ||
-			    sk_km_slack_keeps(size, osize))
-				return ptr;
-		} else if (size < MALLOC_MAX / 2) {
-			size_t n = round16(sk_slack_grow(size));
-			void *q = n <= SK_DIRECT16 * 16
-			              ? malloc_inline(n)
-			              : sk_kmalloc(n, M_LIBC, MALLOC_FLAGS);
-
-			if (SK_LIKELY(q != NULL)) {
-				memcpy(q, ptr, osize);
-				sk_kfree_inline(
-				    ptr, M_LIBC, NULL, "realloc", free_slow, true);
-				return q;
-			}
-		}
-	} else if ((p & (sk_slab.page_size - 1)) == 0 &&
-	           p - sk_zarena_base >= SK_LOAD(&sk_zarena_used) &&
-	           !sk_opt.debug) {
+		if (size <= osize && sk_slack_grow(size) >= osize)
+			return ptr;
+		return realloc_zone(ptr, size, osize);
+	}
+	if ((p & (sk_slab.page_size - 1)) == 0 &&
+	    p - sk_zarena_base >= SK_LOAD(&sk_zarena_used) && !sk_opt.debug) {
 		int32_t tag = sk_pagemap_get(p);
 
 		if (tag > 0 &&
