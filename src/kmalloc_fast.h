@@ -208,6 +208,23 @@ void *sk_kmalloc_zeroed(
 void sk_kfree_folded(
     struct sk_shard *sh, struct sk_slzone *z, struct kmalloc_use *u);
 
+/*
+ * The end of a local free: one chunk fewer in use, and sh given back.  A
+ * wholly free zone leaves its list unless it is the only one of its class
+ * (spec 1.6 step 6): the one-object case stays here, off the "empty slab
+ * cliff".  Shared by the inline kfree and sk_kfree_folded.
+ */
+static inline void
+sk_zone_freed_leave(struct sk_shard *sh, struct sk_slzone *z)
+{
+	if (SK_UNLIKELY(--z->z_nused == 0) &&
+	    (z->z_next != NULL || z->z_prev != NULL)) {
+		sk_kfree_emptied(sh, z); /* gives sh back */
+		return;
+	}
+	sk_kshard_leave(sh);
+}
+
 /* kmalloc: the kernel's entry checks, then the direct table. */
 static inline void *
 sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
@@ -296,15 +313,7 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 		sk_kfree_folded(sh, z, u); /* gives sh back */
 		return;
 	}
-	/* A wholly free zone leaves its list unless it is the only one of
-	 * its class (spec 1.6 step 6): the one-object case stays here, off
-	 * the "empty slab cliff". */
-	if (SK_UNLIKELY(--z->z_nused == 0) &&
-	    (z->z_next != NULL || z->z_prev != NULL)) {
-		sk_kfree_emptied(sh, z); /* gives sh back */
-		return;
-	}
-	sk_kshard_leave(sh);
+	sk_zone_freed_leave(sh, z);
 }
 
 /*

@@ -1155,11 +1155,7 @@ void
 sk_kfree_folded(struct sk_shard *sh, struct sk_slzone *z, struct kmalloc_use *u)
 {
 	sk_km_fold_frees(u);
-	if (--z->z_nused == 0 && (z->z_next != NULL || z->z_prev != NULL)) {
-		sk_kfree_emptied(sh, z); /* gives sh back */
-		return;
-	}
-	sk_kshard_leave(sh);
+	sk_zone_freed_leave(sh, z);
 }
 
 void

@@ -310,7 +310,7 @@ realloc_zone(void *ptr, size_t size, size_t osize)
 	if (size <= osize) {
 		if (sk_km_slack_keeps(size, osize))
 			return ptr;
-	} else if (size < MALLOC_MAX / 2) {
+	} else if (size < MALLOC_MAX / 2) { /* its headroom stays below MAX */
 		size_t n = round16(sk_slack_grow(size));
 		void *q = n <= SK_DIRECT16 * 16 ? malloc_inline(n)
 		                                : sk_kmalloc(n, M_LIBC, MALLOC_FLAGS);
