@@ -188,9 +188,14 @@ malloc_init(void *arg)
 		return;
 	}
 	if (type->ks_use == NULL || type->ks_use == &type->ks_use0) {
+		static const struct kmalloc_use none;
+
 		u = use_array_get();
-		/* Counts taken before registration move to the shared slot. */
-		u[SK_SLOT_SHARED] = type->ks_use0;
+		/* Counts taken before registration move to the shared slot
+		 * (the array reads as zero: a type never used before costs no
+		 * page until a shard counts in it). */
+		if (memcmp(&type->ks_use0, &none, sizeof(none)) != 0)
+			u[SK_SLOT_SHARED] = type->ks_use0;
 		memset(&type->ks_use0, 0, sizeof(type->ks_use0));
 		SK_STORE_REL(&type->ks_use, u);
 	}
@@ -329,8 +334,8 @@ sk_type_sum(struct malloc_type *type, struct kmalloc_type_stats *st)
 		for (int i = 0; i < n; i++) {
 			size_t a = SK_LOAD(&u[i].loosememuse);
 			size_t f = SK_LOAD(SK_USE_FREES(&u[i]));
-			long long c = SK_LOAD(&u[i].calls) +
-			              (long long)SK_PACK_COUNT(a);
+			long long c =
+			    SK_LOAD(&u[i].calls) + (long long)SK_PACK_COUNT(a);
 
 			memuse += (long long)(SK_LOAD(&u[i].memuse) +
 			                      SK_LOAD(&u[i].reserved[1]) +
@@ -812,7 +817,7 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 	 * (and no zone's around it), then the in-place rules below.
 	 */
 	if (SK_LIKELY(!sk_opt.debug && type->ks_magic == M_MAGIC &&
-	        ((uintptr_t)ptr & (sk_slab.page_size - 1)) == 0)) {
+	              ((uintptr_t)ptr & (sk_slab.page_size - 1)) == 0)) {
 		int32_t tag = sk_pagemap_get((uintptr_t)ptr);
 
 		if (tag > 0 && sk_pagemap_get(sk_zone_base(ptr)) >= 0) {
