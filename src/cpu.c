@@ -124,7 +124,7 @@ sk_kshard_wait(void)
 		    SK_LOAD(&sk_cpu.shard[cpu]->cpulock) == thread_pointer())
 			break;
 		if (n < 64)
-			__builtin_ia32_pause();
+			sk_cpu_relax();
 		else
 			sched_yield();
 		if ((sh = sk_kshard_cpu_take()) != NULL)

@@ -110,6 +110,17 @@ size_t sk_fmt(char *buf, size_t len, const char *fmt, ...);
 /* ------------------------------------------------------------------ */
 /* lock.c: the allocator's own mutexes */
 
+/* The pause of a spin-wait loop (lets the sibling hyperthread run). */
+static inline void
+sk_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 /*
  * The locks of the shard list, the page-run heap, the zone arena and the
  * malloc types: a futex mutex whose lock word is the holder's id, so that

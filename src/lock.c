@@ -17,6 +17,18 @@
  * aborts with a message naming the lock, like glibc's abort on a
  * re-entered malloc, instead of hanging.
  *
+ * Contention.  A thread that finds the lock taken first spins a little
+ * (SPIN_TRIES reads with a pause between, a few microseconds) when the
+ * process may run on more than one CPU: the allocator's critical
+ * sections are short, so the holder usually lets go while it runs on
+ * another CPU, and a sleep and a wake cost two system calls and two
+ * context switches.  wl-mstress (8 threads on 2 CPUs, large blocks from
+ * the page-run heap's one lock) made 7,069 futex calls and 883
+ * sched_yields in a run without it, 42 and 227 with it, and ran 5%
+ * faster.  Only then does it sleep on the futex.  A spinner may take the
+ * lock ahead of a thread just woken (which then sleeps again): throughput
+ * over order, as in glibc's adaptive mutexes.
+ *
  * Ids are handed out from a counter on a thread's first lock, 31 bits,
  * never 0; a forked child's thread keeps its id and new threads of the
  * child continue the parent's counter, so ids stay unique in each
@@ -83,11 +95,38 @@ mutex_reentered(const struct sk_mutex *m)
 	    m->name);
 }
 
+#define SPIN_TRIES 200
+
+/* SPIN_TRIES, or 0 when this process runs on one CPU (the holder cannot
+ * let go while we spin); found once. */
+static int
+spin_tries(void)
+{
+	static int tries = -1; /* atomic */
+	int t = __atomic_load_n(&tries, __ATOMIC_RELAXED);
+
+	if (SK_UNLIKELY(t < 0)) {
+		t = sk_os_ncpus() > 1 ? SPIN_TRIES : 0;
+		__atomic_store_n(&tries, t, __ATOMIC_RELAXED);
+	}
+	return t;
+}
+
 void
 sk_mutex_lock_slow(struct sk_mutex *m, uint32_t id)
 {
 	int saved = errno;
 
+	for (int n = spin_tries(); n > 0; n--) {
+		uint32_t v = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
+
+		if (v == 0 && __atomic_compare_exchange_n(&m->word, &v, id,
+		                  false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			return; /* errno untouched */
+		if ((v & SK_MUTEX_ID) == id)
+			mutex_reentered(m);
+		sk_cpu_relax();
+	}
 	for (;;) {
 		uint32_t v = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
 

@@ -139,16 +139,6 @@ mp_futex_wake(unsigned int *word)
 	errno = saved;
 }
 
-static inline void
-mp_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* What a critical section must undo: the signal mask of an MPF_INT pipe. */
 struct mp_hold {
 	sigset_t old;
@@ -166,7 +156,7 @@ mp_lock_slow(struct malloc_pipe *mp)
 		    __atomic_compare_exchange_n(&mp->token, &zero, 1, false,
 		        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 			return;
-		mp_cpu_relax();
+		sk_cpu_relax();
 	}
 	while (__atomic_exchange_n(&mp->token, 2, __ATOMIC_ACQUIRE) != 0)
 		mp_futex_wait(&mp->token, 2);

@@ -123,16 +123,6 @@ zone_round_page(size_t n)
 	return (n + ps - 1) & ~(ps - 1);
 }
 
-static inline void
-zone_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 /*
  * The kernel's spinlock.  Critical sections are a few dozen instructions
  * (no system call is ever made under zspin), but threads here can be
@@ -145,7 +135,7 @@ static void __attribute__((noinline)) zone_spin_slow(int *l)
 	for (;;) {
 		while (__atomic_load_n(l, __ATOMIC_RELAXED) != 0) {
 			if (++n < 64)
-				zone_cpu_relax();
+				sk_cpu_relax();
 			else
 				sched_yield();
 		}
