@@ -627,6 +627,19 @@ sk_kshard_leave(struct sk_shard *sh)
 	SK_STORE_REL(&sh->cpulock, 0);
 }
 
+/*
+ * sk_kshard_leave() where the caller knows which kind of shard it took: a
+ * thread's own shard (cpu false, a constant) has no lock word to clear.
+ * The inline fast paths are built twice, once for each kind, so that the
+ * thread's copy ends without the store.
+ */
+static inline void
+sk_kshard_done(struct sk_shard *sh, bool cpu)
+{
+	if (cpu)
+		sk_kshard_leave(sh);
+}
+
 /* sk_kshard_enter() for the slow paths: a thread's shard is made (or
  * adopted) on first use, and the thread's fast-path pointer follows the
  * mode in effect (cpu.c). */

@@ -576,7 +576,7 @@ sk_km_limit_check(struct malloc_type *type, int flags)
 }
 
 /*
- * sk_kmalloc and sk_kfree_api live here, next to kmalloc and kfree, so that
+ * sk_kmalloc and kfree_api live here, next to kmalloc and kfree, so that
  * the compiler inlines them (and the fast paths in them) into the public
  * entry points and the other callers of this file.
  */
@@ -637,8 +637,9 @@ sk_kmalloc_aligned(
 	return p;
 }
 
-void
-sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
+/* kfree's checks of the type, then the fast path; inlined into kfree. */
+__attribute__((always_inline)) static inline void
+kfree_api(void *ptr, struct malloc_type *type, const char *api)
 {
 	if (SK_UNLIKELY(
 	        type->ks_magic != M_MAGIC || SK_LOAD(&type->ks_limit) == 0)) {
@@ -646,6 +647,12 @@ sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
 		return;
 	}
 	sk_kfree_inline(ptr, type, type->ks_use, api, sk_kfree_slow, false);
+}
+
+void
+sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
+{
+	kfree_api(ptr, type, api);
 }
 
 void
@@ -657,7 +664,7 @@ sk_kfree(void *ptr, struct malloc_type *type)
 void
 kfree(void *ptr, struct malloc_type *type)
 {
-	sk_kfree_api(ptr, type, "kfree");
+	kfree_api(ptr, type, "kfree");
 }
 
 /* ------------------------------------------------------------------ */

@@ -1146,7 +1146,7 @@ sk_kmalloc_zeroed(struct sk_shard *sh, struct sk_slzone *z, struct sk_chunk *c)
 {
 	size_t chunk = z->z_chunksize;
 
-	return memset(sk_zone_take_fast(sh, z, c), 0, chunk);
+	return memset(sk_zone_take_fast(sh, z, c, true), 0, chunk);
 }
 
 /* The rest of the inline kfree after a fold of its packed count (every
@@ -1155,7 +1155,7 @@ void
 sk_kfree_folded(struct sk_shard *sh, struct sk_slzone *z, struct kmalloc_use *u)
 {
 	sk_km_fold_frees(u);
-	sk_zone_freed_leave(sh, z);
+	sk_zone_freed_leave(sh, z, true);
 }
 
 void

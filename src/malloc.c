@@ -191,20 +191,14 @@ malloc_slow(size_t size)
  * M_ZERO.  Sizes 1..1024 with a chunk on the zone's list; the rest is
  * malloc_slow.
  */
-static inline void *
-malloc_inline(size_t size)
+__attribute__((always_inline)) static inline void *
+malloc_on(size_t size, struct sk_shard *sh, bool cpu)
 {
-	struct sk_shard *sh;
 	struct kmalloc_use *u;
 	struct sk_slzone *z;
 	struct sk_chunk *c;
 	uint64_t inc;
 
-	if (SK_UNLIKELY(size - 1 >= SK_DIRECT16 * 16))
-		return malloc_slow(size);
-	sh = sk_kshard_try();
-	if (SK_UNLIKELY(sh == NULL))
-		return malloc_slow(size);
 	z = SK_LOAD_FAST(&sh->direct16[(size - 1) >> 4]);
 	c = z->z_lchunks;
 	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
@@ -215,10 +209,27 @@ malloc_inline(size_t size)
 		sk_slot_sub(&u->loosememuse, inc); /* the slow path folds */
 		goto slow;
 	}
-	return sk_zone_take_fast(sh, z, c);
+	return sk_zone_take_fast(sh, z, c, cpu);
 slow:
-	sk_kshard_leave(sh);
+	sk_kshard_done(sh, cpu);
 	return malloc_slow(size);
+}
+
+static inline void *
+malloc_inline(size_t size)
+{
+	if (SK_UNLIKELY(size - 1 >= SK_DIRECT16 * 16))
+		return malloc_slow(size);
+	struct sk_shard *sh;
+	bool cpu;
+
+	sh = sk_kshard_take(&cpu);
+	if (cpu) {
+		if (SK_UNLIKELY(sh == NULL))
+			return malloc_slow(size);
+		return malloc_on(size, sh, true);
+	}
+	return malloc_on(size, sh, false);
 }
 
 MALLOC_API void *
