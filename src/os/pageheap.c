@@ -385,11 +385,12 @@ sk_ph_free(void *p, size_t npages)
 {
 	struct ph_seg *s = ph_seg_of(p);
 	size_t i = ph_index(s, p);
+	uint32_t now = ph_now_ms(); /* read outside the lock */
 	bool start = false;
 
 	sk_mutex_lock(&ph_lock);
 	ph_st.allocated -= npages << ph_shift;
-	ph_insert_free(s, i, npages, true, ph_now_ms());
+	ph_insert_free(s, i, npages, true, now);
 	if (ph_st.retained > sk_opt.retain_mb << 20)
 		ph_purge_locked((sk_opt.retain_mb << 20) / 2, 0);
 	if (!ph_thread_started && ph_thread_allowed() && sk_opt.purge_ms > 0 &&
