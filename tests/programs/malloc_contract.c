@@ -484,6 +484,29 @@ TEST(realloc_semantics)
 }
 
 /*
+ * A block of 64 bytes or less that grows gets the size asked for, no
+ * headroom (Lua grows every small table 16 -> 32 bytes once: a quarter
+ * more would be kept for nothing); above 64 bytes a quarter more.
+ */
+TEST(realloc_small_growth_exact)
+{
+	unsigned char *p = malloc(16), *q;
+
+	CHECK(p != NULL);
+	memset(p, 7, 16);
+	q = realloc(p, 32);
+	CHECK(q != NULL && q[0] == 7 && q[15] == 7);
+	CHECK_EQ(malloc_usable_size(q), 32);
+	p = realloc(q, 64);
+	CHECK(p != NULL && p[15] == 7);
+	CHECK_EQ(malloc_usable_size(p), 64);
+	q = realloc(p, 100); /* 100 + 25, rounded to its class */
+	CHECK(q != NULL && q[0] == 7);
+	CHECK(malloc_usable_size(q) >= 125);
+	free(q);
+}
+
+/*
  * A buffer grown a few bytes at a time is copied once per quarter of
  * growth, and never moved back to a smaller block while it grows (the
  * regression: a chunk given headroom was "shrunk" by the next, slightly
@@ -1367,6 +1390,7 @@ main(void)
 	RUN(einval_bad_alignment);
 	RUN(aligned_family);
 	RUN(realloc_semantics);
+	RUN(realloc_small_growth_exact);
 	RUN(realloc_growth_moves);
 	RUN(calloc_zeroes_reused_memory);
 	RUN(glibc_internal_allocations_agree);
