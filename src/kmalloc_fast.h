@@ -8,7 +8,9 @@
  * (sk_kshard_try/leave, internal.h): the thread's own, or with shards per
  * CPU the current CPU's, taken with a restartable sequence (cpu.c); a
  * shard that another thread holds sends the call to its slow path, which
- * waits.
+ * waits.  Each fast path is compiled twice, one copy per kind of shard
+ * (sk_kshard_take): only the CPU's copy ends with the store that gives
+ * the shard back.
  *
  * A request of 1..1024 bytes finds its zone with one load from the
  * shard's direct table (indexed by size / 8, or size / 16 for malloc):
