@@ -514,6 +514,44 @@ TEST(realloc_small_growth_exact)
 }
 
 /*
+ * Blocks of a full zone (12 KiB chunks: ten to a zone) stay where they are
+ * for a size they still hold, and move with their contents for one they
+ * do not: the keeping path takes full zones too.
+ */
+TEST(realloc_keeps_in_full_zone)
+{
+	enum { N = 40 };
+	unsigned char *p[N], *q;
+	int kept = 0, good = 0;
+
+	for (int i = 0; i < N; i++) {
+		p[i] = malloc(12000);
+		CHECK(p[i] != NULL);
+		if (p[i] == NULL)
+			return;
+		memset(p[i], i + 1, 12000);
+	}
+	for (int i = 0; i < N; i++) {
+		q = realloc(p[i], 11000);
+		kept += q == p[i];
+		if (q != NULL)
+			p[i] = q;
+	}
+	CHECK_EQ(kept, N);
+	for (int i = 0; i < N; i++) {
+		q = realloc(p[i], 20000);
+		CHECK(q != NULL);
+		if (q == NULL)
+			continue;
+		good += q[0] == i + 1 && q[10999] == i + 1;
+		p[i] = q;
+	}
+	CHECK_EQ(good, N);
+	for (int i = 0; i < N; i++)
+		free(p[i]);
+}
+
+/*
  * A buffer grown a few bytes at a time is copied once per quarter of
  * growth, and never moved back to a smaller block while it grows (the
  * regression: a chunk given headroom was "shrunk" by the next, slightly
@@ -1398,6 +1436,7 @@ main(void)
 	RUN(aligned_family);
 	RUN(realloc_semantics);
 	RUN(realloc_small_growth_exact);
+	RUN(realloc_keeps_in_full_zone);
 	RUN(realloc_growth_moves);
 	RUN(calloc_zeroes_reused_memory);
 	RUN(glibc_internal_allocations_agree);
