@@ -20,9 +20,13 @@
  * read and the store, that is if they ran on different CPUs, and then they
  * read different shards' words.  The fast path then runs as it always
  * did, on a shard it holds alone, and a plain store of 0 gives it back.
- * The cost is 13 instructions per call and no atomic
+ * The cost is 11 instructions per call and no atomic
  * read-modify-write.  A thread preempted while it holds a shard keeps it:
  * the others that run on that CPU meanwhile find it held (sk_kshard_wait).
+ * The CPU number indexes the table without a bounds test: every number
+ * the kernel may report has an entry (/sys/devices/system/cpu/possible),
+ * and -1 and -2 (registration not done or failed) read the two entries
+ * before it, both sk_cpu_absent, which is always held.
  *
  * When: a process starts with shards per thread, and CPU shards start
  * once more threads are alive with a shard than a thread per CPU plus one
@@ -50,6 +54,7 @@
  * thread.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
@@ -58,7 +63,19 @@
 
 #include "internal.h"
 
-struct sk_cpu_shards sk_cpu;
+/* Always held: the entry of a CPU number no shard serves (internal.h). */
+struct sk_shard sk_cpu_absent = {
+	SK_SHARD_STATIC_INIT,
+	.cpulock = 1,
+};
+
+struct sk_cpu_shards sk_cpu = {
+	.unregistered = {&sk_cpu_absent, &sk_cpu_absent},
+};
+static_assert(offsetof(struct sk_cpu_shards, shard) ==
+        offsetof(struct sk_cpu_shards, unregistered) +
+            2 * sizeof(struct sk_shard *),
+    "cpu_id -2 and -1 index the two entries before the table");
 
 /* The marker a thread's fast-path pointer holds while shards are per CPU
  * (internal.h); never a shard anything is allocated from. */
@@ -120,8 +137,11 @@ sk_kshard_wait(void)
 		struct sk_shard *sh;
 		int cpu = rseq_cpu(off);
 
-		if (cpu >= 0 && (unsigned)cpu < sk_cpu.ncpu &&
-		    SK_LOAD(&sk_cpu.shard[cpu]->cpulock) == thread_pointer())
+		/* not registered, or a CPU without a shard of its own */
+		if (cpu < 0 || (unsigned)cpu >= sk_cpu.ncpu ||
+		    sk_cpu.shard[cpu] == &sk_cpu_absent)
+			break;
+		if (SK_LOAD(&sk_cpu.shard[cpu]->cpulock) == thread_pointer())
 			break;
 		if (n < 64)
 			sk_cpu_relax();
@@ -262,6 +282,46 @@ cpu_postfork(void)
 static struct sk_mutex cpu_lock = SK_MUTEX_INITIALIZER("CPU shards");
 #endif
 
+#ifdef SK_HAVE_RSEQ
+/*
+ * The CPU numbers the kernel may ever report: the highest in
+ * /sys/devices/system/cpu/possible, plus one ("0-3,8-11" -> 12); -1 when
+ * it cannot be read.
+ */
+static long
+cpu_possible(void)
+{
+	char buf[256];
+	long hi = -1, v = -1;
+	ssize_t n;
+	int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || n == (ssize_t)sizeof(buf) - 1)
+		return -1;
+	buf[n] = '\0';
+	for (char *c = buf; *c != '\0'; c++) {
+		if (*c >= '0' && *c <= '9') {
+			v = (v < 0 ? 0 : v * 10) + (*c - '0');
+			if (v > 1L << 20)
+				return -1;
+		} else {
+			if (v > hi)
+				hi = v;
+			v = -1;
+			if (*c != '-' && *c != ',' && *c != '\n')
+				return -1;
+		}
+	}
+	if (v > hi)
+		hi = v;
+	return hi < 0 ? -1 : hi + 1;
+}
+#endif
+
 /* Make the CPU shards (once) and turn the mode on; false if it cannot. */
 static bool
 cpu_start(void)
@@ -273,19 +333,27 @@ cpu_start(void)
 		return false;
 	sk_mutex_lock(&cpu_lock);
 	if (sk_cpu.ncpu == 0) {
-		ncpu = sysconf(_SC_NPROCESSORS_CONF);
-		if (ncpu < 1)
-			ncpu = 1;
-		if (ncpu > SK_MAX_CPU_SHARDS)
-			ncpu = SK_MAX_CPU_SHARDS;
-		for (long i = 0; i < ncpu; i++) {
-			sk_cpu.shard[i] = sk_shard_new_cpu((int)i);
-			if (sk_cpu.shard[i] == NULL) {
-				ncpu = i; /* the rest use their threads' */
-				break;
-			}
+		/* every number the kernel may report gets an entry: the
+		 * sequence reads the table without a bounds test */
+		ncpu = cpu_possible();
+		if (ncpu < 1 || ncpu > SK_MAX_CPU_SHARDS) {
+			sk_mutex_unlock(&cpu_lock);
+			SK_STORE(&cpu_why,
+			    ncpu < 1 ? "cannot read "
+			               "/sys/devices/system/cpu/possible"
+			             : "more possible CPUs than 1024");
+			return false;
 		}
-		SK_STORE_REL(&sk_cpu.ncpu, (uint32_t)ncpu);
+		for (long i = 0; i < ncpu; i++)
+			sk_cpu.shard[i] = &sk_cpu_absent;
+		for (long i = 0; i < ncpu; i++) {
+			struct sk_shard *sh = sk_shard_new_cpu((int)i);
+
+			if (sh == NULL)
+				break; /* the rest use their threads' */
+			sk_cpu.shard[i] = sh;
+			SK_STORE_REL(&sk_cpu.ncpu, (uint32_t)(i + 1));
+		}
 	}
 	sk_mutex_unlock(&cpu_lock);
 	if (sk_cpu.ncpu == 0) {
@@ -374,7 +442,7 @@ sk_cpu_init(void)
  * keeps its zones when the scheduler moves it, where CPU shards would see
  * each thread's working set move from one CPU's zones to another's (two
  * threads swapping CPUs leave two sets of half-used zones), and its fast
- * path takes no CPU's shard (13 instructions).  So shards per CPU start
+ * path takes no CPU's shard (11 instructions).  So shards per CPU start
  * when more threads are alive with a shard than one per CPU plus one (the
  * common main thread that starts a worker per CPU and waits for them), and
  * stay.  The earlier threads' zones stay theirs: kmalloc_zone.c frees

@@ -475,21 +475,33 @@ sk_shard_get(void)
  * kmalloc serves every request from a shard it holds: the current CPU's
  * shard, taken with a restartable sequence (x86-64 with glibc's rseq
  * registration), or the thread's own shard (shards=thread, no rseq,
- * ThreadSanitizer builds, a CPU beyond the table, or a signal handler that
- * interrupted its own thread holding the CPU's shard).  cpu.c explains
+ * ThreadSanitizer builds, a thread whose rseq registration failed, or a
+ * signal handler that interrupted its own thread holding the CPU's
+ * shard).  cpu.c explains
  * the protocol; everything kmalloc does to a shard's lists, zones and
  * statistics slot happens between sk_kshard_enter() and
  * sk_kshard_leave().
  */
-#define SK_MAX_CPU_SHARDS 128
+#define SK_MAX_CPU_SHARDS 1024
 
+/*
+ * The table the restartable sequence indexes with the rseq area's cpu_id
+ * as a signed number, without a bounds test: it has a shard for every
+ * CPU number the kernel may report (all of /sys/devices/system/cpu/
+ * possible, or shards per CPU do not start), and the two entries before
+ * it, for cpu_id -2 and -1 (a thread whose registration failed, or not
+ * yet done), are sk_cpu_absent, which is always held: such a thread
+ * takes the slow path, which gives it its own shard.
+ */
 struct sk_cpu_shards {
 	ptrdiff_t rseq_off;	/* glibc's __rseq_offset (once started) */
 	uint32_t ncpu;		/* shards in the table */
 	bool	active;		/* atomic: shards per CPU in effect */
+	struct sk_shard *unregistered[2]; /* shard[-2], shard[-1] */
 	struct sk_shard *shard[SK_MAX_CPU_SHARDS];
 };
 extern struct sk_cpu_shards sk_cpu;
+extern struct sk_shard sk_cpu_absent;
 
 /*
  * What the fast paths read first: this thread's own shard (shards per
@@ -526,11 +538,10 @@ struct sk_shard *sk_cpu_shard_at(int i);
  * this thread's pointer in it (the commit).  Preemption, migration or a
  * signal between the read and the commit restarts it from the top, so
  * two threads can only both see 0 if they run on different CPUs, and then
- * they read different words.  Jumps to `thread' when this thread has no
- * CPU shard (not registered, or a CPU beyond the table) and to `busy'
- * when the shard is held.
+ * they read different words.  Jumps to `busy' when the shard is held
+ * (sk_cpu_absent always is).
  */
-#define SK_RSEQ_ACQUIRE(off, sh, tmp, thread, busy)                          \
+#define SK_RSEQ_ACQUIRE(off, sh, tmp, busy)                                  \
 	__asm__ goto(".pushsection __rseq_cs, \"aw\"\n\t"                   \
 		     ".balign 32\n\t"                                          \
 		     "66:\n\t"                                                 \
@@ -547,9 +558,7 @@ struct sk_shard *sk_cpu_shard_at(int i);
 		     "leaq 66b(%%rip), %[s]\n\t"                               \
 		     "movq %[s], %%fs:%c[cs](%[o])\n\t"                        \
 		     "1:\n\t"                                                  \
-		     "movl %%fs:%c[id](%[o]), %k[t]\n\t"                       \
-		     "cmpl %[n], %k[t]\n\t"                                    \
-		     "jae %l[" #thread "]\n\t"                                 \
+		     "movslq %%fs:%c[id](%[o]), %q[t]\n\t"                     \
 		     "leaq sk_cpu+%c[tb](%%rip), %[s]\n\t"                     \
 		     "movq (%[s], %q[t], 8), %[s]\n\t"                         \
 		     "cmpq $0, %c[lk](%[s])\n\t"                               \
@@ -560,17 +569,17 @@ struct sk_shard *sk_cpu_shard_at(int i);
 		     : [s] "=&r"(sh), [t] "=&r"(tmp)                           \
 		     : [o] "r"(off),                                           \
 		     [tb] "i"(offsetof(struct sk_cpu_shards, shard)),          \
-		     [n] "m"(sk_cpu.ncpu), [sig] "i"(SK_RSEQ_SIG),             \
+		     [sig] "i"(SK_RSEQ_SIG),                                   \
 		     [cs] "i"(SK_RSEQ_CS), [id] "i"(SK_RSEQ_CPU_ID),           \
 		     [lk] "i"(offsetof(struct sk_shard, cpulock))              \
 		     : "memory", "cc" /* an acquire: nothing moves above */   \
-		     : thread, busy)
+		     : busy)
 #endif
 
 /*
- * The current CPU's shard, held; NULL when another thread holds it; the
- * thread's own shard when this thread has no CPU shard (not registered,
- * or a CPU beyond the table).  Only once the marker was seen.
+ * The current CPU's shard, held; NULL when it is held already (by another
+ * thread, or for good: sk_cpu_absent, whose callers sk_kshard_wait sends
+ * to their own shard).  Only once the marker was seen.
  */
 static inline struct sk_shard *
 sk_kshard_cpu_take(void)
@@ -580,17 +589,17 @@ sk_kshard_cpu_take(void)
 	struct sk_shard *sh;
 	uint64_t t;
 
-	SK_RSEQ_ACQUIRE(off, sh, t, thread, busy);
+	SK_RSEQ_ACQUIRE(off, sh, t, busy);
 	if (sh == NULL)
 		__builtin_unreachable(); /* lets the caller's test fold away */
 	return sh;
 busy:
 	return NULL;
-thread:
-#endif
+#else
 	if (sk_tls_shard == NULL)
 		__builtin_unreachable();
 	return sk_tls_shard;
+#endif
 }
 
 /*

@@ -401,6 +401,71 @@ TEST(held_by_self_uses_thread_shard)
 	unpin();
 }
 
+#ifdef SK_HAVE_RSEQ
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+struct unreg_arg {
+	int cpu_id;		/* read after unregistering */
+	int ok;			/* allocations that came back right */
+	struct sk_shard *owner;
+};
+
+/* Unregister this thread's restartable sequence (as a failed registration
+ * leaves it: cpu_id negative), then allocate: no table entry may be read
+ * for a negative number (there is no bounds test), the slow path serves
+ * the thread from its own shard. */
+static void *
+alloc_unregistered(void *arg)
+{
+	struct unreg_arg *u = arg;
+	char *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+
+	/* the length glibc registered: 32 (its area) where __rseq_size
+	 * gives the 20 bytes of the features in use */
+	if (syscall(__NR_rseq, area, 32, 1 /* RSEQ_FLAG_UNREGISTER */,
+	        SK_RSEQ_SIG) != 0 &&
+	    syscall(__NR_rseq, area, __rseq_size, 1, SK_RSEQ_SIG) != 0)
+		return (void *)1;
+	u->cpu_id = *(volatile int32_t *)(area + SK_RSEQ_CPU_ID);
+	refresh();
+	for (int i = 0; i < 1000; i++) {
+		char *p = kmalloc(64 + (size_t)(i % 7) * 16, M_TCPU, M_WAITOK);
+		char *q = malloc(40);
+
+		if (p != NULL && q != NULL) {
+			u->owner = zone_of(p)->z_owner;
+			p[0] = q[0] = 1;
+			u->ok += u->owner == sk_tls_shard;
+		}
+		kfree(p, M_TCPU);
+		free(q);
+	}
+	return NULL;
+}
+#endif
+
+TEST(unregistered_thread_uses_its_own_shard)
+{
+#ifdef SK_HAVE_RSEQ
+	struct unreg_arg u = {.cpu_id = 0};
+	pthread_t t;
+	void *rc;
+
+	if (!percpu())
+		return;
+	CHECK_EQ(pthread_create(&t, NULL, alloc_unregistered, &u), 0);
+	CHECK_EQ(pthread_join(t, &rc), 0);
+	if (rc != NULL) {
+		printf("# rseq unregistration refused here: nothing to check\n");
+		return;
+	}
+	CHECK(u.cpu_id < 0);
+	CHECK_EQ(u.ok, 1000);
+	CHECK(u.owner != NULL && u.owner->cpu == -1);
+#endif
+}
+
 struct busy_arg {
 	int cpu;
 	void *p;
@@ -682,6 +747,7 @@ main(void)
 	RUN(mutual_exclusion_remote_taker);
 	RUN(held_by_self_uses_thread_shard);
 	RUN(shard_held_too_long_falls_back);
+	RUN(unregistered_thread_uses_its_own_shard);
 	RUN(slab_cleanup_empties_every_cpu);
 	RUN(fork_while_others_allocate);
 	RUN(double_frees_reported);
