@@ -137,9 +137,9 @@ sk_kshard_wait(void)
 		struct sk_shard *sh;
 		int cpu = rseq_cpu(off);
 
-		/* not registered, or a CPU without a shard of its own */
-		if (cpu < 0 || (unsigned)cpu >= sk_cpu.ncpu ||
-		    sk_cpu.shard[cpu] == &sk_cpu_absent)
+		/* not registered, or a CPU without a shard of its own (the
+		 * entries from ncpu on are sk_cpu_absent) */
+		if (cpu < 0 || (unsigned)cpu >= sk_cpu.ncpu)
 			break;
 		if (SK_LOAD(&sk_cpu.shard[cpu]->cpulock) == thread_pointer())
 			break;

@@ -790,6 +790,29 @@ sk_large_keeps(size_t size, size_t osize, bool slack)
 }
 
 /*
+ * The page count of the large block that starts at ptr, from its page
+ * tag alone, or 0: page-aligned, outside the zone arena, a positive tag,
+ * and no zone around it (no look needed while no zone was ever mapped
+ * outside the arena).  The keep tests of krealloc and the drop-in's
+ * realloc, which go through the checked path when it says 0.
+ */
+static inline int32_t
+sk_large_pages_quick(const void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	int32_t tag;
+
+	if ((p & (sk_slab.page_size - 1)) != 0 ||
+	    p - sk_zarena_base < SK_LOAD(&sk_zarena_used))
+		return 0;
+	tag = sk_pagemap_get(p);
+	if (tag <= 0 || (SK_LOAD(&sk_zones_outside_ever) &&
+	                    sk_pagemap_get(sk_zone_base(ptr)) < 0))
+		return 0;
+	return tag;
+}
+
+/*
  * Entry points naming the API the caller used, so a message about a bad
  * pointer says "free" or "kfree" as the user wrote it.
  */

@@ -823,15 +823,13 @@ sk_krealloc_api(void *ptr, size_t size, struct malloc_type *type, int flags,
 	 * Fast path for a large block that stays where it is: its page tag
 	 * (and no zone's around it), then the in-place rules below.
 	 */
-	if (SK_LIKELY(!sk_opt.debug && type->ks_magic == M_MAGIC &&
-	              ((uintptr_t)ptr & (sk_slab.page_size - 1)) == 0)) {
-		int32_t tag = sk_pagemap_get((uintptr_t)ptr);
+	if (SK_LIKELY(!sk_opt.debug && type->ks_magic == M_MAGIC)) {
+		int32_t tag = sk_large_pages_quick(ptr);
 
-		if (tag > 0 && sk_pagemap_get(sk_zone_base(ptr)) >= 0) {
-			osize = (size_t)tag << sk_slab.page_shift;
-			if (sk_large_keeps(size, osize, slack))
-				return ptr;
-		}
+		if (tag > 0 &&
+		    sk_large_keeps(
+		        size, (size_t)tag << sk_slab.page_shift, slack))
+			return ptr;
 	}
 	sk_init();
 	sk_km_type_check(type, api);

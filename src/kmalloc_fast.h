@@ -351,14 +351,13 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
     bool dropin)
 {
 	uintptr_t p = (uintptr_t)ptr;
+	struct sk_shard *sh;
+	bool cpu;
 
 	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD_FAST(&sk_zarena_used))) {
 		slow(ptr, type, api);
 		return;
 	}
-	struct sk_shard *sh;
-	bool cpu;
-
 	sh = sk_kshard_take(&cpu);
 	if (cpu) {
 		if (SK_UNLIKELY(sh == NULL))

@@ -218,11 +218,11 @@ slow:
 static inline void *
 malloc_inline(size_t size)
 {
-	if (SK_UNLIKELY(size - 1 >= SK_DIRECT16 * 16))
-		return malloc_slow(size);
 	struct sk_shard *sh;
 	bool cpu;
 
+	if (SK_UNLIKELY(size - 1 >= SK_DIRECT16 * 16))
+		return malloc_slow(size);
 	sh = sk_kshard_take(&cpu);
 	if (cpu) {
 		if (SK_UNLIKELY(sh == NULL))
@@ -352,7 +352,6 @@ realloc_zone(void *ptr, size_t size, size_t osize)
 __attribute__((noinline)) static void *
 realloc_nonnull(void *ptr, size_t size)
 {
-	uintptr_t p = (uintptr_t)ptr;
 	size_t osize;
 
 	if (size == 0)
@@ -363,15 +362,11 @@ realloc_nonnull(void *ptr, size_t size)
 			return ptr;
 		return realloc_zone(ptr, size, osize);
 	}
-	if ((p & (sk_slab.page_size - 1)) == 0 &&
-	    p - sk_zarena_base >= SK_LOAD(&sk_zarena_used) && !sk_opt.debug) {
-		int32_t tag = sk_pagemap_get(p);
+	if (!sk_opt.debug) {
+		int32_t tag = sk_large_pages_quick(ptr);
 
 		if (tag > 0 &&
-		    (!SK_LOAD(&sk_zones_outside_ever) ||
-		        sk_pagemap_get(sk_zone_base(ptr)) >= 0) &&
-		    sk_large_keeps(
-		        size, (size_t)tag << sk_slab.page_shift, true))
+		    sk_large_keeps(size, (size_t)tag << sk_slab.page_shift, true))
 			return ptr;
 	}
 	return realloc_block(ptr, size, "realloc");
