@@ -1183,9 +1183,11 @@ sk_kobj_view(struct malloc_type *type, struct sk_kobj_view *v)
 			v->free_objs += slab_nfree(b);
 		}
 	}
-	pthread_mutex_unlock(&kt->lock);
+	/* Under the lock: the poller moves a slab from "full" to "retired"
+	 * under it, and a view must not see it in both or in neither. */
 	v->nslabs = SK_LOAD(&kt->nslabs);
 	v->retired = SK_LOAD(&kt->retired);
+	pthread_mutex_unlock(&kt->lock);
 	if (kobj_tls != NULL)
 		v->cached = SK_LOAD(&kobj_tls->free_count);
 }

@@ -539,6 +539,9 @@ TEST(poller_retires_slabs_into_the_cache)
 	CHECK_EQ(slabkit_set_option("kzone_pollfreq", "100"), 0);
 	for (int i = 0; i < 300; i++) {
 		sk_kobj_view(t, &v);
+		/* one consistent picture while the thread retires: seven
+		 * free slabs are empty, full or retired, never two or none */
+		CHECK_EQ(v.nempty + v.nfull + v.npartial + v.retired, 7);
 		if (v.retired >= 3)
 			break;
 		usleep(10000);
