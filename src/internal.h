@@ -409,6 +409,8 @@ struct sk_shard {
 	struct sk_zonelist freezones;		/* wholly free zones */
 	struct sk_zonelist exhausted;		/* zones off ZoneAry, no free
 						   chunk (kmalloc.c) */
+	struct sk_slzone *exh_cursor;		/* where the next bounded look
+						   at exhausted goes on */
 	int	nfreezones;
 	struct sk_slzone *freeovzones;		/* deferred large frees */
 	size_t	junkindex;			/* colouring */

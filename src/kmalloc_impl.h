@@ -18,6 +18,8 @@
 #define ZF_ONLIST    0x8000 /* z_flags: listed in ZoneAry */
 #define ZF_EXHAUSTED 0x4000 /* z_flags: on the shard's exhausted list */
 #define ZF_GRANULE   0x2000 /* z_flags: granule bitmaps, encoded links */
+/* Zones of the exhausted list one bounded look visits (zone_new). */
+#define SK_EXH_SCAN  8
 
 /* Chunk index of p in z, or -1 when p is not a chunk boundary of z. */
 static inline long

@@ -15,6 +15,7 @@
 #include "default_mode.h"
 #include "harness.h"
 #include "internal.h"
+#include "kmalloc_impl.h"
 #include "os/pageheap.h"
 
 MALLOC_DEFINE(M_TESTK, "testk", "kmalloc unit tests");
@@ -94,8 +95,7 @@ TEST(type_magic)
 
 /* Row 2: MALLOC_DEFINE registers before first use; row 42 iteration. */
 static int
-find_type(struct malloc_type *t, const struct kmalloc_type_stats *st,
-    void *arg)
+find_type(struct malloc_type *t, const struct kmalloc_type_stats *st, void *arg)
 {
 	(void)st;
 	return t == arg ? 1 : 0;
@@ -183,8 +183,8 @@ alloc_past_limit(void *arg)
 
 TEST(limit_enforced)
 {
-	struct malloc_type t[1] = {{.ks_magic = M_MAGIC,
-	    .ks_shortdesc = "tinylimit"}};
+	struct malloc_type t[1] = {
+	    {.ks_magic = M_MAGIC, .ks_shortdesc = "tinylimit"}};
 	void *blocks[200];
 	int n = 0, m;
 
@@ -207,10 +207,11 @@ TEST(limit_enforced)
 		kfree(blocks[--n], t);
 	CHECK_EQ(stat_memuse(t), 0);
 	limit_type = t;
-	CHECK_ABORTS(alloc_past_limit, NULL, "tinylimit: malloc limit exceeded");
+	CHECK_ABORTS(
+	    alloc_past_limit, NULL, "tinylimit: malloc limit exceeded");
 	/* the message says what the limit is and how to raise it */
-	CHECK_ABORTS(alloc_past_limit, NULL,
-	    "by default 10% of the usable memory");
+	CHECK_ABORTS(
+	    alloc_past_limit, NULL, "by default 10% of the usable memory");
 	CHECK_ABORTS(alloc_past_limit, NULL,
 	    "raise it with kmalloc_raise_limit() or SLABKIT_OPTIONS=memlimit");
 	malloc_uninit(t);
@@ -572,7 +573,8 @@ TEST(large_path)
 	CHECK(sk_pagemap_get((uintptr_t)a & sk_slab.zone_mask) < 0);
 	CHECK(sk_pagemap_get((uintptr_t)b & sk_slab.zone_mask) < 0);
 	CHECK_EQ(sk_pagemap_get((uintptr_t)c), 3);
-	CHECK_EQ(sk_pagemap_get((uintptr_t)d), (int)(sk_slab.zone_limit / 4096));
+	CHECK_EQ(
+	    sk_pagemap_get((uintptr_t)d), (int)(sk_slab.zone_limit / 4096));
 	CHECK(sk_pagemap_get((uintptr_t)e & sk_slab.zone_mask) < 0);
 	CHECK_EQ(kmalloc_usable_size(c), 12288);
 	kfree(c, M_TESTK);
@@ -592,7 +594,7 @@ TEST(large_path)
 
 /* Rows 24, 25, 27, 36: shards, LIFO, remote frees, statistics. */
 struct xarg {
-	void	*ptrs[1000];
+	void *ptrs[1000];
 	struct sk_shard *shard;
 	struct malloc_type *type;
 };
@@ -734,6 +736,74 @@ TEST(rsignal_relist)
 	free(ptrs);
 }
 
+/*
+ * A remote free that read RSignal just before the owner set it rings no
+ * doorbell; zone_new looks at a few exhausted zones each time a class
+ * runs dry (SK_EXH_SCAN, from where it stopped), so the chunk comes back
+ * within (exhausted zones / SK_EXH_SCAN) + 1 new zones.
+ */
+TEST(stranded_remote_free_found_by_bounded_scan)
+{
+	enum { MAXP = 8192 };
+	struct sk_shard *sh = sk_shard_get();
+	struct sk_slzone *z = NULL, *last = NULL;
+	void **ptrs = calloc(MAXP, sizeof(void *));
+	void *victim = NULL;
+	int n = 0, nexh = 0, newzones = 0, bound;
+	bool back = false;
+	pthread_t t;
+
+	/* forty zones of class 4096 that ran dry */
+	while (n < MAXP && nexh < 40) {
+		void *p = kmalloc(4000, M_TESTK, M_WAITOK);
+		struct sk_slzone *pz = zone_of(p);
+
+		ptrs[n++] = p;
+		if (pz != last) {
+			if (last != NULL && (last->z_flags & ZF_EXHAUSTED))
+				nexh++;
+			last = pz;
+		}
+	}
+	CHECK_EQ(nexh, 40);
+	z = zone_of(ptrs[0]); /* the oldest: the end of the exhausted list */
+	CHECK(z->z_flags & ZF_EXHAUSTED);
+	CHECK_EQ(z->z_rsignal, 1);
+	victim = ptrs[0];
+	ptrs[0] = NULL;
+	/* the race: the freer read RSignal as 0 */
+	z->z_rsignal = 0;
+	pthread_create(&t, NULL, free_one_thread, victim);
+	pthread_join(t, NULL);
+	z->z_rsignal = 1;
+	CHECK(sh->pend != z); /* no doorbell */
+	CHECK(z->z_flags & ZF_EXHAUSTED);
+	bound = 0;
+	for (struct sk_slzone *e = sh->exhausted.head; e != NULL; e = e->z_next)
+		bound++;
+	bound = bound / SK_EXH_SCAN + 2;
+	while (n < MAXP && newzones <= bound) {
+		void *p = kmalloc(4000, M_TESTK, M_WAITOK);
+
+		ptrs[n++] = p;
+		if (p == victim || (z->z_flags & ZF_ONLIST)) {
+			back = true;
+			break;
+		}
+		if (zone_of(p) != last) {
+			last = zone_of(p);
+			newzones++;
+		}
+	}
+	CHECK(back);
+	CHECK(newzones <= bound);
+	CHECK(newzones >= 1); /* not found by the first look: bounded */
+	for (int i = 0; i < n; i++)
+		if (ptrs[i] != NULL)
+			kfree(ptrs[i], M_TESTK);
+	free(ptrs);
+}
+
 /* Row 26: colouring. */
 TEST(colouring)
 {
@@ -745,8 +815,8 @@ TEST(colouring)
 	/* the first chunk handed out sits at JunkIndex % NMax */
 	if (sh->junkindex == ((j0 + 20) & (128 * 1024 - 1))) {
 		CHECK_EQ(z->z_uendindex, (int)(j0 % (size_t)z->z_nmax));
-		CHECK_PTR_EQ(p, z->z_baseptr + (size_t)z->z_uendindex *
-			z->z_chunksize);
+		CHECK_PTR_EQ(
+		    p, z->z_baseptr + (size_t)z->z_uendindex * z->z_chunksize);
 	}
 	CHECK_EQ(sh->junkindex % 20, j0 % 20);
 	kfree(p, M_TESTK);
@@ -774,7 +844,7 @@ TEST(free_zone_retention)
 		CHECK(fz->z_magic != SK_SLAB_MAGIC);
 	}
 	CHECK(sh->zoneary[sk_zoneindex_ladder(&(size_t){2000}, &(size_t){0})]
-		  .head != NULL); /* one zone stays listed */
+	          .head != NULL); /* one zone stays listed */
 	/* M_RNOWAIT never releases */
 	int before = sh->nfreezones;
 	void *p = kmalloc(32, M_TESTK, M_NOWAIT);
@@ -872,7 +942,7 @@ TEST(large_retained)
 	q = kmalloc(200000, M_TESTK, M_WAITOK | M_ZERO);
 	CHECK_PTR_EQ(q, p);
 	sk_ph_stats(&st);
-	CHECK_EQ(st.segments, segs); /* no new mapping */
+	CHECK_EQ(st.segments, segs);              /* no new mapping */
 	CHECK_EQ(kmalloc_usable_size(q), 200704); /* exact, not the old size */
 	CHECK(((char *)q)[0] == 0 && ((char *)q)[200703] == 0);
 	kfree(q, M_TESTK);
@@ -908,7 +978,8 @@ TEST(krealloc_semantics)
 	q = krealloc(p, 100001, M_TESTK, M_WAITOK); /* same page count */
 	CHECK_PTR_EQ(q, p);
 	memset(p, 'y', 100001);
-	q = krealloc(p, 300000, M_TESTK, M_WAITOK); /* grows in place or moves */
+	q = krealloc(
+	    p, 300000, M_TESTK, M_WAITOK); /* grows in place or moves */
 	CHECK(q != NULL);
 	CHECK(((char *)q)[0] == 'y' && ((char *)q)[100000] == 'y');
 	CHECK_EQ(kmalloc_usable_size(q), 303104);
@@ -925,8 +996,8 @@ TEST(krealloc_semantics)
 	CHECK_ABORTS(realloc_zero_flag, NULL, "M_ZERO");
 	/* failure leaves the old block valid */
 	{
-		struct malloc_type t[1] = {{.ks_magic = M_MAGIC,
-		    .ks_shortdesc = "rfail"}};
+		struct malloc_type t[1] = {
+		    {.ks_magic = M_MAGIC, .ks_shortdesc = "rfail"}};
 		char *r;
 
 		malloc_init(t);
@@ -1266,8 +1337,8 @@ corrupt_zone(void *arg)
 
 	(void)arg;
 	/* make the next carve wrap to UEndIndex while chunks remain */
-	z->z_uindex = z->z_uendindex - 1 < 0 ? z->z_nmax - 1
-					     : z->z_uendindex - 1;
+	z->z_uindex =
+	    z->z_uendindex - 1 < 0 ? z->z_nmax - 1 : z->z_uendindex - 1;
 	z->z_lchunks = (z->z_flags & 0x2000) ? (struct sk_chunk *)z : NULL;
 	if (z->z_carved > z->z_nmax - 2)
 		z->z_carved = z->z_nmax - 2;
@@ -1290,9 +1361,9 @@ TEST(vmstat_m)
 	fclose(f);
 	CHECK(strstr(buf, "Memory statistics by type") != NULL);
 	CHECK(strstr(buf, "Type") && strstr(buf, "InUse") &&
-	    strstr(buf, "MemUse") && strstr(buf, "HighUse") &&
-	    strstr(buf, "Limit") && strstr(buf, "Requests") &&
-	    strstr(buf, "Kern"));
+	      strstr(buf, "MemUse") && strstr(buf, "HighUse") &&
+	      strstr(buf, "Limit") && strstr(buf, "Requests") &&
+	      strstr(buf, "Kern"));
 	CHECK(strstr(buf, "testk") != NULL);
 	CHECK(strstr(buf, "Memory Totals:  In Use    Free    Requests"));
 	kfree(p, M_TESTK);
@@ -1342,6 +1413,7 @@ main(void)
 	RUN(lifo_and_shards);
 	RUN(remote_free_stats_balance);
 	RUN(rsignal_relist);
+	RUN(stranded_remote_free_found_by_bounded_scan);
 	RUN(colouring);
 	RUN(free_zone_retention);
 	RUN(slab_cleanup_drains);
