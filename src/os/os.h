@@ -99,6 +99,7 @@ void sk_os_sleep_ns(long ns);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t sk_os_now_ns(void);
+uint64_t sk_os_now_coarse_ns(void); /* tick resolution, cheaper */
 
 /* An unpredictable 64-bit value (getrandom, else clock and address bits). */
 uint64_t sk_os_random(void);

@@ -22,8 +22,9 @@
  * of that size costs no system call and no page fault.  Dirty pages are
  * given back with MADV_DONTNEED (SLABKIT_OPTIONS=purge=free uses
  * MADV_FREE, purge=none never) once they have been retained for purge_ms
- * milliseconds (default 1000, checked by a small thread started with the
- * first retained run; purge_ms=0: no thread, only the budget), and at once,
+ * milliseconds (default 1000, read from the coarse monotonic clock, to a
+ * kernel tick; checked by a small thread started with the first retained
+ * run; purge_ms=0: no thread, only the budget), and at once,
  * oldest first, when more than retain_mb MiB (default 64) are retained.
  * malloc_trim and slab_cleanup purge everything.  A run that was purged
  * reads as zero, which kmalloc uses for M_ZERO.
@@ -86,7 +87,7 @@ static uint64_t ph_t0;
 static uint32_t
 ph_now_ms(void)
 {
-	return (uint32_t)((sk_os_now_ns() - ph_t0) / 1000000u);
+	return (uint32_t)((sk_os_now_coarse_ns() - ph_t0) / 1000000u);
 }
 
 static unsigned
@@ -590,6 +591,6 @@ sk_ph_init(void)
 {
 	ph_ps = sk_os_page_size();
 	ph_shift = sk_os_page_shift();
-	ph_t0 = sk_os_now_ns();
+	ph_t0 = sk_os_now_coarse_ns();
 	pthread_atfork(ph_prefork, ph_postfork_parent, ph_postfork_child);
 }
