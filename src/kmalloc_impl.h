@@ -106,8 +106,10 @@ __attribute__((noreturn)) void sk_km_bad_pointer(
 struct sk_shard *sk_km_large_shard(struct sk_shard *sh);
 void *sk_km_large(struct sk_shard *sh, size_t size, size_t align,
     struct malloc_type *type, int flags);
-void sk_km_large_free(
-    struct sk_shard *sh, void *ptr, int32_t npages, struct malloc_type *type);
+/* Frees a large block, counted on *shp (held), then sets *shp to the
+ * shard sk_km_large_shard gives for the rest of the work. */
+void sk_km_large_free(struct sk_shard **shp, void *ptr, int32_t npages,
+    struct malloc_type *type);
 void *sk_km_large_realloc(
     void *ptr, size_t osize, size_t size, struct malloc_type *type, int flags);
 

@@ -1480,8 +1480,7 @@ kfree_held(
 		/* not a zone: a large block starts on a tagged page */
 		tag = sk_pagemap_get(p);
 		if (tag > 0 && sk_large_start(p)) {
-			sk_km_large_free(*shp = sk_km_large_shard(sh), ptr, tag,
-			    type);
+			sk_km_large_free(shp, ptr, tag, type);
 			return;
 		}
 		sk_km_bad_pointer(ptr, api);
