@@ -12,7 +12,10 @@
  * block grows or shrinks in place when its neighbour allows.  Larger
  * blocks, and every block in hardened or track mode (guard pages and
  * checker registration need mappings of their own), are mapped one by
- * one; krealloc moves those with mremap.
+ * one; krealloc moves those with mremap.  So is a heap-sized block when
+ * the heap has no run for it and cannot map a new 64 MiB segment (an
+ * address-space limit, `ulimit -v', that leaves less room): every path
+ * asks sk_ph_owns where a block's pages came from.
  *
  * A large block has no header: the page tag of its first page (pagemap.c,
  * > 0) holds its page count, which is all kfree, kmalloc_usable_size and
@@ -119,6 +122,8 @@ large_checked(struct sk_shard *sh, size_t size, size_t bytes, size_t align,
 	    heap ? SK_KM_HEAP : SK_KM_MAP, &zeroed);
 	if (p == NULL)
 		return NULL;
+	/* the heap maps a block alone when it has no room for a segment */
+	heap = heap && sk_ph_owns(p);
 	p = sk_harden_large_setup(
 	    p, size, bytes, align, extra, heap, &usable, &zeroed);
 	if (p == NULL)
@@ -173,7 +178,7 @@ sk_km_large(struct sk_shard *sh, size_t size, size_t align,
 	if (p == NULL)
 		return NULL;
 	if (sk_pagemap_set((uintptr_t)p, (int32_t)npages) != 0) {
-		if (heap)
+		if (sk_ph_owns(p)) /* not always when heap: see sk_km_backend */
 			sk_ph_free(p, npages);
 		else
 			sk_os_unmap(p, bytes);

@@ -829,10 +829,16 @@ sk_km_backend(struct sk_shard *sh, size_t size, size_t align, int flags,
 	for (;;) {
 		if (kind == SK_KM_ZONE)
 			p = zone_map(zeroed, &why);
-		else if (kind == SK_KM_HEAP)
+		else if (kind == SK_KM_HEAP) {
 			p = sk_ph_alloc(
 			    size >> sk_slab.page_shift, align, zeroed, &why);
-		else
+			if (p == NULL && why == SK_PH_NOSEG) {
+				/* no room for a segment (RLIMIT_AS): the
+				 * block on its own, which kfree unmaps */
+				*zeroed = true;
+				p = sk_os_map(size, align, &why);
+			}
+		} else
 			p = sk_os_map(size, align, &why);
 		if (SK_LIKELY(p != NULL))
 			return p;

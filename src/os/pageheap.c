@@ -282,6 +282,7 @@ sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why)
 	if (s == NULL) {
 		if ((s = ph_seg_new(why)) == NULL) {
 			sk_mutex_unlock(&ph_lock);
+			*why = SK_PH_NOSEG;
 			return NULL;
 		}
 		i = ph_find(s, npages, a, &at, false);

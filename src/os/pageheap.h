@@ -21,9 +21,13 @@ void sk_ph_init(void);
 
 /*
  * npages pages aligned to align (a power of two, at least a page), or
- * NULL with *why set (SK_OS_SHORTAGE, SK_OS_EXHAUSTED) when no segment
- * could be mapped.  *zeroed: the pages read as zero.
+ * NULL with *why set: SK_OS_SHORTAGE or SK_OS_EXHAUSTED for an injected
+ * failure, SK_PH_NOSEG when no free run fits and no new segment could be
+ * mapped (an address-space limit may refuse SK_PH_SEGMENT bytes and still
+ * allow the block alone: the caller maps it on its own).  *zeroed: the
+ * pages read as zero.
  */
+#define SK_PH_NOSEG 3
 void *sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why);
 
 /* Give a run back: its pages stay committed (retained) until purged. */
