@@ -980,6 +980,10 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 		sk_harden_zone_setup(z, fresh);
 }
 
+/* Set for good by the first remote free of the process: until then a
+ * program (every single-threaded one) has no exhausted zone to look at. */
+static bool remote_frees_seen; /* atomic */
+
 /*
  * Exhausted zones (off ZoneAry) that received remote frees without a
  * doorbell: the freer read RSignal just before the owner set it (any
@@ -997,6 +1001,8 @@ zone_scan_exhausted(struct sk_shard *sh, bool all)
 	struct sk_slzone *z, *next;
 	int n = 0;
 
+	if (!all && !SK_LOAD(&remote_frees_seen))
+		return; /* no remote free yet in this process: none raced */
 	z = all || sh->exh_cursor == NULL ? sh->exhausted.head : sh->exh_cursor;
 	for (; z != NULL && (all || n < SK_EXH_SCAN); z = next, n++) {
 		next = z->z_next;
@@ -1384,6 +1390,8 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
 	bool granule = (SK_LOAD(&z->z_flags) & ZF_GRANULE) != 0;
 	int rsignal;
 
+	if (SK_UNLIKELY(!SK_LOAD(&remote_frees_seen)))
+		SK_STORE(&remote_frees_seen, true); /* zone_scan_exhausted */
 	if (granule)
 		remote_hint(z, b);
 	rsignal = __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST);
