@@ -1356,11 +1356,21 @@ rbit_set(struct sk_slzone *z, size_t b, bool granule)
 	           m) != 0;
 }
 
+/* Every remote free, before its chunk is marked: zone_scan_exhausted
+ * looks from then on. */
+static inline void
+remote_seen(void)
+{
+	if (SK_UNLIKELY(!SK_LOAD(&remote_frees_seen)))
+		SK_STORE(&remote_frees_seen, true);
+}
+
 /* A freer's hints that an ordinary zone's rbits may hold its chunk b:
  * plain stores, made before the bit is set (zone_drain_rbits). */
 static inline void
 remote_hint(struct sk_slzone *z, size_t b)
 {
+	remote_seen();
 	SK_STORE(&z->z_rhint, 1);
 	SK_STORE(&z->z_rgroups[b >> 8], 1);
 }
@@ -1390,10 +1400,10 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
 	bool granule = (SK_LOAD(&z->z_flags) & ZF_GRANULE) != 0;
 	int rsignal;
 
-	if (SK_UNLIKELY(!SK_LOAD(&remote_frees_seen)))
-		SK_STORE(&remote_frees_seen, true); /* zone_scan_exhausted */
 	if (granule)
 		remote_hint(z, b);
+	else
+		remote_seen();
 	rsignal = __atomic_load_n(&z->z_rsignal, __ATOMIC_SEQ_CST);
 	if (rsignal)
 		__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);

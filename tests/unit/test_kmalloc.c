@@ -685,6 +685,14 @@ free_one_thread(void *arg)
 	return NULL;
 }
 
+static void *
+free_one_settled_thread(void *arg)
+{
+	kfree(kmalloc(16, M_TESTK, M_WAITOK), M_TESTK); /* its own shard */
+	kfree(arg, M_TESTK);
+	return NULL;
+}
+
 TEST(rsignal_relist)
 {
 	struct sk_shard *sh = sk_shard_get();
@@ -771,9 +779,10 @@ TEST(stranded_remote_free_found_by_bounded_scan)
 	CHECK_EQ(z->z_rsignal, 1);
 	victim = ptrs[0];
 	ptrs[0] = NULL;
-	/* the race: the freer read RSignal as 0 */
+	/* the race: the freer read RSignal as 0 (a thread with a shard of
+	 * its own, so that its free takes the inline remote path) */
 	z->z_rsignal = 0;
-	pthread_create(&t, NULL, free_one_thread, victim);
+	pthread_create(&t, NULL, free_one_settled_thread, victim);
 	pthread_join(t, NULL);
 	z->z_rsignal = 1;
 	CHECK(sh->pend != z); /* no doorbell */
@@ -1410,10 +1419,12 @@ main(void)
 	RUN(zone_sizing);
 	RUN(zone_header_and_tags);
 	RUN(large_path);
+	/* before any other remote free: the one it makes must be what
+	 * turns the bounded look on */
+	RUN(stranded_remote_free_found_by_bounded_scan);
 	RUN(lifo_and_shards);
 	RUN(remote_free_stats_balance);
 	RUN(rsignal_relist);
-	RUN(stranded_remote_free_found_by_bounded_scan);
 	RUN(colouring);
 	RUN(free_zone_retention);
 	RUN(slab_cleanup_drains);
