@@ -1521,9 +1521,9 @@ kfree_held(
 		z = sk_zone_at((uintptr_t)c);
 	}
 	b = zone_bit(z, c);
+	/* this thread's own shard: see thread_retire */
 	if (SK_LOAD(&z->z_owner) != sh && SK_LOAD(&z->z_owner) == sk_tls_shard)
-		sh =
-		    sk_tls_shard; /* this thread's own shard: see thread_retire */
+		sh = sk_tls_shard;
 	if (SK_LOAD(&z->z_owner) != sh) {
 		sk_km_stats_free(type, sh, z->z_chunksize);
 		if (SK_UNLIKELY(sk_opt.weird) && z->z_hflags == 0)
