@@ -335,16 +335,52 @@ realloc_zone(void *ptr, size_t size, size_t osize)
 	return realloc_block(ptr, size, "realloc");
 }
 
+/* x, through an empty asm the compiler cannot see through: a
+ * comparison's result stays a value instead of being turned back into
+ * the branches it was written to avoid. */
+static inline size_t
+opaque(size_t x)
+{
+	__asm__("" : "+r"(x));
+	return x;
+}
+
+/*
+ * Whether a block of osize bytes, a multiple of unit (a power of two: 1
+ * for a zone chunk, the page size for a large block), stays for size: it
+ * is big enough, and a growth to size would have been given no less
+ * (sk_slack_grow rounded up to unit).  For a large block that is
+ * sk_large_keeps with slack, since size's own pages are never more than
+ * its growth's.
+ */
+static inline bool
+realloc_keeps(size_t size, size_t osize, size_t unit)
+{
+	size_t h = size + size / 4 + 15, grow, g;
+
+	/* g = sk_slack_grow(size), as a mask select */
+	grow = opaque((size > SK_SLACK_MIN) & (h > size));
+	g = size + (((h & ~(size_t)15) - size) & (0 - grow));
+	g = (g + unit - 1) & ~(unit - 1);
+	return opaque(size <= osize) & opaque(g >= osize);
+}
+
 /*
  * realloc(ptr != NULL, size): the common cases without krealloc's full
  * path (which names every misuse), with the same rules:
  *  - a live chunk of a zone this shard serves (the inline free's tests)
- *    stays while the new size keeps it (sk_km_slack_keeps), and grows
- *    into a new chunk with a quarter of headroom, copied and freed
- *    inline (realloc_zone);
+ *    stays while the new size keeps it, and grows into a new chunk with
+ *    a quarter of headroom, copied and freed inline (realloc_zone);
  *  - a large block (page-aligned, outside the zone arena, its page tag
  *    and no zone's around it, which needs no look when no zone was ever
  *    mapped outside the arena) stays while its pages keep the new size.
+ * Whether a buffer still fits is data the branch predictor cannot learn,
+ * so realloc_keeps decides it without a branch of its own: realloc-growth
+ * mispredicted it on about half its calls (cachegrind's branch model:
+ * 1.68 M mispredicts in 0.8 M reallocs, 1.48 M after; 9 interleaved
+ * runs: 0.229 -> 0.211 s).  Which kind ptr is stays a branch: computing
+ * both kinds' tests side by side without one took out another 0.35 M
+ * mispredicts but cost 95 instructions a call, and was slower (0.234 s).
  * Anything else, and a growth that found no memory (the limit, errno),
  * takes realloc_block.  Every call out is a tail call, so the keeping
  * cases need no stack frame.
@@ -358,15 +394,16 @@ realloc_nonnull(void *ptr, size_t size)
 		return realloc_free(ptr);
 	osize = sk_chunk_size_local(ptr);
 	if (osize != 0) {
-		if (size <= osize && sk_slack_grow(size) >= osize)
+		if (realloc_keeps(size, osize, 1))
 			return ptr;
 		return realloc_zone(ptr, size, osize);
 	}
 	if (!sk_opt.debug) {
 		int32_t tag = sk_large_pages_quick(ptr);
 
-		if (tag > 0 &&
-		    sk_large_keeps(size, (size_t)tag << sk_slab.page_shift, true))
+		if (tag > 0 && realloc_keeps(size,
+				   (size_t)tag << sk_slab.page_shift,
+				   sk_slab.page_size))
 			return ptr;
 	}
 	return realloc_block(ptr, size, "realloc");
