@@ -279,11 +279,12 @@ struct sk_shard;
  * ends at the zone itself, so the one "list empty" test also rejects the
  * sentinel zone; hardened and tracked zones keep NULL-terminated lists
  * whose links harden.c encodes.  Bitmaps follow the header: ordinary zones
- * (ZF_GRANULE) have one bit per 8-byte granule of the zone, set on the
- * first granule of every chunk handed out (abits) or freed by another
- * thread and not yet drained (rbits); hardened and tracked zones one bit
- * per chunk index.  The two maps are interleaved 64 bits at a time (abits
- * bits 0-63, rbits bits 0-63, abits 64-127, ...), so the free path's two
+ * (ZF_GRANULE) have one bit per 8-byte granule of the zone, counted from
+ * the zone's base (sk_zone_granule), set on the first granule of every
+ * chunk handed out (abits) or freed by another thread and not yet drained
+ * (rbits); hardened and tracked zones one bit per chunk index.  The two
+ * maps are interleaved 64 bits at a time (abits bits 0-63, rbits bits
+ * 0-63, abits 64-127, ...), so the free path's two
  * tests of a chunk read one cache line: z_rbits is z_abits + 2 and bit b
  * of either map lives in 32-bit word SK_ZWORD(b) of it.
  */
@@ -692,6 +693,8 @@ struct sk_slab_config {
 	int	zone_rels_thresh; /* ZoneRelsThresh (derived or zone_cache) */
 	size_t	page_size;
 	unsigned page_shift;
+	uintptr_t zone_wmask; /* ((ZoneSize - 1) >> 5) & ~15: see
+				   sk_zone_granule */
 };
 extern struct sk_slab_config sk_slab;
 
@@ -723,6 +726,20 @@ sk_zone_at(uintptr_t p)
 	uintptr_t b = p & sk_slab.zone_mask;
 
 	return (struct sk_slzone *)(b + SK_ZCOLOUR(b));
+}
+
+/*
+ * The granule of p (any address in an ordinary zone) in its zone's
+ * bitmaps: granules count from the zone's base, not from its header, so
+ * that the fast paths find a granule's bit from the pointer alone.  The
+ * base is ZoneSize-aligned, so bit b mod 64 is p / 8 mod 64 (what x86's
+ * bit instructions take), and the pair of 64-bit words that holds it sits
+ * (p >> 5) & sk_slab.zone_wmask bytes into the maps.
+ */
+static inline size_t
+sk_zone_granule(uintptr_t p)
+{
+	return (p & ~sk_slab.zone_mask) >> 3;
 }
 
 /* Pure sizing rule of spec 1.5 (testable for any memory size). */

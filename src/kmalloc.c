@@ -91,6 +91,7 @@ sk_kmalloc_sizing(size_t lim_mb, int ncpus, struct sk_slab_config *c)
 	c->zone_size = zs;
 	c->zone_limit = zs / 4 < SK_ZONE_LIMIT ? zs / 4 : SK_ZONE_LIMIT;
 	c->zone_mask = ~(uintptr_t)(zs - 1);
+	c->zone_wmask = ((zs - 1) >> 5) & ~(uintptr_t)15;
 	/* sizes 1 .. fast_limit are zone sizes that are never page
 	 * multiples above two pages */
 	c->fast_limit = c->zone_limit - 1 < 8192 ? c->zone_limit - 1 : 8192;

@@ -21,8 +21,11 @@
  * is stored encoded with the zone's key and must decode to an address in
  * the same zone, else the list was written after free and kmalloc stops
  * with "free list of zone ... corrupted, use after free?".  The chunk's
- * bit in the zone's granule bitmap (one bit per 8 bytes) is set, and if
- * it was set already the list led to a chunk in use: the same message.
+ * bit in the zone's granule bitmap (one bit per 8 bytes, counted from the
+ * zone's base so that word and bit come from the address alone: two
+ * instructions fewer a pair than counting from the header) is set, and
+ * if it was set already the list led to a chunk in use: the same
+ * message.
  * Statistics are one single-instruction add to the shard's slot of the
  * type: the zone's z_statinc, (chunksize << 16) + 1, which counts the
  * call in the low 16 bits and its bytes for the lazy limit estimate of
@@ -59,84 +62,83 @@ static_assert(M_RNOWAIT == 1 && M_WAITOK == 2 && M_POWEROF2 > 3 &&
 #define SK_ZABITS(z) ((uint32_t *)((struct sk_slzone *)(z) + 1))
 #define SK_ZRBITS(z) (SK_ZABITS(z) + 2)
 
-typedef struct {
-	uint64_t w[512]; /* a 128 KiB zone: 16384 granules, two maps */
-} sk_bitmap_t;
-
-/* Bit b of a map as a bit offset from the map's base word. */
-static inline uint64_t
-sk_bit_offset(size_t b)
-{
-	return (uint64_t)b + ((uint64_t)b & ~(uint64_t)63);
-}
-
+/*
+ * The owner's bit operations on the granule of chunk address p in map w
+ * (SK_ZABITS or SK_ZRBITS of p's zone).  Granules count from the zone's
+ * base (sk_zone_granule, internal.h), so both the word and the bit come
+ * from p alone, with no subtraction of the header's address.
+ */
 #if defined(__x86_64__) && !defined(SLABKIT_TSAN)
 /*
- * The owner's bit operations load the 64-bit word, use the register forms
- * of bts/btr/bt (one micro-op each; the memory forms with a register bit
+ * On x86-64 they load the 64-bit word, use the register forms of
+ * bts/btr/bt (one micro-op each; the memory forms with a register bit
  * offset are microcoded and cost more than the load and store) and store
- * it back.  The register forms take the bit number modulo 64.
+ * it back.  The register forms take the bit number modulo 64: p / 8.
  */
 static inline uint64_t *
-sk_bit_word(const uint32_t *w, size_t b)
+sk_gbit_word(const uint32_t *w, uintptr_t p)
 {
-	return (uint64_t *)(uintptr_t)w + ((b >> 6) << 1);
+	return (uint64_t *)((uintptr_t)w + ((p >> 5) & sk_slab.zone_wmask));
 }
-/* Set bit b of an owner-only map; the bit's old value. */
+/* Set p's bit of an owner-only map; the bit's old value. */
 static inline bool
-sk_bit_set_old(uint32_t *w, size_t b)
+sk_gbit_set_old(uint32_t *w, uintptr_t p)
 {
-	uint64_t *q = sk_bit_word(w, b), x;
+	uint64_t *q = sk_gbit_word(w, p), x;
 	bool old;
 
 	/* one block, so that the load and the store both address the word
 	 * (the compiler would compute the address into a register first) */
 	__asm__("movq %0, %1\n\tbtsq %3, %1\n\tmovq %1, %0"
 	        : "+m"(*q), "=&r"(x), "=@ccc"(old)
-	        : "r"((uint64_t)b));
+	        : "r"((uint64_t)(p >> 3)));
 	return old;
 }
-/* Clear bit b of an owner-only map; the bit's old value. */
+/* Clear p's bit of an owner-only map; the bit's old value. */
 static inline bool
-sk_bit_clear_old(uint32_t *w, size_t b)
+sk_gbit_clear_old(uint32_t *w, uintptr_t p)
 {
-	uint64_t *q = sk_bit_word(w, b), x;
+	uint64_t *q = sk_gbit_word(w, p), x;
 	bool old;
 
 	__asm__("movq %0, %1\n\tbtrq %3, %1\n\tmovq %1, %0"
 	        : "+m"(*q), "=&r"(x), "=@ccc"(old)
-	        : "r"((uint64_t)b));
+	        : "r"((uint64_t)(p >> 3)));
 	return old;
 }
 static inline bool
-sk_bit_test(const uint32_t *w, size_t b)
+sk_gbit_test(const uint32_t *w, uintptr_t p)
 {
-	uint64_t x = *sk_bit_word(w, b);
+	uint64_t x = *sk_gbit_word(w, p);
 	bool v;
 
-	__asm__("btq %2, %1" : "=@ccc"(v) : "r"(x), "r"((uint64_t)b));
+	__asm__("btq %2, %1" : "=@ccc"(v) : "r"(x), "r"((uint64_t)(p >> 3)));
 	return v;
 }
 #else
 static inline bool
-sk_bit_set_old(uint32_t *w, size_t b)
+sk_gbit_set_old(uint32_t *w, uintptr_t p)
 {
+	size_t b = sk_zone_granule(p);
 	uint32_t x = SK_LOAD(&w[SK_ZWORD(b)]), m = 1u << (b & 31);
 
 	SK_STORE(&w[SK_ZWORD(b)], x | m);
 	return (x & m) != 0;
 }
 static inline bool
-sk_bit_clear_old(uint32_t *w, size_t b)
+sk_gbit_clear_old(uint32_t *w, uintptr_t p)
 {
+	size_t b = sk_zone_granule(p);
 	uint32_t x = SK_LOAD(&w[SK_ZWORD(b)]), m = 1u << (b & 31);
 
 	SK_STORE(&w[SK_ZWORD(b)], x & ~m);
 	return (x & m) != 0;
 }
 static inline bool
-sk_bit_test(const uint32_t *w, size_t b)
+sk_gbit_test(const uint32_t *w, uintptr_t p)
 {
+	size_t b = sk_zone_granule(p);
+
 	return (SK_LOAD(&w[SK_ZWORD(b)]) >> (b & 31)) & 1;
 }
 #endif
@@ -197,8 +199,7 @@ sk_zone_take_fast(
 	if (sk_zone_link_bad(c, n))
 		return sk_zone_link_corrupted(z, c, n);
 	z->z_lchunks = (struct sk_chunk *)n;
-	if (SK_UNLIKELY(sk_bit_set_old(SK_ZABITS(z),
-		((uintptr_t)c - (uintptr_t)z) >> 3)))
+	if (SK_UNLIKELY(sk_gbit_set_old(SK_ZABITS(z), (uintptr_t)c)))
 		return sk_zone_chunk_in_use(z, c);
 	z->z_nused++;
 	sk_kshard_done(sh, cpu);
@@ -314,15 +315,13 @@ sk_kfree_on(void *ptr, struct sk_slzone *z, struct malloc_type *type,
 {
 	uintptr_t p = (uintptr_t)ptr;
 	struct kmalloc_use *u;
-	size_t g;
 
 	if (SK_UNLIKELY(SK_LOAD(&z->z_fastowner) != SK_LOAD_FAST(&sh->fastkey))) {
 		sk_kfree_notlocal(sh, ptr, type, api);
 		return;
 	}
-	g = (p - (uintptr_t)z) >> 3;
-	if (SK_UNLIKELY((p & 7) != 0 || sk_bit_test(SK_ZRBITS(z), g) ||
-		!sk_bit_clear_old(SK_ZABITS(z), g))) {
+	if (SK_UNLIKELY((p & 7) != 0 || sk_gbit_test(SK_ZRBITS(z), p) ||
+	                !sk_gbit_clear_old(SK_ZABITS(z), p))) {
 		sk_kshard_done(sh, cpu);
 		slow(ptr, type, api);
 		return;
@@ -390,7 +389,7 @@ sk_chunk_size_local(const void *ptr)
 	struct sk_shard *sh;
 	uintptr_t p = (uintptr_t)ptr;
 	struct sk_slzone *z;
-	size_t g, size = 0;
+	size_t size = 0;
 
 	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD_FAST(&sk_zarena_used)))
 		return 0;
@@ -398,13 +397,12 @@ sk_chunk_size_local(const void *ptr)
 	sh = sk_kshard_try();
 	if (SK_UNLIKELY(sh == NULL))
 		return 0;
-	g = (p - (uintptr_t)z) >> 3;
 	if (SK_LIKELY((SK_LOAD(&z->z_fastowner) == SK_LOAD_FAST(&sh->fastkey) ||
-		          (SK_LOAD(&z->z_owner) == sh &&
-		              SK_LOAD_FAST(&sh->fastkey) == sh &&
-		              z->z_magic == SK_SLAB_MAGIC)) &&
-		(p & 7) == 0 && !sk_bit_test(SK_ZRBITS(z), g) &&
-		sk_bit_test(SK_ZABITS(z), g)))
+	                  (SK_LOAD(&z->z_owner) == sh &&
+	                      SK_LOAD_FAST(&sh->fastkey) == sh &&
+	                      z->z_magic == SK_SLAB_MAGIC)) &&
+	              (p & 7) == 0 && !sk_gbit_test(SK_ZRBITS(z), p) &&
+	              sk_gbit_test(SK_ZABITS(z), p)))
 		size = z->z_chunksize;
 	sk_kshard_leave(sh);
 	return size;

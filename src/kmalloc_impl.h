@@ -42,7 +42,7 @@ static inline size_t
 zone_bit(struct sk_slzone *z, const void *c)
 {
 	if (SK_LIKELY(SK_LOAD(&z->z_flags) & ZF_GRANULE))
-		return ((uintptr_t)c - (uintptr_t)z) >> 3;
+		return sk_zone_granule((uintptr_t)c);
 	return (size_t)zone_chunk_index(z, c);
 }
 

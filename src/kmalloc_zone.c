@@ -413,8 +413,9 @@ zone_drain_rbits(struct sk_slzone *z, bool all)
 {
 	uint64_t *ab = (uint64_t *)(void *)z->z_abits; /* pair w: 2w */
 	uint64_t *rb = ab + 1;                         /* and 2w + 1 */
-	size_t first = ((uintptr_t)z->z_baseptr - (uintptr_t)z) >> 9;
-	size_t last = ((uintptr_t)z->z_baseptr - (uintptr_t)z +
+	char *base = (char *)sk_zone_base(z);
+	size_t first = (size_t)(z->z_baseptr - base) >> 9;
+	size_t last = ((size_t)(z->z_baseptr - base) +
 	                  (size_t)z->z_nmax * z->z_chunksize + 511) >>
 	              9;
 	int n = 0;
@@ -442,7 +443,7 @@ zone_drain_rbits(struct sk_slzone *z, bool all)
 		if ((a & bits) != bits) {
 			uint64_t bad = bits & ~a;
 			struct sk_chunk *c = (struct sk_chunk
-			        *)((char *)z +
+			        *)(base +
 			           ((w * 64 + (size_t)__builtin_ctzll(bad))
 			               << 3));
 
@@ -456,8 +457,8 @@ zone_drain_rbits(struct sk_slzone *z, bool all)
 			size_t b = (size_t)__builtin_ctzll(bits);
 
 			bits &= bits - 1;
-			zone_push(z, (struct sk_chunk *)((char *)z +
-			                                 ((w * 64 + b) << 3)));
+			zone_push(
+			    z, (struct sk_chunk *)(base + ((w * 64 + b) << 3)));
 			n++;
 		}
 	}
@@ -1577,9 +1578,9 @@ sk_kfree_notlocal(
 	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) && SK_LOAD(&z->z_owner) != sh &&
 	    SK_LOAD(&z->z_owner) != sk_tls_shard && (p & 7) == 0 &&
 	    p >= (uintptr_t)z->z_baseptr) {
-		size_t b = (p - (uintptr_t)z) >> 3;
+		size_t b = sk_zone_granule(p);
 
-		if (sk_bit_test(SK_ZABITS(z), b)) {
+		if (sk_gbit_test(SK_ZABITS(z), p)) {
 			u = (struct kmalloc_use *)((char *)type->ks_use +
 			                           sh->uoff);
 			sk_slot_sub(&u->inuse, 1);

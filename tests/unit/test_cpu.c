@@ -230,14 +230,13 @@ free_on(void *arg)
 {
 	struct handoff *h = arg;
 	struct sk_slzone *z = zone_of(h->p);
-	size_t g = ((uintptr_t)h->p - (uintptr_t)z) >> 3;
 
 	if (!pin(h->cpu))
 		return (void *)1;
 	refresh();
 	kfree(h->p, M_TCPU);
 	h->local_head = z->z_lchunks == h->p;
-	h->remote_bit = sk_bit_test(SK_ZRBITS(z), g);
+	h->remote_bit = sk_gbit_test(SK_ZRBITS(z), (uintptr_t)h->p);
 	return NULL;
 }
 

@@ -1264,7 +1264,7 @@ handed_out_twice(void *arg)
 {
 	char *p = kmalloc(40, M_TESTK, M_WAITOK);
 	struct sk_slzone *z = zone_of(p);
-	size_t g = (size_t)(p - (char *)z) >> 3; /* its granule bit */
+	size_t g = sk_zone_granule((uintptr_t)p); /* its granule bit */
 
 	(void)arg;
 	slabkit_set_option("invariants", "1");
