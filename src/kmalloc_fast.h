@@ -66,8 +66,15 @@ static_assert(M_RNOWAIT == 1 && M_WAITOK == 2 && M_POWEROF2 > 3 &&
  * The owner's bit operations on the granule of chunk address p in map w
  * (SK_ZABITS or SK_ZRBITS of p's zone).  Granules count from the zone's
  * base (sk_zone_granule, internal.h), so both the word and the bit come
- * from p alone, with no subtraction of the header's address.
+ * from p alone, with no subtraction of the header's address: the bit is
+ * bit p / 8 mod 64 of the 64-bit word sk_gbit_word(w, p).
  */
+static inline uint64_t *
+sk_gbit_word(const uint32_t *w, uintptr_t p)
+{
+	return (uint64_t *)((uintptr_t)w + ((p >> 5) & sk_slab.zone_wmask));
+}
+
 #if defined(__x86_64__) && !defined(SLABKIT_TSAN)
 /*
  * On x86-64 they load the 64-bit word, use the register forms of
@@ -75,11 +82,6 @@ static_assert(M_RNOWAIT == 1 && M_WAITOK == 2 && M_POWEROF2 > 3 &&
  * offset are microcoded and cost more than the load and store) and store
  * it back.  The register forms take the bit number modulo 64: p / 8.
  */
-static inline uint64_t *
-sk_gbit_word(const uint32_t *w, uintptr_t p)
-{
-	return (uint64_t *)((uintptr_t)w + ((p >> 5) & sk_slab.zone_wmask));
-}
 /* Set p's bit of an owner-only map; the bit's old value. */
 static inline bool
 sk_gbit_set_old(uint32_t *w, uintptr_t p)
@@ -159,8 +161,8 @@ sk_gbit_test(const uint32_t *w, uintptr_t p)
 /* Out of line (kmalloc_zone.c). */
 void *sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags);
 void sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api);
-void sk_kfree_notlocal(
-    struct sk_shard *sh, void *ptr, struct malloc_type *type, const char *api);
+void sk_kfree_notlocal(struct sk_shard *sh, struct sk_slzone *z, void *ptr,
+    struct malloc_type *type, const char *api);
 void sk_kfree_emptied(struct sk_shard *sh, struct sk_slzone *z);
 /* These never return; not declared noreturn so that the fast paths leave
  * by a jump and need no stack frame of their own. */
@@ -317,7 +319,7 @@ sk_kfree_on(void *ptr, struct sk_slzone *z, struct malloc_type *type,
 	struct kmalloc_use *u;
 
 	if (SK_UNLIKELY(SK_LOAD(&z->z_fastowner) != SK_LOAD_FAST(&sh->fastkey))) {
-		sk_kfree_notlocal(sh, ptr, type, api);
+		sk_kfree_notlocal(sh, z, ptr, type, api);
 		return;
 	}
 	if (SK_UNLIKELY((p & 7) != 0 || sk_gbit_test(SK_ZRBITS(z), p) ||

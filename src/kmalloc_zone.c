@@ -1347,14 +1347,27 @@ rbit_set(struct sk_slzone *z, size_t b, bool granule)
 	uint32_t m = 1u << (b & 31);
 
 	if (granule) {
+		/* the maps follow the header: SK_ZRBITS, not z_rbits */
 		uint64_t m64 = (uint64_t)1 << (b & 63);
-		uint64_t *w = (uint64_t *)(void *)z->z_abits + 2 * (b >> 6) + 1;
+		uint64_t *w =
+		    (uint64_t *)(void *)SK_ZABITS(z) + 2 * (b >> 6) + 1;
 
 		return (__atomic_fetch_or(w, m64, __ATOMIC_SEQ_CST) & m64) != 0;
 	}
 	return (__atomic_fetch_or(
 	            &z->z_rbits[SK_ZWORD(b)], m, __ATOMIC_SEQ_CST) &
 	           m) != 0;
+}
+
+/* rbit_set of an ordinary zone's chunk at p, from the address alone. */
+static inline bool
+rbit_set_granule(struct sk_slzone *z, uintptr_t p)
+{
+	uint64_t m64 = (uint64_t)1 << ((p >> 3) & 63);
+
+	return (__atomic_fetch_or(
+	            sk_gbit_word(SK_ZRBITS(z), p), m64, __ATOMIC_SEQ_CST) &
+	           m64) != 0;
 }
 
 /* Every remote free, before its chunk is marked: zone_scan_exhausted
@@ -1567,25 +1580,26 @@ kfree_held(
 }
 
 /*
- * The inline kfree found a zone of the arena that is not its own (or a
- * debug option on): a remote free of an ordinary zone by a shard with its
- * own slot is done here; the rest goes to the slow path.  Called holding
- * sh, which it gives back.
+ * The inline kfree found a zone of the arena, z = sk_zone_at(ptr), that
+ * is not its own (or a debug option on): a remote free of an ordinary
+ * zone by a shard with its own slot is done here; the rest goes to the
+ * slow path.  Called holding sh, which it gives back.
  */
 void
-sk_kfree_notlocal(
-    struct sk_shard *sh, void *ptr, struct malloc_type *type, const char *api)
+sk_kfree_notlocal(struct sk_shard *sh, struct sk_slzone *z, void *ptr,
+    struct malloc_type *type, const char *api)
 {
 	uintptr_t p = (uintptr_t)ptr;
-	struct sk_slzone *z = sk_zone_at(p);
+	struct sk_shard *owner;
 	struct kmalloc_use *u;
 
 	/* another shard's ordinary zone, and ptr the start of a chunk it
-	 * handed out (its granule bit; the slow path says what else it is) */
+	 * handed out (its granule bit, never set below z_baseptr; the slow
+	 * path says what else it is) */
 	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
-	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) && SK_LOAD(&z->z_owner) != sh &&
-	    SK_LOAD(&z->z_owner) != sk_tls_shard && (p & 7) == 0 &&
-	    p >= (uintptr_t)z->z_baseptr) {
+	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) &&
+	    (owner = SK_LOAD(&z->z_owner)) != sh && owner != sk_tls_shard &&
+	    (p & 7) == 0) {
 		size_t b = sk_zone_granule(p);
 
 		if (sk_gbit_test(SK_ZABITS(z), p)) {
@@ -1602,7 +1616,7 @@ sk_kfree_notlocal(
 				sk_kshard_leave(sh);
 				return;
 			}
-			if (SK_UNLIKELY(rbit_set(z, b, true)))
+			if (SK_UNLIKELY(rbit_set_granule(z, p)))
 				remote_double_free(api, ptr);
 			sk_kshard_leave(sh);
 			return;
