@@ -409,11 +409,12 @@ zone_drain_list(struct sk_slzone *z)
  * all (a full scan, for bits whose hint a concurrent drain took).
  */
 static int
-zone_drain_rbits(struct sk_slzone *z, bool all)
+zone_drain_rbits(struct sk_slzone *z, bool all) /* ZF_GRANULE zones */
 {
 	uint64_t *ab = (uint64_t *)(void *)z->z_abits; /* pair w: 2w */
 	uint64_t *rb = ab + 1;                         /* and 2w + 1 */
-	char *base = (char *)sk_zone_base(z);
+	char *base = (char *)sk_zone_base(z), *wbase;
+	uintptr_t head = (uintptr_t)z->z_lchunks, key = z->z_key;
 	size_t first = (size_t)(z->z_baseptr - base) >> 9;
 	size_t last = ((size_t)(z->z_baseptr - base) +
 	                  (size_t)z->z_nmax * z->z_chunksize + 511) >>
@@ -453,15 +454,23 @@ zone_drain_rbits(struct sk_slzone *z, bool all)
 			    (void *)c, (void *)c);
 		}
 		SK_STORE(&ab[2 * w], a & ~bits);
+		/* the word's chunks go on the list with its head and key in
+		 * registers (through zone_push the compiler reloaded both for
+		 * every chunk: a link's store might have changed them) */
+		wbase = base + (w << 9);
 		while (bits != 0) {
-			size_t b = (size_t)__builtin_ctzll(bits);
+			struct sk_chunk *c =
+			    (struct sk_chunk *)(wbase +
+			                        ((size_t)__builtin_ctzll(bits)
+			                            << 3));
 
 			bits &= bits - 1;
-			zone_push(
-			    z, (struct sk_chunk *)(base + ((w * 64 + b) << 3)));
+			c->c_next = (struct sk_chunk *)(head ^ key);
+			head = (uintptr_t)c;
 			n++;
 		}
 	}
+	z->z_lchunks = (struct sk_chunk *)head;
 	z->z_nused -= n;
 	return n;
 }
