@@ -1399,9 +1399,11 @@ remote_seen(void)
 static inline void
 remote_hint(struct sk_slzone *z, size_t b)
 {
-	remote_seen();
-	if (SK_LOAD(&z->z_rhint) == 0)
+	/* a set hint was set by a remote free that called remote_seen */
+	if (SK_LOAD(&z->z_rhint) == 0) {
+		remote_seen();
 		SK_STORE(&z->z_rhint, 1);
+	}
 	if (SK_LOAD(&z->z_rgroups[b >> 8]) == 0)
 		SK_STORE(&z->z_rgroups[b >> 8], 1);
 }
