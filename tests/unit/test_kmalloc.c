@@ -1283,6 +1283,31 @@ free_interior(void *arg)
 	kfree(p + 8, M_TESTK);
 }
 
+/* The same from another thread (the remote free's own tests), and a
+ * pointer into the zone's header, below its first chunk, whose granule
+ * bit is never set. */
+static void
+free_interior_remote(void *arg)
+{
+	char *p = kmalloc(100, M_TESTK, M_WAITOK);
+	pthread_t t;
+
+	(void)arg;
+	pthread_create(&t, NULL, thread_free, p + 8);
+	pthread_join(t, NULL);
+}
+
+static void
+free_header_remote(void *arg)
+{
+	char *p = kmalloc(100, M_TESTK, M_WAITOK);
+	pthread_t t;
+
+	(void)arg;
+	pthread_create(&t, NULL, thread_free, (char *)zone_of(p) + 64);
+	pthread_join(t, NULL);
+}
+
 static void
 free_foreign(void *arg)
 {
@@ -1300,6 +1325,8 @@ TEST(double_free_detection)
 	CHECK_ABORTS(double_free_remote_then_local, NULL, "already free");
 	CHECK_ABORTS(handed_out_twice, NULL, "already allocated");
 	CHECK_ABORTS(free_interior, NULL, "not the start of a chunk");
+	CHECK_ABORTS(free_interior_remote, NULL, "not the start of a chunk");
+	CHECK_ABORTS(free_header_remote, NULL, "not the start of a chunk");
 	CHECK_ABORTS(free_foreign, NULL, "not allocated by slabkit");
 }
 
