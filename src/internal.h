@@ -770,14 +770,26 @@ void sk_kmalloc_init(void);
  */
 #define SK_SLACK_MIN 64
 
+/* x, through an empty asm the compiler cannot see through: a
+ * comparison's result stays a value instead of being turned back into
+ * the branches it was written to avoid. */
+static inline size_t
+sk_opaque(size_t x)
+{
+	__asm__("" : "+r"(x));
+	return x;
+}
+
+/* Without a branch (a mask select): the drop-in's realloc asks it on
+ * every call, and whether a buffer still fits is data the branch
+ * predictor cannot learn (malloc.c, realloc_nonnull). */
 static inline size_t
 sk_slack_grow(size_t size)
 {
 	size_t h = size + size / 4 + 15;
+	size_t grow = sk_opaque((size > SK_SLACK_MIN) & (h > size));
 
-	if (size <= SK_SLACK_MIN)
-		return size;
-	return h > size ? h & ~(size_t)15 : size;
+	return size + (((h & ~(size_t)15) - size) & (0 - grow));
 }
 
 /*

@@ -171,6 +171,13 @@ __attribute__((cold)) void *sk_zone_link_corrupted(
 __attribute__((cold)) void *sk_zone_chunk_in_use(
     struct sk_slzone *z, struct sk_chunk *c);
 
+/* The stored form of a link to next in an ordinary zone of key key. */
+static inline struct sk_chunk *
+sk_zone_link_enc(uintptr_t next, uintptr_t key)
+{
+	return (struct sk_chunk *)(next ^ key);
+}
+
 /* The decoded link of free chunk c of ordinary zone z (unchecked). */
 static inline uintptr_t
 sk_zone_link(struct sk_slzone *z, struct sk_chunk *c)
@@ -329,7 +336,7 @@ sk_kfree_on(void *ptr, struct sk_slzone *z, struct malloc_type *type,
 		return;
 	}
 	((struct sk_chunk *)ptr)->c_next =
-	    (struct sk_chunk *)((uintptr_t)z->z_lchunks ^ z->z_key);
+	    sk_zone_link_enc((uintptr_t)z->z_lchunks, z->z_key);
 	z->z_lchunks = ptr;
 	u = dropin ? sh->dropin_use
 		   : (struct kmalloc_use *)((char *)ubase + sh->uoff);

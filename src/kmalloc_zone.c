@@ -321,8 +321,7 @@ static inline void
 zone_push(struct sk_slzone *z, struct sk_chunk *c)
 {
 	if (z->z_flags & ZF_GRANULE)
-		c->c_next =
-		    (struct sk_chunk *)((uintptr_t)z->z_lchunks ^ z->z_key);
+		c->c_next = sk_zone_link_enc((uintptr_t)z->z_lchunks, z->z_key);
 	else
 		sk_link_set(z, &c->c_next, z->z_lchunks);
 	z->z_lchunks = c;
@@ -465,7 +464,7 @@ zone_drain_rbits(struct sk_slzone *z, bool all) /* ZF_GRANULE zones */
 			                            << 3));
 
 			bits &= bits - 1;
-			c->c_next = (struct sk_chunk *)(head ^ key);
+			c->c_next = sk_zone_link_enc(head, key);
 			head = (uintptr_t)c;
 			n++;
 		}
@@ -1118,7 +1117,7 @@ zone_carve_push(struct sk_slzone *z, size_t k)
 		struct sk_chunk *c =
 		    (struct sk_chunk *)(z->z_baseptr + u * size);
 
-		c->c_next = (struct sk_chunk *)(head ^ key);
+		c->c_next = sk_zone_link_enc(head, key);
 		head = (uintptr_t)c;
 		if (++u == nmax)
 			u = 0;
@@ -1378,30 +1377,12 @@ zone_ring(struct sk_slzone *z)
 }
 
 /*
- * Set chunk bit b in z's rbits; its old value.  zone_drain_rbits takes an
- * ordinary zone's rbits 64 bits at a time, so its freers set them in the
- * same 64-bit words: an atomic of another size on part of a word does not
- * synchronise with it, for the memory model and ThreadSanitizer alike.
+ * Set the rbits bit of an ordinary zone's chunk at p, from the address
+ * alone; its old value.  zone_drain_rbits takes an ordinary zone's rbits
+ * 64 bits at a time, so its freers set them in the same 64-bit words: an
+ * atomic of another size on part of a word does not synchronise with it,
+ * for the memory model and ThreadSanitizer alike.
  */
-static inline bool
-rbit_set(struct sk_slzone *z, size_t b, bool granule)
-{
-	uint32_t m = 1u << (b & 31);
-
-	if (granule) {
-		/* the maps follow the header: SK_ZRBITS, not z_rbits */
-		uint64_t m64 = (uint64_t)1 << (b & 63);
-		uint64_t *w =
-		    (uint64_t *)(void *)SK_ZABITS(z) + 2 * (b >> 6) + 1;
-
-		return (__atomic_fetch_or(w, m64, __ATOMIC_SEQ_CST) & m64) != 0;
-	}
-	return (__atomic_fetch_or(
-	            &z->z_rbits[SK_ZWORD(b)], m, __ATOMIC_SEQ_CST) &
-	           m) != 0;
-}
-
-/* rbit_set of an ordinary zone's chunk at p, from the address alone. */
 static inline bool
 rbit_set_granule(struct sk_slzone *z, uintptr_t p)
 {
@@ -1410,6 +1391,20 @@ rbit_set_granule(struct sk_slzone *z, uintptr_t p)
 	return (__atomic_fetch_or(
 	            sk_gbit_word(SK_ZRBITS(z), p), m64, __ATOMIC_SEQ_CST) &
 	           m64) != 0;
+}
+
+/* The same for chunk c of any zone (bit b: a hardened or tracked zone's
+ * chunk index). */
+static inline bool
+rbit_set(struct sk_slzone *z, struct sk_chunk *c, size_t b, bool granule)
+{
+	uint32_t m = 1u << (b & 31);
+
+	if (granule)
+		return rbit_set_granule(z, (uintptr_t)c);
+	return (__atomic_fetch_or(
+	            &z->z_rbits[SK_ZWORD(b)], m, __ATOMIC_SEQ_CST) &
+	           m) != 0;
 }
 
 /* Every remote free, before its chunk is marked: zone_scan_exhausted
@@ -1474,7 +1469,7 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
 	if (rsignal)
 		__atomic_fetch_add(&z->z_rcount, 1, __ATOMIC_ACQ_REL);
 	if (!(SK_LOAD(&z->z_abits[SK_ZWORD(b)]) & bit) ||
-	    rbit_set(z, b, granule)) {
+	    rbit_set(z, c, b, granule)) {
 		if (rsignal)
 			__atomic_fetch_sub(&z->z_rcount, 1, __ATOMIC_RELEASE);
 		remote_double_free(api, c);

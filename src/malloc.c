@@ -335,34 +335,18 @@ realloc_zone(void *ptr, size_t size, size_t osize)
 	return realloc_block(ptr, size, "realloc");
 }
 
-/* x, through an empty asm the compiler cannot see through: a
- * comparison's result stays a value instead of being turned back into
- * the branches it was written to avoid. */
-static inline size_t
-opaque(size_t x)
-{
-	__asm__("" : "+r"(x));
-	return x;
-}
-
 /*
  * Whether a block of osize bytes, a multiple of unit (a power of two: 1
- * for a zone chunk, the page size for a large block), stays for size: it
- * is big enough, and a growth to size would have been given no less
- * (sk_slack_grow rounded up to unit).  For a large block that is
- * sk_large_keeps with slack, since size's own pages are never more than
- * its growth's.
+ * for a zone chunk, the page size for a large block), stays for a size
+ * it holds (size <= osize, tested by the caller): a growth to size would
+ * have been given no less (sk_slack_grow rounded up to unit).  For a
+ * large block that is sk_large_keeps with slack, since size's own pages
+ * are never more than its growth's.
  */
 static inline bool
 realloc_keeps(size_t size, size_t osize, size_t unit)
 {
-	size_t h = size + size / 4 + 15, grow, g;
-
-	/* g = sk_slack_grow(size), as a mask select */
-	grow = opaque((size > SK_SLACK_MIN) & (h > size));
-	g = size + (((h & ~(size_t)15) - size) & (0 - grow));
-	g = (g + unit - 1) & ~(unit - 1);
-	return opaque(size <= osize) & opaque(g >= osize);
+	return ((sk_slack_grow(size) + unit - 1) & ~(unit - 1)) >= osize;
 }
 
 /*
