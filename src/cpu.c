@@ -20,7 +20,7 @@
  * read and the store, that is if they ran on different CPUs, and then they
  * read different shards' words.  The fast path then runs as it always
  * did, on a shard it holds alone, and a plain store of 0 gives it back.
- * The cost is 11 instructions per call and no atomic
+ * The cost is 9 instructions per call and no atomic
  * read-modify-write.  A thread preempted while it holds a shard keeps it:
  * the others that run on that CPU meanwhile find it held (sk_kshard_wait).
  * The CPU number indexes the table without a bounds test: every number
@@ -30,9 +30,12 @@
  *
  * When: a process starts with shards per thread, and CPU shards start
  * once more threads are alive with a shard than a thread per CPU plus one
- * (sk_cpu_thread_started says why).  The fast paths first read a
- * per-thread pointer, sk_tls_kshard: the thread's shard, or the marker
- * shard whose flag sends them to the rseq sequence.
+ * (sk_cpu_thread_started says why).  The fast paths first test
+ * sk_cpu.active, a global flag (one compare with memory): set, they run
+ * the rseq sequence; clear, they read the per-thread pointer
+ * sk_tls_kshard, the thread's own shard.  (They used to read that pointer
+ * first and find a marker shard in it whose flag sent them to the
+ * sequence: two instructions more a call on the CPU path.)
  *
  * What stays per thread: a thread's own shard, used by kmalloc before CPU
  * shards start and after only as a fallback (shards=thread, a kernel or
@@ -76,13 +79,6 @@ static_assert(offsetof(struct sk_cpu_shards, shard) ==
         offsetof(struct sk_cpu_shards, unregistered) +
             2 * sizeof(struct sk_shard *),
     "cpu_id -2 and -1 index the two entries before the table");
-
-/* The marker a thread's fast-path pointer holds while shards are per CPU
- * (internal.h); never a shard anything is allocated from. */
-struct sk_shard sk_shard_percpu = {
-	SK_SHARD_STATIC_INIT,
-	.percpu = true,
-};
 
 /* glibc 2.35+: where this thread's rseq area is, and its size. */
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
@@ -221,16 +217,14 @@ sk_kshard_get(void)
 {
 	struct sk_shard *sh;
 
-	sk_tls_kshard =
-	    SK_LOAD(&sk_cpu.active) ? &sk_shard_percpu : sk_tls_shard;
+	sk_tls_kshard = sk_tls_shard;
 	sh = sk_kshard_enter();
 	if (SK_UNLIKELY(sh->empty)) {
 		/* the thread's own shard, made now: shards are per thread, or
 		 * this thread has no CPU shard (or starts them, for the next
 		 * call) */
 		sh = sk_shard_get_slow();
-		if (!SK_LOAD(&sk_cpu.active))
-			sk_tls_kshard = sh;
+		sk_tls_kshard = sh;
 	}
 	return sh;
 }
@@ -442,7 +436,7 @@ sk_cpu_init(void)
  * keeps its zones when the scheduler moves it, where CPU shards would see
  * each thread's working set move from one CPU's zones to another's (two
  * threads swapping CPUs leave two sets of half-used zones), and its fast
- * path takes no CPU's shard (11 instructions).  So shards per CPU start
+ * path takes no CPU's shard (9 instructions).  So shards per CPU start
  * when more threads are alive with a shard than one per CPU plus one (the
  * common main thread that starts a worker per CPU and waits for them), and
  * stay.  The earlier threads' zones stay theirs: kmalloc_zone.c frees

@@ -402,7 +402,6 @@ struct sk_shard {
 	struct sk_slzone *direct8[SK_DIRECT8];	/* atomic (relaxed) */
 	uintptr_t cpulock;			/* atomic: holder's thread
 						   pointer, or 0 (cpu.c) */
-	bool	percpu;				/* sk_shard_percpu only */
 	size_t	uoff;				/* slot * sizeof(kmalloc_use) */
 	struct sk_shard *fastkey;		/* atomic: self, or 1 */
 	struct kmalloc_use *dropin_use;		/* the drop-in type's slot */
@@ -442,7 +441,7 @@ extern __thread struct sk_shard *sk_tls_shard;
 
 /* A static shard nothing is allocated from: every direct-table entry the
  * sentinel zone, a fastkey no zone matches, always the slow path (the
- * empty shard of shard.c, the marker of cpu.c). */
+ * empty shard of shard.c, sk_cpu_absent of cpu.c). */
 #define SK_SHARD_STATIC_INIT                                             \
 	.direct8 = {[0 ... SK_DIRECT8 - 1] = &sk_zone_sentinel},         \
 	.direct16 = {[0 ... SK_DIRECT16 - 1] = &sk_zone_sentinel},       \
@@ -507,15 +506,22 @@ extern struct sk_cpu_shards sk_cpu;
 extern struct sk_shard sk_cpu_absent;
 
 /*
- * What the fast paths read first: this thread's own shard (shards per
- * thread; the static empty shard before its first allocation), or the
- * static marker shard sk_shard_percpu (shards per CPU), whose `percpu'
- * flag sends them to the CPU's shard.  Set by the slow path
- * (sk_kshard_get), so a change of mode reaches a thread at its next slow
- * path; both kinds of shard are safe together at any time.
+ * The thread's own shard for the fast paths when shards are per thread
+ * (the static empty shard before its first allocation); with shards per
+ * CPU (sk_cpu.active) they take the CPU's shard and do not read it.  Set
+ * by the slow path (sk_kshard_get); both kinds of shard are safe together
+ * at any time, so a change of mode needs no handshake.
  */
 extern __thread struct sk_shard *sk_tls_kshard;
-extern struct sk_shard sk_shard_percpu;
+
+/*
+ * Whether the fast paths take the CPU's shard: sk_cpu.active, read with
+ * a plain load that the compiler folds into its test (one instruction
+ * and a branch, the same as reading a flag of the thread's shard cost,
+ * and no load of that shard's pointer on the CPU path).  Only where
+ * SK_HAVE_RSEQ is defined, which ThreadSanitizer builds are not.
+ */
+#define SK_CPU_FAST_ACTIVE() (sk_cpu.active)
 
 #define SK_RSEQ_CPU_ID	4	/* struct rseq: cpu_id */
 #define SK_RSEQ_CS	8	/* struct rseq: rseq_cs */
@@ -582,13 +588,13 @@ struct sk_shard *sk_cpu_shard_at(int i);
 /*
  * The current CPU's shard, held; NULL when it is held already (by another
  * thread, or for good: sk_cpu_absent, whose callers sk_kshard_wait sends
- * to their own shard).  Only once the marker was seen.
+ * to their own shard).  Only once sk_cpu.active was seen set.
  */
 static inline struct sk_shard *
 sk_kshard_cpu_take(void)
 {
 #ifdef SK_HAVE_RSEQ
-	ptrdiff_t off = sk_cpu.rseq_off; /* set before the marker */
+	ptrdiff_t off = sk_cpu.rseq_off; /* set before sk_cpu.active */
 	struct sk_shard *sh;
 	uint64_t t;
 
@@ -613,12 +619,15 @@ busy:
 static inline struct sk_shard *
 sk_kshard_try(void)
 {
-	struct sk_shard *sh = sk_tls_kshard;
+	struct sk_shard *sh;
 
+#ifdef SK_HAVE_RSEQ
+	if (SK_UNLIKELY(SK_CPU_FAST_ACTIVE()))
+		return sk_kshard_cpu_take();
+#endif
+	sh = sk_tls_kshard;
 	if (sh == NULL)
 		__builtin_unreachable();
-	if (SK_UNLIKELY(sh->percpu))
-		return sk_kshard_cpu_take();
 	return sh;
 }
 

@@ -249,13 +249,18 @@ sk_zone_freed_leave(struct sk_shard *sh, struct sk_slzone *z, bool cpu)
 __attribute__((always_inline)) static inline struct sk_shard *
 sk_kshard_take(bool *cpu)
 {
-	struct sk_shard *sh = sk_tls_kshard;
+	struct sk_shard *sh;
 
-	if (sh == NULL)
-		__builtin_unreachable();
-	*cpu = sh->percpu;
+#ifdef SK_HAVE_RSEQ
+	*cpu = SK_CPU_FAST_ACTIVE();
 	if (*cpu)
 		return sk_kshard_cpu_take();
+#else
+	*cpu = false;
+#endif
+	sh = sk_tls_kshard;
+	if (sh == NULL)
+		__builtin_unreachable();
 	return sh;
 }
 
