@@ -161,8 +161,10 @@ sk_gbit_test(const uint32_t *w, uintptr_t p)
 /* Out of line (kmalloc_zone.c). */
 void *sk_kmalloc_slow(size_t size, struct malloc_type *type, int flags);
 void sk_kfree_slow(void *ptr, struct malloc_type *type, const char *api);
-void sk_kfree_notlocal(struct sk_shard *sh, struct sk_slzone *z, void *ptr,
-    struct malloc_type *type, const char *api);
+/* ptr, type and api first: where sk_kfree_slow, to which it may jump,
+ * wants them (and where free's caller put ptr), so no register moves */
+void sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api,
+    struct sk_shard *sh, struct sk_slzone *z);
 void sk_kfree_emptied(struct sk_shard *sh, struct sk_slzone *z);
 /* These never return; not declared noreturn so that the fast paths leave
  * by a jump and need no stack frame of their own. */
@@ -331,7 +333,7 @@ sk_kfree_on(void *ptr, struct sk_slzone *z, struct malloc_type *type,
 	struct kmalloc_use *u;
 
 	if (SK_UNLIKELY(SK_LOAD(&z->z_fastowner) != SK_LOAD_FAST(&sh->fastkey))) {
-		sk_kfree_notlocal(sh, z, ptr, type, api);
+		sk_kfree_notlocal(ptr, type, api, sh, z);
 		return;
 	}
 	if (SK_UNLIKELY((p & 7) != 0 || sk_gbit_test(SK_ZRBITS(z), p) ||

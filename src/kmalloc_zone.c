@@ -1625,8 +1625,8 @@ kfree_held(
  * slow path.  Called holding sh, which it gives back.
  */
 void
-sk_kfree_notlocal(struct sk_shard *sh, struct sk_slzone *z, void *ptr,
-    struct malloc_type *type, const char *api)
+sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api,
+    struct sk_shard *sh, struct sk_slzone *z)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	struct sk_shard *owner;
@@ -1646,18 +1646,20 @@ sk_kfree_notlocal(struct sk_shard *sh, struct sk_slzone *z, void *ptr,
 			                           sh->uoff);
 			sk_slot_sub(&u->inuse, 1);
 			sk_slot_sub(&u->memuse, z->z_chunksize);
+			/* the rest touches only z, with atomics: sh goes back
+			 * now (a shorter hold on a CPU's shard, and no register
+			 * kept across the calls below, which are tail calls) */
+			sk_kshard_leave(sh);
 			/* kfree_remote's common case inline: hints, then the
 			 * one atomic OR (a dry zone's doorbell goes there) */
 			remote_hint(z, b);
 			if (SK_UNLIKELY(__atomic_load_n(&z->z_rsignal,
 			                    __ATOMIC_SEQ_CST) != 0)) {
 				kfree_remote(z, ptr, b, api);
-				sk_kshard_leave(sh);
 				return;
 			}
 			if (SK_UNLIKELY(rbit_set_granule(z, p)))
 				remote_double_free(api, ptr);
-			sk_kshard_leave(sh);
 			return;
 		}
 	}
