@@ -354,6 +354,24 @@ extern struct sk_slzone sk_zone_sentinel;
  */
 extern uintptr_t sk_zarena_base;
 extern size_t sk_zarena_used;	/* atomic: grows only */
+extern size_t sk_zarena_used8;  /* atomic: sk_zarena_used / 8, set after it */
+
+/*
+ * Whether p is an 8-aligned address in the zone arena, with one compare:
+ * p's offset from the base, rotated right by 3 bits, is the offset / 8
+ * when its low 3 bits are 0, and at least 2^61 (above any arena's size
+ * / 8) when they are not; an address below the base wraps around to a
+ * huge offset.  used8 is sk_zarena_used8 as the caller loaded it (a stale
+ * value is smaller: a pointer in a new zone takes the slow path, which
+ * looks again).
+ */
+static inline bool
+sk_zarena_has_aligned(uintptr_t p, size_t used8)
+{
+	uintptr_t off = p - sk_zarena_base;
+
+	return ((off >> 3) | (off << (8 * sizeof(off) - 3))) < used8;
+}
 /* Set (for good) once a zone was mapped outside the arena: until then an
  * address outside the arena lies in no zone. */
 extern bool sk_zones_outside_ever;

@@ -37,10 +37,12 @@
  * kfree finds the zone by masking, after one range test proves the
  * pointer lies in the zone arena (so reading the header is safe; anything
  * else, NULL and large blocks included, takes the slow path which looks
- * at the page tags).  It is a local free when the zone's z_fastowner is
- * the shard's fastkey (the shard itself unless a debug option is on).
- * The pointer must be 8-aligned, not waiting in the remote bitmap, and
- * its bit in the granule bitmap must be set: the bit is set only on the
+ * at the page tags) and is 8-aligned (the same compare, on the offset
+ * rotated right by 3 bits: sk_zarena_has_aligned).  It is a local free
+ * when the zone's z_fastowner is the shard's fastkey (the shard itself
+ * unless a debug option is on).  The pointer must not be waiting in the
+ * remote bitmap, and its bit in the granule bitmap must be set: the bit
+ * is set only on the
  * first granule of a chunk in use, so interior pointers and double frees
  * fail that one test whatever the program wrote into the chunk, and the
  * slow path says which it was.
@@ -336,7 +338,7 @@ sk_kfree_on(void *ptr, struct sk_slzone *z, struct malloc_type *type,
 		sk_kfree_notlocal(ptr, type, api, sh, z);
 		return;
 	}
-	if (SK_UNLIKELY((p & 7) != 0 || sk_gbit_test(SK_ZRBITS(z), p) ||
+	if (SK_UNLIKELY(sk_gbit_test(SK_ZRBITS(z), p) ||
 	                !sk_gbit_clear_old(SK_ZABITS(z), p))) {
 		sk_kshard_done(sh, cpu);
 		slow(ptr, type, api);
@@ -369,7 +371,10 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 	struct sk_shard *sh;
 	bool cpu;
 
-	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD_FAST(&sk_zarena_used))) {
+	/* in the arena and 8-aligned (the granule bits cannot tell p from
+	 * p rounded down to 8), else the slow path says what it is */
+	if (SK_UNLIKELY(
+	        !sk_zarena_has_aligned(p, SK_LOAD_FAST(&sk_zarena_used8)))) {
 		slow(ptr, type, api);
 		return;
 	}
@@ -407,7 +412,8 @@ sk_chunk_size_local(const void *ptr)
 	struct sk_slzone *z;
 	size_t size = 0;
 
-	if (SK_UNLIKELY(p - sk_zarena_base >= SK_LOAD_FAST(&sk_zarena_used)))
+	if (SK_UNLIKELY(
+	        !sk_zarena_has_aligned(p, SK_LOAD_FAST(&sk_zarena_used8))))
 		return 0;
 	z = sk_zone_at(p);
 	sh = sk_kshard_try();
@@ -417,7 +423,7 @@ sk_chunk_size_local(const void *ptr)
 	                  (SK_LOAD(&z->z_owner) == sh &&
 	                      SK_LOAD_FAST(&sh->fastkey) == sh &&
 	                      z->z_magic == SK_SLAB_MAGIC)) &&
-	              (p & 7) == 0 && !sk_gbit_test(SK_ZRBITS(z), p) &&
+	              !sk_gbit_test(SK_ZRBITS(z), p) &&
 	              sk_gbit_test(SK_ZABITS(z), p)))
 		size = z->z_chunksize;
 	sk_kshard_leave(sh);

@@ -532,6 +532,7 @@ check_zone_free(struct sk_shard *sh, struct sk_slzone *z)
 
 uintptr_t sk_zarena_base;
 size_t sk_zarena_used;         /* bytes mapped from the base on */
+size_t sk_zarena_used8;        /* sk_zarena_used / 8 (internal.h) */
 static size_t zarena_limit;    /* the most it may grow to; 0: no arena */
 static size_t zarena_carved;   /* bytes handed out as zones, <= used */
 static bool zarena_full;       /* the next range is taken by someone */
@@ -574,6 +575,7 @@ zarena_init(void)
 		if (p != NULL) {
 			sk_zarena_base = (uintptr_t)p;
 			zarena_limit = sk_zarena_used = (size_t)4 << 30;
+			SK_STORE_REL(&sk_zarena_used8, sk_zarena_used / 8);
 		}
 	}
 #else
@@ -587,6 +589,7 @@ zarena_init(void)
 			sk_zarena_base = base;
 			zarena_limit = ZARENA_MAX;
 			SK_STORE_REL(&sk_zarena_used, ZARENA_STEP);
+			SK_STORE_REL(&sk_zarena_used8, ZARENA_STEP / 8);
 			return;
 		}
 	}
@@ -645,6 +648,7 @@ zarena_carve(void)
 			}
 		}
 		SK_STORE_REL(&sk_zarena_used, used + step);
+		SK_STORE_REL(&sk_zarena_used8, (used + step) / 8);
 	}
 	zarena_carved += zs;
 	return (char *)sk_zarena_base + zarena_carved - zs;
@@ -1637,8 +1641,8 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api,
 	 * path says what else it is) */
 	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
 	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) &&
-	    (owner = SK_LOAD(&z->z_owner)) != sh && owner != sk_tls_shard &&
-	    (p & 7) == 0) {
+	    (owner = SK_LOAD(&z->z_owner)) != sh && owner != sk_tls_shard) {
+		/* p is 8-aligned: the inline kfree's range test said so */
 		size_t b = sk_zone_granule(p);
 
 		if (sk_gbit_test(SK_ZABITS(z), p)) {
