@@ -1308,6 +1308,29 @@ free_header_remote(void *arg)
 	pthread_join(t, NULL);
 }
 
+/* Misaligned pointers into a live chunk, local and remote: the inline
+ * range test (which also proves 8-alignment) sends them to the slow path,
+ * and no later test on the fast paths looks at the low bits again. */
+static void
+free_misaligned_local(void *arg)
+{
+	char *p = kmalloc(100, M_TESTK, M_WAITOK);
+
+	(void)arg;
+	kfree(p + 3, M_TESTK);
+}
+
+static void
+free_misaligned_remote(void *arg)
+{
+	char *p = kmalloc(100, M_TESTK, M_WAITOK);
+	pthread_t t;
+
+	(void)arg;
+	pthread_create(&t, NULL, thread_free, p + 1);
+	pthread_join(t, NULL);
+}
+
 static void
 free_foreign(void *arg)
 {
@@ -1327,6 +1350,8 @@ TEST(double_free_detection)
 	CHECK_ABORTS(free_interior, NULL, "not the start of a chunk");
 	CHECK_ABORTS(free_interior_remote, NULL, "not the start of a chunk");
 	CHECK_ABORTS(free_header_remote, NULL, "not the start of a chunk");
+	CHECK_ABORTS(free_misaligned_local, NULL, "not the start of a chunk");
+	CHECK_ABORTS(free_misaligned_remote, NULL, "not the start of a chunk");
 	CHECK_ABORTS(free_foreign, NULL, "not allocated by slabkit");
 }
 
