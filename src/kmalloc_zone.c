@@ -1381,20 +1381,28 @@ zone_ring(struct sk_slzone *z)
 }
 
 /*
- * Set the rbits bit of an ordinary zone's chunk at p, from the address
- * alone; its old value.  zone_drain_rbits takes an ordinary zone's rbits
- * 64 bits at a time, so its freers set them in the same 64-bit words: an
- * atomic of another size on part of a word does not synchronise with it,
- * for the memory model and ThreadSanitizer alike.
+ * Set the rbits bit of an ordinary zone's chunk at p, whose pair of
+ * bitmap words is off bytes into the maps; its old value.
+ * zone_drain_rbits takes an ordinary zone's rbits 64 bits at a time, so
+ * its freers set them in the same 64-bit words: an atomic of another size
+ * on part of a word does not synchronise with it, for the memory model
+ * and ThreadSanitizer alike.
  */
 static inline bool
-rbit_set_granule(struct sk_slzone *z, uintptr_t p)
+rbit_set_at(struct sk_slzone *z, size_t off, uintptr_t p)
 {
 	uint64_t m64 = (uint64_t)1 << ((p >> 3) & 63);
 
-	return (__atomic_fetch_or(
-	            sk_gbit_word(SK_ZRBITS(z), p), m64, __ATOMIC_SEQ_CST) &
+	return (__atomic_fetch_or((uint64_t *)((char *)SK_ZRBITS(z) + off), m64,
+	            __ATOMIC_SEQ_CST) &
 	           m64) != 0;
+}
+
+/* The same, with off found from p (sk_gbit_word). */
+static inline bool
+rbit_set_granule(struct sk_slzone *z, uintptr_t p)
+{
+	return rbit_set_at(z, (p >> 5) & sk_slab.zone_wmask, p);
 }
 
 /* The same for chunk c of any zone (bit b: a hardened or tracked zone's
@@ -1429,15 +1437,22 @@ remote_seen(void)
  * leaves the bit as a store just before the drain's clear would: for the
  * next full look (see sk_kmalloc_shard_cleanup). */
 static inline void
-remote_hint(struct sk_slzone *z, size_t b)
+remote_hint_group(struct sk_slzone *z, size_t gi)
 {
 	/* a set hint was set by a remote free that called remote_seen */
 	if (SK_LOAD(&z->z_rhint) == 0) {
 		remote_seen();
 		SK_STORE(&z->z_rhint, 1);
 	}
-	if (SK_LOAD(&z->z_rgroups[b >> 8]) == 0)
-		SK_STORE(&z->z_rgroups[b >> 8], 1);
+	if (SK_LOAD(&z->z_rgroups[gi]) == 0)
+		SK_STORE(&z->z_rgroups[gi], 1);
+}
+
+/* The same for granule b (its group: 256 granules, four rbits words). */
+static inline void
+remote_hint(struct sk_slzone *z, size_t b)
+{
+	remote_hint_group(z, b >> 8);
 }
 
 __attribute__((cold, noreturn)) static void
@@ -1642,8 +1657,10 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api,
 	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
 	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) &&
 	    (owner = SK_LOAD(&z->z_owner)) != sh && owner != sk_tls_shard) {
-		/* p is 8-aligned: the inline kfree's range test said so */
-		size_t b = sk_zone_granule(p);
+		/* p is 8-aligned: the inline kfree's range test said so;
+		 * off, the byte offset of its pair of bitmap words (16 bytes
+		 * a pair, four pairs a hint group), serves all three maps */
+		size_t off = (p >> 5) & sk_slab.zone_wmask;
 
 		if (sk_gbit_test(SK_ZABITS(z), p)) {
 			u = (struct kmalloc_use *)((char *)type->ks_use +
@@ -1656,13 +1673,13 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api,
 			sk_kshard_leave(sh);
 			/* kfree_remote's common case inline: hints, then the
 			 * one atomic OR (a dry zone's doorbell goes there) */
-			remote_hint(z, b);
+			remote_hint_group(z, off >> 6);
 			if (SK_UNLIKELY(__atomic_load_n(&z->z_rsignal,
 			                    __ATOMIC_SEQ_CST) != 0)) {
-				kfree_remote(z, ptr, b, api);
+				kfree_remote(z, ptr, sk_zone_granule(p), api);
 				return;
 			}
-			if (SK_UNLIKELY(rbit_set_granule(z, p)))
+			if (SK_UNLIKELY(rbit_set_at(z, off, p)))
 				remote_double_free(api, ptr);
 			return;
 		}
