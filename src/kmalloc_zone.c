@@ -1100,6 +1100,22 @@ zone_carvable(struct sk_slzone *z)
 }
 
 /*
+ * How many never-used chunks of z start in the page where the next one
+ * starts (at least 1), stopping where the carving wraps to the zone's
+ * first chunk.
+ */
+static size_t
+zone_carve_page(struct sk_slzone *z)
+{
+	size_t size = z->z_chunksize, u = (size_t)z->z_uindex;
+	uintptr_t a = (uintptr_t)z->z_baseptr + u * size;
+	size_t room = (size_t)(((a | (sk_slab.page_size - 1)) + 1) - a);
+	size_t n = (room - 1) / size + 1, wrap = (size_t)z->z_nmax - u;
+
+	return n < wrap ? n : wrap;
+}
+
+/*
  * Carve up to k more never-used chunks of ordinary zone z onto its list,
  * in the order zone_carve and zone_push one at a time would (the last
  * carved on top), with the head and the carve index in registers (the
@@ -1154,14 +1170,16 @@ zone_take_chunk(struct sk_shard *sh, struct sk_slzone *z, int *flags)
 	if (!zone_list_empty(z)) {
 		c = zone_pop(z);
 	} else if (zone_carvable(z)) {
-		/* carve a page's worth at a time for the fast path, so
-		 * carving touches no page sooner than use would (a cap of 16
-		 * chunks made lua binary-trees 8-13% slower: a slow path for
-		 * every 16 fresh chunks); one at a time only for M_ZERO from
-		 * a fresh zone, which then needs no bzero (a listed chunk
-		 * holds its link) */
+		/* carve the chunks that start in the page of the next one,
+		 * for the fast path, so carving touches no page sooner than
+		 * use would (a cap of 16 chunks made lua binary-trees 8-13%
+		 * slower: a slow path for every 16 fresh chunks; a page's
+		 * worth from wherever the carving stood wrote links into two
+		 * pages, and a zone used for one chunk kept three resident);
+		 * one at a time only for M_ZERO from a fresh zone, which then
+		 * needs no bzero (a listed chunk holds its link) */
 		bool zero = (*flags & M_ZERO) != 0;
-		size_t more = sk_slab.page_size / z->z_chunksize;
+		size_t more = zone_carve_page(z);
 
 		c = zone_carve(sh, z, flags);
 		if ((z->z_flags & ZF_GRANULE) &&

@@ -1445,6 +1445,54 @@ TEST(options)
 	CHECK_EQ(sk_opt.objcache_reap_ms, 0);
 }
 
+/*
+ * The first allocation from a zone just set up carves exactly the chunks
+ * that start in the page of its first chunk: none in the next page, so a
+ * zone used for a few chunks keeps its header pages and one page of
+ * chunks resident, not two (a page's worth from the first chunk on wrote
+ * links into the next page as well).
+ */
+static void *
+carve_in_new_shard(void *arg)
+{
+	size_t ps = sk_slab.page_size, size, n;
+	struct sk_slzone *z;
+	uintptr_t end;
+	char *p, *q;
+
+	(void)arg;
+	p = kmalloc(200, M_TESTK, M_WAITOK);
+	CHECK(p != NULL);
+	z = zone_of(p);
+	CHECK((z->z_flags & ZF_GRANULE) != 0);
+	size = z->z_chunksize;
+	/* p is the first chunk carved; the carving took the chunks that
+	 * start in p's page */
+	end = ((uintptr_t)p | (ps - 1)) + 1;
+	n = (end - (uintptr_t)p - 1) / size + 1;
+	CHECK_EQ(z->z_nused, 1);
+	CHECK_EQ((size_t)z->z_carved, n);
+	/* every one of them starts in that page; the next carving starts
+	 * in the next */
+	for (size_t i = 1; i < n; i++) {
+		q = kmalloc(200, M_TESTK, M_WAITOK);
+		CHECK((uintptr_t)q >= (uintptr_t)p && (uintptr_t)q < end);
+	}
+	q = kmalloc(200, M_TESTK, M_WAITOK);
+	CHECK((uintptr_t)q >= end && (uintptr_t)q < end + ps);
+	return NULL;
+}
+
+TEST(carving_by_page)
+{
+	pthread_t t;
+
+	/* a thread of its own: a shard with no zone of the class yet (its
+	 * chunks stay allocated: the thread's shard is orphaned at exit) */
+	CHECK_EQ(pthread_create(&t, NULL, carve_in_new_shard, NULL), 0);
+	CHECK_EQ(pthread_join(t, NULL), 0);
+}
+
 int
 main(void)
 {
@@ -1478,6 +1526,7 @@ main(void)
 	RUN(remote_free_stats_balance);
 	RUN(rsignal_relist);
 	RUN(colouring);
+	RUN(carving_by_page);
 	RUN(free_zone_retention);
 	RUN(slab_cleanup_drains);
 	RUN(large_retained);
