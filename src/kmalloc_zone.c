@@ -407,6 +407,24 @@ zone_drain_list(struct sk_slzone *z)
  * bit.  Only the groups of four words whose hint is set are read, unless
  * all (a full scan, for bits whose hint a concurrent drain took).
  */
+/* The lowest set bit of x != 0, as an address offset: on x86-64 one
+ * tzcnt (bsf where there is none, the same for x != 0), without the sign
+ * extension and the dependency-breaking clear GCC puts around
+ * __builtin_ctzll.  With wbase in one register below: 12 -> 9
+ * instructions a drained chunk (xmalloc 0.2: 55.6 M -> 49.3 M). */
+static inline size_t
+drain_bit(uint64_t x)
+{
+#if defined(__x86_64__)
+	uint64_t i;
+
+	__asm__("rep bsfq %1, %0" : "=r"(i) : "rm"(x) : "cc");
+	return (size_t)i;
+#else
+	return (size_t)__builtin_ctzll(x);
+#endif
+}
+
 static int
 zone_drain_rbits(struct sk_slzone *z, bool all) /* ZF_GRANULE zones */
 {
@@ -457,11 +475,12 @@ zone_drain_rbits(struct sk_slzone *z, bool all) /* ZF_GRANULE zones */
 		 * registers (through zone_push the compiler reloaded both for
 		 * every chunk: a link's store might have changed them) */
 		wbase = base + (w << 9);
+		/* one register for the word's base (GCC would add the
+		 * zone's base to every chunk's offset instead) */
+		__asm__("" : "+r"(wbase));
 		while (bits != 0) {
 			struct sk_chunk *c =
-			    (struct sk_chunk *)(wbase +
-			                        ((size_t)__builtin_ctzll(bits)
-			                            << 3));
+			    (struct sk_chunk *)(wbase + drain_bit(bits) * 8);
 
 			bits &= bits - 1;
 			c->c_next = sk_zone_link_enc(head, key);
