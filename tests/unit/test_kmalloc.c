@@ -1283,6 +1283,16 @@ free_interior(void *arg)
 	kfree(p + 8, M_TESTK);
 }
 
+/* kfree(q) from another thread, which owns no zone of q: a remote free */
+static void
+kfree_from_thread(void *q)
+{
+	pthread_t t;
+
+	pthread_create(&t, NULL, thread_free, q);
+	pthread_join(t, NULL);
+}
+
 /* The same from another thread (the remote free's own tests), and a
  * pointer into the zone's header, below its first chunk, whose granule
  * bit is never set. */
@@ -1290,22 +1300,18 @@ static void
 free_interior_remote(void *arg)
 {
 	char *p = kmalloc(100, M_TESTK, M_WAITOK);
-	pthread_t t;
 
 	(void)arg;
-	pthread_create(&t, NULL, thread_free, p + 8);
-	pthread_join(t, NULL);
+	kfree_from_thread(p + 8);
 }
 
 static void
 free_header_remote(void *arg)
 {
 	char *p = kmalloc(100, M_TESTK, M_WAITOK);
-	pthread_t t;
 
 	(void)arg;
-	pthread_create(&t, NULL, thread_free, (char *)zone_of(p) + 64);
-	pthread_join(t, NULL);
+	kfree_from_thread((char *)zone_of(p) + 64);
 }
 
 /* Misaligned pointers into a live chunk, local and remote: the inline
@@ -1324,11 +1330,9 @@ static void
 free_misaligned_remote(void *arg)
 {
 	char *p = kmalloc(100, M_TESTK, M_WAITOK);
-	pthread_t t;
 
 	(void)arg;
-	pthread_create(&t, NULL, thread_free, p + 1);
-	pthread_join(t, NULL);
+	kfree_from_thread(p + 1);
 }
 
 static void
