@@ -704,6 +704,57 @@ TEST(no_membarrier_later)
 	CHECK_EQ(WEXITSTATUS(st), 0);
 }
 
+/*
+ * A thread that already allocated on its CPU's shard follows a change of
+ * mode at its very next call, a fast-path one: the fast paths test the
+ * global flag, not a per-thread pointer that only a slow path updates.
+ */
+static pthread_barrier_t mode_bar;
+
+static void *
+follow_mode(void *arg)
+{
+	void **out = arg;
+
+	out[0] = kmalloc(300, M_TCPU, M_WAITOK); /* on the CPU's shard */
+	out[1] = kmalloc(300, M_TCPU, M_WAITOK); /* the same zone, fast */
+	pthread_barrier_wait(&mode_bar);         /* main: shards=thread */
+	pthread_barrier_wait(&mode_bar);
+	out[2] = kmalloc(300, M_TCPU, M_WAITOK);
+	out[3] = (void *)sk_tls_shard;
+	pthread_barrier_wait(&mode_bar); /* main: shards=cpu */
+	pthread_barrier_wait(&mode_bar);
+	out[4] = kmalloc(300, M_TCPU, M_WAITOK);
+	for (int i = 0; i < 5; i += i == 2 ? 2 : 1) /* out[3]: a shard */
+		kfree(out[i], M_TCPU);
+	return NULL;
+}
+
+TEST(mode_change_reaches_running_threads)
+{
+	void *out[5];
+	pthread_t t;
+
+	if (!percpu())
+		return;
+	pthread_barrier_init(&mode_bar, NULL, 2);
+	CHECK_EQ(pthread_create(&t, NULL, follow_mode, out), 0);
+	pthread_barrier_wait(&mode_bar);
+	CHECK(zone_of(out[0])->z_owner->cpu >= 0);
+	CHECK(zone_of(out[1])->z_owner->cpu >= 0);
+	CHECK_EQ(slabkit_set_option("shards", "thread"), 0);
+	pthread_barrier_wait(&mode_bar);
+	pthread_barrier_wait(&mode_bar);
+	/* the thread's own shard, made by that call */
+	CHECK(zone_of(out[2])->z_owner == (struct sk_shard *)out[3]);
+	CHECK(((struct sk_shard *)out[3])->cpu < 0);
+	CHECK_EQ(slabkit_set_option("shards", "cpu"), 0);
+	pthread_barrier_wait(&mode_bar);
+	CHECK_EQ(pthread_join(t, NULL), 0);
+	CHECK(zone_of(out[4])->z_owner->cpu >= 0);
+	pthread_barrier_destroy(&mode_bar);
+}
+
 TEST(switch_modes_at_run_time)
 {
 	struct kmalloc_type_stats st;
@@ -752,5 +803,6 @@ main(void)
 	RUN(double_frees_reported);
 	RUN(no_membarrier_later);
 	RUN(switch_modes_at_run_time);
+	RUN(mode_change_reaches_running_threads);
 	return sk_t_done();
 }
