@@ -42,10 +42,9 @@
  * when the zone's z_fastowner is the shard's fastkey (the shard itself
  * unless a debug option is on).  The pointer must not be waiting in the
  * remote bitmap, and its bit in the granule bitmap must be set: the bit
- * is set only on the
- * first granule of a chunk in use, so interior pointers and double frees
- * fail that one test whatever the program wrote into the chunk, and the
- * slow path says which it was.
+ * is set only on the first granule of a chunk in use, so interior
+ * pointers and double frees fail that one test whatever the program wrote
+ * into the chunk, and the slow path says which it was.
  */
 #ifndef SK_KMALLOC_FAST_H
 #define SK_KMALLOC_FAST_H
