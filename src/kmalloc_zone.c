@@ -1476,12 +1476,14 @@ remote_seen(void)
 static inline void
 remote_hint_group(struct sk_slzone *z, size_t gi)
 {
-	/* a set hint was set by a remote free that called remote_seen */
-	if (SK_LOAD(&z->z_rhint) == 0) {
+	/* a set hint was set by a remote free that called remote_seen; the
+	 * loads are plain ones the compiler folds into the compare (hints:
+	 * any value read is safe, see above), atomic under ThreadSanitizer */
+	if (SK_LOAD_FAST(&z->z_rhint) == 0) {
 		remote_seen();
 		SK_STORE(&z->z_rhint, 1);
 	}
-	if (SK_LOAD(&z->z_rgroups[gi]) == 0)
+	if (SK_LOAD_FAST(&z->z_rgroups[gi]) == 0)
 		SK_STORE(&z->z_rgroups[gi], 1);
 }
 
