@@ -1702,10 +1702,12 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api,
 		size_t off = (p >> 5) & sk_slab.zone_wmask;
 
 		if (sk_gbit_test(SK_ZABITS(z), p)) {
+			size_t bytes = z->z_chunksize;
+
 			u = (struct kmalloc_use *)((char *)type->ks_use +
 			                           sh->uoff);
 			sk_slot_sub(&u->inuse, 1);
-			sk_slot_sub(&u->memuse, z->z_chunksize);
+			sk_slot_sub(&u->memuse, bytes);
 			/* the rest touches only z, with atomics: sh goes back
 			 * now (a shorter hold on a CPU's shard, and no register
 			 * kept across the calls below, which are tail calls) */
