@@ -1693,8 +1693,8 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api,
 	/* another shard's ordinary zone, and ptr the start of a chunk it
 	 * handed out (its granule bit, never set below z_baseptr; the slow
 	 * path says what else it is) */
-	if (SK_LOAD(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
-	    (SK_LOAD(&z->z_flags) & ZF_GRANULE) &&
+	if (SK_LOAD_FAST(&sh->fastkey) == sh && z->z_magic == SK_SLAB_MAGIC &&
+	    (SK_LOAD_FAST(&z->z_flags) & ZF_GRANULE) &&
 	    (owner = SK_LOAD(&z->z_owner)) != sh && owner != sk_tls_shard) {
 		/* p is 8-aligned: the inline kfree's range test said so;
 		 * off, the byte offset of its pair of bitmap words (16 bytes
