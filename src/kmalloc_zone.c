@@ -446,7 +446,7 @@ zone_drain_rbits(struct sk_slzone *z, bool all) /* ZF_GRANULE zones */
 			/* a new group of four words: skip it unless hinted */
 			size_t gi = w >> 2;
 
-			if (SK_LOAD(&z->z_rgroups[gi]) != 0)
+			if (SK_LOAD_FAST(&z->z_rgroups[gi]) != 0)
 				__atomic_exchange_n(
 				    &z->z_rgroups[gi], 0, __ATOMIC_SEQ_CST);
 			else if (!all) {
@@ -454,7 +454,7 @@ zone_drain_rbits(struct sk_slzone *z, bool all) /* ZF_GRANULE zones */
 				continue;
 			}
 		}
-		if (SK_LOAD(&rb[2 * w]) == 0)
+		if (SK_LOAD_FAST(&rb[2 * w]) == 0)
 			continue;
 		bits = __atomic_exchange_n(&rb[2 * w], 0, __ATOMIC_ACQ_REL);
 		a = SK_LOAD(&ab[2 * w]);
