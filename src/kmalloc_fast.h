@@ -310,7 +310,7 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 		((unsigned)flags & (M_CACHEALIGN | M_POWEROF2 | M_WAITOK |
 				       M_RNOWAIT)) - 1u >=
 		    (unsigned)(M_WAITOK | M_RNOWAIT) ||
-		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD(&type->ks_limit)))
+		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD_FAST(&type->ks_limit)))
 		return sk_kmalloc_slow(size, type, flags);
 	sh = sk_kshard_take(&cpu);
 	if (cpu) {
