@@ -642,8 +642,8 @@ sk_kmalloc_aligned(
 __attribute__((always_inline)) static inline void
 kfree_api(void *ptr, struct malloc_type *type, const char *api)
 {
-	if (SK_UNLIKELY(
-	        type->ks_magic != M_MAGIC || SK_LOAD(&type->ks_limit) == 0)) {
+	if (SK_UNLIKELY(type->ks_magic != M_MAGIC ||
+	                SK_LOAD_FAST(&type->ks_limit) == 0)) {
 		sk_kfree_slow(ptr, type, api);
 		return;
 	}
