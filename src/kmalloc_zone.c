@@ -967,7 +967,8 @@ zone_offset(int zi, bool granule, size_t colour, size_t *words)
 
 /* Set up a zone for class zi at z (fresh or reused), spec 1.4 step 8. */
 static void
-zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
+zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh,
+    bool maps_clear)
 {
 	size_t size = sk_class_size[zi];
 	bool granule = !sk_opt.hardened && !sk_opt.track;
@@ -978,8 +979,14 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh)
 	memset(z, 0, sizeof(*z));
 	z->z_abits = (uint32_t *)(z + 1);
 	z->z_rbits = z->z_abits + 2; /* interleaved */
-	if (!fresh)
+	if (!fresh && !(maps_clear && granule))
 		memset(z->z_abits, 0, 2 * words * sizeof(uint32_t));
+	else if (SK_UNLIKELY(sk_opt.invariants) && maps_clear && granule)
+		for (size_t i = 0; i < 2 * words; i++)
+			if (z->z_abits[i] != 0)
+				sk_panic("kmalloc",
+				    "free zone %p reused with map word %zu set",
+				    (void *)z, i);
 	z->z_magic = SK_SLAB_MAGIC;
 	z->z_zoneindex = (uint16_t)zi;
 	SK_STORE(&z->z_flags, (uint16_t)((fresh ? 0 : SLZF_UNOTZEROD) |
@@ -1058,7 +1065,7 @@ static struct sk_slzone *
 zone_new(struct sk_shard *sh, int zi, int flags)
 {
 	struct sk_slzone *z;
-	bool fresh = false;
+	bool fresh = false, maps_clear = false;
 
 	zone_drain_pending(sh);
 	zone_scan_exhausted(sh, false);
@@ -1067,6 +1074,12 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 	if ((z = sh->freezones.head) != NULL) {
 		zl_remove(&sh->freezones, z);
 		sh->nfreezones--;
+		/* a granule zone leaves for the free list only with no chunk
+		 * handed out and none waiting remote: its maps (sized for the
+		 * whole zone whatever the class) are all clear already, and
+		 * the 4 KiB memset can go (xmalloc re-sets a zone every 1,600
+		 * allocations) */
+		maps_clear = (z->z_flags & ZF_GRANULE) != 0;
 		if (SK_UNLIKELY(z->z_hflags != 0))
 			sk_harden_zone_retire(z);
 	} else {
@@ -1078,7 +1091,7 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 		z = sk_zone_at((uintptr_t)base);
 		sh->zones_mapped++;
 	}
-	zone_setup(sh, z, zi, fresh);
+	zone_setup(sh, z, zi, fresh, maps_clear);
 	if (sk_pagemap_set((uintptr_t)z, -(int32_t)sh->id - 1) != 0) {
 		if (SK_UNLIKELY(z->z_hflags != 0))
 			sk_harden_zone_retire(z);
