@@ -190,6 +190,13 @@ direct_update(struct sk_shard *sh, int zi)
 	if (z == NULL || z->z_fastowner != sh || SK_LOAD(&sk_opt.debug) ||
 	    (sh->slow & SK_SHARD_SLOW_RELEASE))
 		z = &sk_zone_sentinel;
+	/* nothing to do when the class's entries hold z already (they are
+	 * written together; a z stored earlier was fenced then, and a debug
+	 * switch since has its own sentinel stores to make): most calls,
+	 * one per slow-path allocation (xmalloc: 53 instructions each) */
+	if ((d8_n[zi] == 0 || SK_LOAD(&sh->direct8[d8_lo[zi]]) == z) &&
+	    (d16_n[zi] == 0 || SK_LOAD(&sh->direct16[d16_lo[zi]]) == z))
+		return;
 	direct_fill(sh, zi, z);
 	if (z != &sk_zone_sentinel) {
 		DIRECT_FENCE();
