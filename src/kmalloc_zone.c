@@ -565,6 +565,16 @@ static bool zarena_full;       /* the next range is taken by someone */
 static uint32_t *zarena_stack; /* free zones: index << 1 | not zeroed */
 static size_t zarena_nstack;
 static struct sk_mutex zarena_lock = SK_MUTEX_INITIALIZER("zone arena");
+
+/* The arena's size, and the same / 8 for the rotated test of the fast
+ * paths (sk_zarena_has_aligned), which read it; the one place both are
+ * set, the size first. */
+static void
+zarena_set_used(size_t used)
+{
+	SK_STORE_REL(&sk_zarena_used, used);
+	SK_STORE_REL(&sk_zarena_used8, used / 8);
+}
 static size_t zones_outside; /* atomic: bytes of zones mapped alone */
 bool sk_zones_outside_ever;  /* atomic */
 
@@ -600,8 +610,8 @@ zarena_init(void)
 
 		if (p != NULL) {
 			sk_zarena_base = (uintptr_t)p;
-			zarena_limit = sk_zarena_used = (size_t)4 << 30;
-			SK_STORE_REL(&sk_zarena_used8, sk_zarena_used / 8);
+			zarena_limit = (size_t)4 << 30;
+			zarena_set_used(zarena_limit);
 		}
 	}
 #else
@@ -614,8 +624,7 @@ zarena_init(void)
 		if (sk_os_map_at((void *)base, ZARENA_STEP, &why) != NULL) {
 			sk_zarena_base = base;
 			zarena_limit = ZARENA_MAX;
-			SK_STORE_REL(&sk_zarena_used, ZARENA_STEP);
-			SK_STORE_REL(&sk_zarena_used8, ZARENA_STEP / 8);
+			zarena_set_used(ZARENA_STEP);
 			return;
 		}
 	}
@@ -673,8 +682,7 @@ zarena_carve(void)
 				return NULL;
 			}
 		}
-		SK_STORE_REL(&sk_zarena_used, used + step);
-		SK_STORE_REL(&sk_zarena_used8, (used + step) / 8);
+		zarena_set_used(used + step);
 	}
 	zarena_carved += zs;
 	return (char *)sk_zarena_base + zarena_carved - zs;
@@ -986,9 +994,10 @@ zone_setup(struct sk_shard *sh, struct sk_slzone *z, int zi, bool fresh,
 	memset(z, 0, sizeof(*z));
 	z->z_abits = (uint32_t *)(z + 1);
 	z->z_rbits = z->z_abits + 2; /* interleaved */
-	if (!fresh && !(maps_clear && granule))
+	maps_clear = maps_clear && granule;
+	if (!fresh && !maps_clear)
 		memset(z->z_abits, 0, 2 * words * sizeof(uint32_t));
-	else if (SK_UNLIKELY(sk_opt.invariants) && maps_clear && granule)
+	else if (SK_UNLIKELY(sk_opt.invariants) && maps_clear)
 		for (size_t i = 0; i < 2 * words; i++)
 			if (z->z_abits[i] != 0)
 				sk_panic("kmalloc",
