@@ -410,15 +410,7 @@ sk_cpu_init(void)
 		return;
 	}
 	cpu_capable = true;
-	{
-		cpu_set_t set;
-
-		cpu_count = sched_getaffinity(0, sizeof(set), &set) == 0
-		                ? CPU_COUNT(&set)
-		                : (int)sysconf(_SC_NPROCESSORS_ONLN);
-		if (cpu_count < 1)
-			cpu_count = 1;
-	}
+	cpu_count = sk_os_ncpus();
 	if (sk_opt.shards_thread)
 		SK_STORE(&cpu_why, "shards=thread");
 	else

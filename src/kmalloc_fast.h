@@ -57,9 +57,8 @@ static_assert(M_RNOWAIT == 1 && M_WAITOK == 2 && M_POWEROF2 > 3 &&
 	M_CACHEALIGN > 3, "the fast path's flag test needs these values");
 
 /* The bitmaps of an ordinary zone start right after its header, sized
- * for the largest zone (128 KiB: 2 KiB a map), interleaved 64 bits at a
- * time (internal.h): the rbits of a granule sit 8 bytes after its abits. */
-#define SK_ZBITMAP_BYTES (SK_MAX_ZONE_SIZE / 64)
+ * for its ZoneSize (64 KiB: 1 KiB a map), interleaved 64 bits at a time
+ * (internal.h): the rbits of a granule sit 8 bytes after its abits. */
 #define SK_ZABITS(z) ((uint32_t *)((struct sk_slzone *)(z) + 1))
 #define SK_ZRBITS(z) (SK_ZABITS(z) + 2)
 

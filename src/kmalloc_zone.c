@@ -970,7 +970,9 @@ zone_offset(int zi, bool granule, size_t colour, size_t *words)
 	size_t align = sk_class_align[zi];
 	size_t hdr;
 
-	*words = granule ? SK_ZBITMAP_BYTES / 4
+	/* granule maps: one bit per 8 bytes of this ZoneSize (not of the
+	 * largest one: 2 KiB more chunks in a 64 KiB zone) */
+	*words = granule ? sk_slab.zone_size / 8 / 32
 	                 : (sk_slab.zone_size / size + 63) / 64 * 2;
 	hdr = colour + sizeof(struct sk_slzone) + 2 * *words * sizeof(uint32_t);
 	if ((size & (size - 1)) == 0)

@@ -15,9 +15,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,7 +45,9 @@ size_t
 sk_os_page_size(void)
 {
 	if (SK_UNLIKELY(os_page_size == 0)) {
-		long ps = sysconf(_SC_PAGESIZE);
+		/* from the auxiliary vector: sysconf would be the only caller
+		 * of its 64 KiB of libc in many programs (see sk_os_ncpus) */
+		unsigned long ps = getauxval(AT_PAGESZ);
 		size_t v = ps > 0 ? (size_t)ps : 4096;
 		unsigned shift = 0;
 
@@ -385,6 +390,18 @@ os_read_file(const char *path, char *buf, size_t len)
 	return total;
 }
 
+/* The decimal number at the start of s (0 when there is none); no
+ * strtoull, whose corner of libc a program may never use otherwise. */
+static unsigned long long
+os_parse_u64(const char *s)
+{
+	unsigned long long v = 0;
+
+	while (*s >= '0' && *s <= '9' && v <= (~0ULL - 9) / 10)
+		v = v * 10 + (unsigned)(*s++ - '0');
+	return v;
+}
+
 /* The cgroup v2 (or v1) memory limit of this process, or 0 for none. */
 static size_t
 os_cgroup_limit(void)
@@ -404,14 +421,14 @@ os_cgroup_limit(void)
 		sk_fmt(path, sizeof(path), "/sys/fs/cgroup%s/memory.max", p);
 		if (os_read_file(path, val, sizeof(val)) > 0 &&
 		    strncmp(val, "max", 3) != 0)
-			return strtoull(val, NULL, 10);
+			return os_parse_u64(val);
 	}
 	if (os_read_file("/sys/fs/cgroup/memory.max", val, sizeof(val)) > 0 &&
 	    strncmp(val, "max", 3) != 0)
-		return strtoull(val, NULL, 10);
+		return os_parse_u64(val);
 	if (os_read_file("/sys/fs/cgroup/memory/memory.limit_in_bytes", val,
 		sizeof(val)) > 0) {
-		unsigned long long v = strtoull(val, NULL, 10);
+		unsigned long long v = os_parse_u64(val);
 
 		if (v < ((unsigned long long)1 << 60))
 			return v;
@@ -427,16 +444,18 @@ sk_os_max_map_count(void)
 
 	if (os_read_file("/proc/sys/vm/max_map_count", val, sizeof(val)) <= 0)
 		return 65530;
-	v = strtol(val, NULL, 10);
+	v = (long)os_parse_u64(val);
 	return v > 0 ? v : 65530;
 }
 
 size_t
 sk_os_usable_memory_mb(void)
 {
-	long pages = sysconf(_SC_PHYS_PAGES);
-	size_t bytes = pages > 0 ? (size_t)pages * sk_os_page_size()
-				 : (size_t)1 << 30;
+	struct sysinfo si;
+	size_t bytes =
+	    sysinfo(&si) == 0 && si.totalram > 0
+	        ? (size_t)si.totalram * (si.mem_unit ? si.mem_unit : 1)
+	        : (size_t)1 << 30;
 	size_t cg = os_cgroup_limit();
 	struct rlimit rl;
 
@@ -449,15 +468,25 @@ sk_os_usable_memory_mb(void)
 	return bytes > 0 ? bytes : 1;
 }
 
+/*
+ * The CPUs this process may run on.  Called at start-up, like the page
+ * size and the memory size above, with the system call itself rather than
+ * sched_getaffinity or sysconf: each libc function in a 64 KiB stretch of
+ * libc that the program itself never runs costs its whole 64 KiB of RSS
+ * (the kernel maps the pages around a fault), and these three cost every
+ * program slabkit started in some 192 KiB.
+ */
 int
 sk_os_ncpus(void)
 {
-	cpu_set_t set;
-	long n;
+	unsigned long mask[1024 / (8 * sizeof(unsigned long))];
+	long n = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
 
-	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-		int c = CPU_COUNT(&set);
+	if (n > 0) {
+		int c = 0;
 
+		for (size_t i = 0; i < (size_t)n / sizeof(mask[0]); i++)
+			c += __builtin_popcountl(mask[i]);
 		if (c > 0)
 			return c;
 	}

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -173,6 +174,27 @@ TEST(environment_messages)
 		printf("child stderr:\n%s", out);
 }
 
+/*
+ * The machine facts start-up reads with raw system calls (os/linux.c: no
+ * sysconf, sched_getaffinity or strtoull, whose corners of libc would
+ * cost a program 64 KiB of RSS each) agree with what libc says.
+ */
+TEST(machine_facts_match_libc)
+{
+	cpu_set_t set;
+	long pages = sysconf(_SC_PHYS_PAGES);
+
+	CHECK_EQ(sk_os_page_size(), (size_t)sysconf(_SC_PAGESIZE));
+	CHECK_EQ((size_t)1 << sk_os_page_shift(), sk_os_page_size());
+	CHECK_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+	CHECK_EQ(sk_os_ncpus(), CPU_COUNT(&set));
+	/* RAM, or less under a cgroup limit or RLIMIT_AS */
+	CHECK(pages > 0);
+	CHECK(sk_os_usable_memory_mb() >= 1);
+	CHECK(sk_os_usable_memory_mb() <=
+	      (size_t)pages * (size_t)sysconf(_SC_PAGESIZE) >> 20);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -187,5 +209,6 @@ main(int argc, char **argv)
 	RUN(get_option);
 	RUN(verbose_prints_configuration);
 	RUN(environment_messages);
+	RUN(machine_facts_match_libc);
 	return sk_t_done();
 }
