@@ -457,5 +457,5 @@ void
 sk_cpu_init_late(void)
 {
 	if (cpu_capable)
-		pthread_atfork(cpu_prefork, cpu_postfork, cpu_postfork);
+		sk_os_atfork(cpu_prefork, cpu_postfork, cpu_postfork);
 }

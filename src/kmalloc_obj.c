@@ -692,7 +692,7 @@ kobj_init_once(void)
 	sk_init();
 	if (pthread_key_create(&cpu_key, kobj_thread_exit) != 0)
 		sk_panic("kmalloc_obj", "cannot create the thread-exit key");
-	pthread_atfork(kobj_prefork, kobj_postfork_parent, kobj_postfork_child);
+	sk_os_atfork(kobj_prefork, kobj_postfork_parent, kobj_postfork_child);
 	kobj_cpus[SK_KOBJ_SHARED].id = SK_KOBJ_SHARED;
 }
 

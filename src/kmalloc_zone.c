@@ -640,7 +640,7 @@ sk_km_zone_init(void)
 {
 	direct_init();
 	zarena_init();
-	pthread_atfork(zarena_prefork, zarena_postfork, zarena_postfork);
+	sk_os_atfork(zarena_prefork, zarena_postfork, zarena_postfork);
 }
 
 /* fork: no thread may be inside the arena's lock when the child starts

@@ -1357,5 +1357,5 @@ oc_init_once(void)
 {
 	sk_shard_register_exit_hook(oc_shard_exit);
 	sk_kmalloc_register_reclaim(oc_reclaim_hook);
-	pthread_atfork(oc_prefork, oc_postfork_parent, oc_postfork_child);
+	sk_os_atfork(oc_prefork, oc_postfork_parent, oc_postfork_child);
 }

@@ -239,8 +239,8 @@ sk_shard_init(void)
 void
 sk_shard_init_late(void)
 {
-	pthread_atfork(shard_prefork, shard_postfork_parent,
-	    shard_postfork_child);
+	sk_os_atfork(
+	    shard_prefork, shard_postfork_parent, shard_postfork_child);
 	if (shard_key_ok && !sk_tls_shard->empty)
 		pthread_setspecific(shard_key, sk_tls_shard);
 }

@@ -277,7 +277,7 @@ sk_statshm_start(void)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&statshm_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	pthread_atfork(NULL, NULL, statshm_atfork_child);
+	sk_os_atfork(NULL, NULL, statshm_atfork_child);
 	/* The helper takes no signal meant for the program. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

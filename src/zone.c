@@ -783,7 +783,7 @@ static void
 zone_register_hooks(void)
 {
 	sk_shard_register_exit_hook(zone_shard_exit);
-	pthread_atfork(zone_prefork, zone_postfork, zone_postfork);
+	sk_os_atfork(zone_prefork, zone_postfork, zone_postfork);
 }
 
 /* ------------------------------------------------------------------ */

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -486,7 +487,8 @@ sk_os_ncpus(void)
 		int c = 0;
 
 		for (size_t i = 0; i < (size_t)n / sizeof(mask[0]); i++)
-			c += __builtin_popcountl(mask[i]);
+			for (unsigned long m = mask[i]; m != 0; m &= m - 1)
+				c++;
 		if (c > 0)
 			return c;
 	}
@@ -547,6 +549,23 @@ sk_os_random(void)
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
 		v = sk_os_now_ns() ^ ((uint64_t)(uintptr_t)&v << 16);
 	return v;
+}
+
+#ifdef __GLIBC__
+/* what glibc's pthread_atfork stub calls (libc_nonshared.a) */
+extern void *__dso_handle;
+extern int __register_atfork(
+    void (*)(void), void (*)(void), void (*)(void), void *);
+#endif
+
+int
+sk_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+#ifdef __GLIBC__
+	return __register_atfork(prepare, parent, child, __dso_handle);
+#else
+	return pthread_atfork(prepare, parent, child);
+#endif
 }
 
 const char *

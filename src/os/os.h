@@ -107,6 +107,15 @@ uint64_t sk_os_random(void);
 /* Value of an environment variable, ignored (NULL) in setuid programs. */
 const char *sk_os_getenv(const char *name);
 
+/*
+ * pthread_atfork: the same handlers, registered for this library (so that
+ * they go when it is unloaded).  pthread_atfork itself is a stub glibc
+ * links into every library that calls it, at the end of its code: a call
+ * to it kept the last 64 KiB of slabkit's code resident in every program.
+ */
+int sk_os_atfork(
+    void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
 /* Injected-fault bookkeeping: counts calls of each kind. */
 int sk_os_fault_check(int kind);
 

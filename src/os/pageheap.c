@@ -593,5 +593,5 @@ sk_ph_init(void)
 	ph_ps = sk_os_page_size();
 	ph_shift = sk_os_page_shift();
 	ph_t0 = sk_os_now_coarse_ns();
-	pthread_atfork(ph_prefork, ph_postfork_parent, ph_postfork_child);
+	sk_os_atfork(ph_prefork, ph_postfork_parent, ph_postfork_child);
 }
