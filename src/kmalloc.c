@@ -706,9 +706,16 @@ size_t
 sk_kmalloc_usable_size_api(const void *ptr, const char *api)
 {
 	bool large;
+	size_t n;
 
 	if (ptr == NULL || ptr == ZERO_LENGTH_PTR)
 		return 0;
+	/* a live chunk of this thread's (or CPU's) own zone: the tests of
+	 * kfree's fast path, no page tag (redis asks the size of every
+	 * block it allocates and frees: the page-tag walk below was 5% of
+	 * its server's time) */
+	if ((n = sk_chunk_size_local(ptr)) != 0)
+		return n;
 	sk_init();
 	return block_size(ptr, api, &large);
 }

@@ -1429,6 +1429,89 @@ TEST(double_free_detection)
 	CHECK_ABORTS(free_foreign, NULL, "not allocated by slabkit");
 }
 
+/*
+ * kmalloc_usable_size of a live chunk of the caller's own zone is answered
+ * by kfree's fast-path tests (sk_chunk_size_local), of anything else by
+ * the page tags: both give the class size, and freed, remote-freed (still
+ * waiting in rbits), interior and misaligned pointers still abort.
+ */
+static void *
+usable_size_there(void *arg)
+{
+	return (void *)(uintptr_t)kmalloc_usable_size(arg);
+}
+
+TEST(usable_size_fast_and_slow_agree)
+{
+	/* zone sizes (12288, three pages, would be a large block) */
+	static const size_t sizes[] = {1, 8, 24, 100, 256, 1000, 4000, 8000};
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char *p = kmalloc(sizes[i], M_TESTK, M_WAITOK);
+		size_t want = zone_of(p)->z_chunksize, there;
+		pthread_t t;
+		void *r;
+
+		CHECK(want != 0);
+		CHECK_EQ(sk_chunk_size_local(p), want);
+		CHECK_EQ(kmalloc_usable_size(p), want);
+		CHECK(want >= sizes[i]);
+		/* another thread: not its zone, the page-tag path */
+		CHECK_EQ(pthread_create(&t, NULL, usable_size_there, p), 0);
+		CHECK_EQ(pthread_join(t, &r), 0);
+		there = (size_t)(uintptr_t)r;
+		CHECK_EQ(there, want);
+		kfree(p, M_TESTK);
+	}
+}
+
+static void
+usable_freed_local(void *arg)
+{
+	char *p = kmalloc(100, M_TESTK, M_WAITOK);
+
+	(void)arg;
+	kfree(p, M_TESTK);
+	(void)kmalloc_usable_size(p);
+}
+
+static void
+usable_freed_remote(void *arg)
+{
+	char *p = kmalloc(100, M_TESTK, M_WAITOK);
+
+	(void)arg;
+	kfree_from_thread(p); /* its bit waits in rbits, not drained */
+	CHECK_EQ(sk_chunk_size_local(p), 0);
+	(void)kmalloc_usable_size(p);
+}
+
+static void
+usable_interior(void *arg)
+{
+	char *p = kmalloc(100, M_TESTK, M_WAITOK);
+
+	(void)arg;
+	(void)kmalloc_usable_size(p + 16);
+}
+
+static void
+usable_misaligned(void *arg)
+{
+	char *p = kmalloc(100, M_TESTK, M_WAITOK);
+
+	(void)arg;
+	(void)kmalloc_usable_size(p + 4);
+}
+
+TEST(usable_size_misuse)
+{
+	CHECK_ABORTS(usable_freed_local, NULL, "is free");
+	CHECK_ABORTS(usable_freed_remote, NULL, "is free");
+	CHECK_ABORTS(usable_interior, NULL, "not the start of a chunk");
+	CHECK_ABORTS(usable_misaligned, NULL, "not the start of a chunk");
+}
+
 /* Row 39: fill patterns. */
 static void
 patterns_child(void *arg)
@@ -1612,6 +1695,8 @@ main(void)
 	RUN(backend_shortage);
 	RUN(backend_exhausted);
 	RUN(double_free_detection);
+	RUN(usable_size_fast_and_slow_agree);
+	RUN(usable_size_misuse);
 	RUN(fill_patterns);
 	RUN(corrupted_zone);
 	RUN(vmstat_m);
