@@ -552,6 +552,44 @@ TEST(realloc_keeps_in_full_zone)
 }
 
 /*
+ * Small growths move under one hold of the shard (malloc.c, realloc_on):
+ * from a zone with free chunks and from a full one (the old chunk then
+ * goes back through kfree's slow path), with the contents kept and the
+ * bytes in use back where they started once everything is freed.
+ */
+TEST(realloc_small_moves_keep_contents_and_counts)
+{
+	enum { N = 3000 }; /* more 48-byte chunks than one zone holds */
+	static unsigned char *p[N];
+	struct mallinfo2 before, after;
+	int good = 0;
+
+	before = mallinfo2();
+	for (int i = 0; i < N; i++) {
+		p[i] = malloc(40);
+		CHECK(p[i] != NULL);
+		if (p[i] == NULL)
+			return;
+		memset(p[i], (i % 250) + 1, 40);
+	}
+	/* every zone but the last is full now: grow in both kinds */
+	for (int i = 0; i < N; i++) {
+		unsigned char *q = realloc(p[i], 100 + (size_t)(i % 3) * 300);
+
+		CHECK(q != NULL);
+		if (q == NULL)
+			continue;
+		good += q[0] == (i % 250) + 1 && q[39] == (i % 250) + 1;
+		p[i] = q;
+	}
+	CHECK_EQ(good, N);
+	for (int i = 0; i < N; i++)
+		free(p[i]);
+	after = mallinfo2();
+	CHECK_EQ(after.uordblks, before.uordblks);
+}
+
+/*
  * A buffer grown a few bytes at a time is copied once per quarter of
  * growth, and never moved back to a smaller block while it grows (the
  * regression: a chunk given headroom was "shrunk" by the next, slightly
@@ -1374,6 +1412,27 @@ realloc_freed(void *arg)
 		_exit(3);
 }
 
+static void *
+free_there(void *p)
+{
+	free(p);
+	return NULL;
+}
+
+/* a block another thread freed (its bit waits in the remote bitmap) */
+static void
+realloc_remote_freed(void *arg)
+{
+	void *p = malloc(40);
+	pthread_t t;
+
+	(void)arg;
+	pthread_create(&t, NULL, free_there, p);
+	pthread_join(t, NULL);
+	if (realloc(p, 400) != NULL)
+		_exit(3);
+}
+
 static void
 usable_size_foreign(void *arg)
 {
@@ -1418,6 +1477,8 @@ TEST(bad_pointers_are_reported)
 	CHECK_ABORTS(realloc_foreign, NULL,
 	    "slabkit: realloc: pointer was not allocated by slabkit (ptr 0x");
 	CHECK_ABORTS(realloc_freed, NULL, "slabkit: realloc: memory chunk 0x");
+	CHECK_ABORTS(
+	    realloc_remote_freed, NULL, "slabkit: realloc: memory chunk 0x");
 	CHECK_ABORTS(usable_size_foreign, NULL,
 	    "slabkit: malloc_usable_size: pointer was not allocated");
 }
@@ -1437,6 +1498,7 @@ main(void)
 	RUN(realloc_semantics);
 	RUN(realloc_small_growth_exact);
 	RUN(realloc_keeps_in_full_zone);
+	RUN(realloc_small_moves_keep_contents_and_counts);
 	RUN(realloc_growth_moves);
 	RUN(calloc_zeroes_reused_memory);
 	RUN(glibc_internal_allocations_agree);
