@@ -69,10 +69,18 @@ static_assert(M_RNOWAIT == 1 && M_WAITOK == 2 && M_POWEROF2 > 3 &&
  * from p alone, with no subtraction of the header's address: the bit is
  * bit p / 8 mod 64 of the 64-bit word sk_gbit_word(w, p).
  */
+/* The byte offset of p's pair of 64-bit words (abits, then rbits: 16
+ * bytes a pair, one pair per 64 granules) from the start of the maps. */
+static inline size_t
+sk_gbit_off(uintptr_t p)
+{
+	return (p >> 5) & sk_slab.zone_wmask;
+}
+
 static inline uint64_t *
 sk_gbit_word(const uint32_t *w, uintptr_t p)
 {
-	return (uint64_t *)((uintptr_t)w + ((p >> 5) & sk_slab.zone_wmask));
+	return (uint64_t *)((uintptr_t)w + sk_gbit_off(p));
 }
 
 #if defined(__x86_64__) && !defined(SLABKIT_TSAN)

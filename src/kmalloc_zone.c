@@ -1470,7 +1470,7 @@ rbit_set_at(struct sk_slzone *z, size_t off, uintptr_t p)
 static inline bool
 rbit_set_granule(struct sk_slzone *z, uintptr_t p)
 {
-	return rbit_set_at(z, (p >> 5) & sk_slab.zone_wmask, p);
+	return rbit_set_at(z, sk_gbit_off(p), p);
 }
 
 /* The same for chunk c of any zone (bit b: a hardened or tracked zone's
@@ -1730,7 +1730,7 @@ sk_kfree_notlocal(void *ptr, struct malloc_type *type, const char *api,
 		/* p is 8-aligned: the inline kfree's range test said so;
 		 * off, the byte offset of its pair of bitmap words (16 bytes
 		 * a pair, four pairs a hint group), serves all three maps */
-		size_t off = (p >> 5) & sk_slab.zone_wmask;
+		size_t off = sk_gbit_off(p);
 
 		if (sk_gbit_test(SK_ZABITS(z), p)) {
 			size_t bytes = z->z_chunksize;
