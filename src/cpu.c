@@ -356,6 +356,9 @@ cpu_start(void)
 	}
 	SK_STORE_REL(&sk_cpu.rseq_off, __rseq_offset);
 	SK_STORE_REL(&sk_cpu.active, true);
+#if SK_COPIES
+	sk_copies_select();
+#endif
 	SK_STORE(&cpu_wanted, false);
 	SK_STORE(&cpu_why, "");
 	return true;
@@ -376,6 +379,9 @@ sk_cpu_set_mode(bool percpu)
 	if (!percpu) {
 		SK_STORE(&cpu_wanted, false);
 		SK_STORE(&sk_cpu.active, false);
+#if SK_COPIES
+		sk_copies_select();
+#endif
 		if (!sk_tls_shard->empty) /* the caller at once, others later */
 			sk_tls_kshard = sk_tls_shard;
 		SK_STORE(&cpu_why, "shards=thread");

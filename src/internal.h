@@ -39,6 +39,28 @@
 #define SK_LOAD_ACQ(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define SK_STORE_REL(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
+/*
+ * Entry points built twice.  On x86-64 the fast paths' public entry points
+ * (malloc and free, kmalloc and kfree) are compiled for the baseline and
+ * again for CPUs with BMI2 (SK_BMI2), whose rorx computes the granule
+ * maps' word and bit offsets and the zone header's colour from a pointer
+ * without copying it to another register first (SK_ROTR below).  Which
+ * copy runs is chosen at start-up (SK_COPIES, after sk_cpu below).
+ * Sanitizer builds keep one copy.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(SLABKIT_TSAN) &&      \
+    !defined(SLABKIT_ASAN)
+#define SK_CLONES 1
+#define SK_BMI2   __attribute__((target("bmi2")))
+#else
+#define SK_CLONES 0
+#endif
+
+/* x rotated right by n (0 < n < 64): where the bits rotated in do not
+ * matter (they land above a mask, or are zero), one rorx in the BMI2
+ * copies, where a shift would first copy x to another register. */
+#define SK_ROTR(x, n) (((uintptr_t)(x) >> (n)) | ((uintptr_t)(x) << (64 - (n))))
+
 /* Owner-only counter update: a load and a store, no read-modify-write. */
 #define SK_OWNER_ADD(p, v)	SK_STORE((p), SK_LOAD(p) + (v))
 
@@ -604,6 +626,49 @@ struct sk_shard *sk_cpu_shard_at(int i);
 #endif
 
 /*
+ * The copies of the entry points: for each kind of shard (no test of
+ * sk_cpu.active: the kind is a constant in each) and each for the baseline
+ * and for BMI2.  kmalloc, kfree, malloc and free are one indirect jump to
+ * the copy sk_copies_select() chose (kmalloc.c), which cpu.c calls again
+ * whenever the mode changes.  Not ifuncs: a library relocated before the
+ * one defining an ifunc it calls makes the dynamic loader print "Relink
+ * ... for IFUNC symbol" (libc itself calls malloc, and is relocated first
+ * when binding is immediate, as Debian's is).
+ */
+#if SK_CLONES && defined(SK_HAVE_RSEQ)
+#define SK_COPIES 1
+enum sk_copy {
+	SK_COPY_THREAD_BASE,
+	SK_COPY_THREAD_BMI2,
+	SK_COPY_CPU_BASE,
+	SK_COPY_CPU_BMI2,
+	SK_NCOPIES
+};
+#define SK_COPY_IS_CPU(c)  ((c) >= SK_COPY_CPU_BASE)
+#define SK_COPY_IS_BMI2(c) (((c)&1) != 0)
+struct malloc_type;
+typedef void *sk_kmalloc_fn(unsigned long, struct malloc_type *, int);
+typedef void sk_kfree_fn(void *, struct malloc_type *);
+typedef void *sk_malloc_fn(size_t);
+typedef void sk_free_fn(void *);
+extern sk_kmalloc_fn *const sk_kmalloc_copies[SK_NCOPIES]; /* kmalloc.c */
+extern sk_kfree_fn *const sk_kfree_copies[SK_NCOPIES];
+extern sk_kmalloc_fn *sk_kmalloc_copy; /* atomic: the copies that run */
+extern sk_kfree_fn *sk_kfree_copy;
+extern sk_malloc_fn *const sk_malloc_copies[SK_NCOPIES]; /* malloc.c */
+extern sk_free_fn *const sk_free_copies[SK_NCOPIES];
+extern sk_malloc_fn *sk_malloc_copy;
+extern sk_free_fn *sk_free_copy;
+/* The copy for the mode in effect and this CPU, set for every family;
+ * returns it. */
+enum sk_copy sk_copies_select(void);
+/* The drop-in's part (a weak symbol: the kmalloc library has none). */
+void sk_dropin_select(enum sk_copy c) __attribute__((weak));
+#else
+#define SK_COPIES 0
+#endif
+
+/*
  * The current CPU's shard, held; NULL when it is held already (by another
  * thread, or for good: sk_cpu_absent, whose callers sk_kshard_wait sends
  * to their own shard).  Only once sk_cpu.active was seen set.
@@ -738,8 +803,8 @@ extern struct sk_slab_config sk_slab;
  * zone and sk_zone_base() goes back.
  */
 #define SK_ZCOLOURS 32
-#define SK_ZCOLOUR(b) \
-	(((uintptr_t)(b) >> 11) & (uintptr_t)((SK_ZCOLOURS - 1) << 6))
+/* (b is ZoneSize-aligned: the bits SK_ROTR rotates in are zero) */
+#define SK_ZCOLOUR(b) (SK_ROTR(b, 11) & (uintptr_t)((SK_ZCOLOURS - 1) << 6))
 
 static inline uintptr_t
 sk_zone_base(const void *z)

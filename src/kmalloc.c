@@ -118,6 +118,9 @@ sk_kmalloc_init(void)
 	if (sk_opt.zone_cache >= 0)
 		sk_slab.zone_rels_thresh = sk_opt.zone_cache;
 	sk_km_zone_init();
+#if SK_COPIES
+	sk_copies_select();
+#endif
 }
 
 size_t
@@ -584,14 +587,58 @@ sk_km_limit_check(struct malloc_type *type, int flags)
 void *
 sk_kmalloc(size_t size, struct malloc_type *type, int flags)
 {
-	return sk_kmalloc_inline(size, type, flags);
+	return sk_kmalloc_inline(size, type, flags, SK_TAKE_ANY);
 }
 
+#if SK_COPIES
+/* The copies of kmalloc (internal.h, "The copies of the entry points"). */
+static void *
+kmalloc_thread_base(unsigned long size, struct malloc_type *type, int flags)
+{
+	return sk_kmalloc_inline(size, type, flags, SK_TAKE_THREAD);
+}
+
+static void *
+kmalloc_cpu_base(unsigned long size, struct malloc_type *type, int flags)
+{
+	return sk_kmalloc_inline(size, type, flags, SK_TAKE_CPU);
+}
+
+SK_BMI2 static void *
+kmalloc_thread_bmi2(unsigned long size, struct malloc_type *type, int flags)
+{
+	return sk_kmalloc_inline(size, type, flags, SK_TAKE_THREAD);
+}
+
+SK_BMI2 static void *
+kmalloc_cpu_bmi2(unsigned long size, struct malloc_type *type, int flags)
+{
+	return sk_kmalloc_inline(size, type, flags, SK_TAKE_CPU);
+}
+
+sk_kmalloc_fn *const sk_kmalloc_copies[SK_NCOPIES] = {
+    [SK_COPY_THREAD_BASE] = kmalloc_thread_base,
+    [SK_COPY_THREAD_BMI2] = kmalloc_thread_bmi2,
+    [SK_COPY_CPU_BASE] = kmalloc_cpu_base,
+    [SK_COPY_CPU_BMI2] = kmalloc_cpu_bmi2,
+};
+/* Until sk_copies_select first runs, the baseline's for shards per
+ * thread: right in either mode (both kinds of shard are safe together at
+ * any time), only slower. */
+sk_kmalloc_fn *sk_kmalloc_copy = kmalloc_thread_base;
+
+void *
+kmalloc(unsigned long size, struct malloc_type *type, int flags)
+{
+	return SK_LOAD_FAST(&sk_kmalloc_copy)(size, type, flags);
+}
+#else
 void *
 kmalloc(unsigned long size, struct malloc_type *type, int flags)
 {
 	return sk_kmalloc(size, type, flags);
 }
+#endif
 
 void *
 kmalloc_cachealign(unsigned long size, struct malloc_type *type, int flags)
@@ -640,20 +687,22 @@ sk_kmalloc_aligned(
 
 /* kfree's checks of the type, then the fast path; inlined into kfree. */
 __attribute__((always_inline)) static inline void
-kfree_api(void *ptr, struct malloc_type *type, const char *api)
+kfree_api(
+    void *ptr, struct malloc_type *type, const char *api, enum sk_take how)
 {
 	if (SK_UNLIKELY(type->ks_magic != M_MAGIC ||
 	                SK_LOAD_FAST(&type->ks_limit) == 0)) {
 		sk_kfree_slow(ptr, type, api);
 		return;
 	}
-	sk_kfree_inline(ptr, type, type->ks_use, api, sk_kfree_slow, false);
+	sk_kfree_inline(
+	    ptr, type, type->ks_use, api, sk_kfree_slow, false, how);
 }
 
 void
 sk_kfree_api(void *ptr, struct malloc_type *type, const char *api)
 {
-	kfree_api(ptr, type, api);
+	kfree_api(ptr, type, api, SK_TAKE_ANY);
 }
 
 void
@@ -662,11 +711,74 @@ sk_kfree(void *ptr, struct malloc_type *type)
 	sk_kfree_api(ptr, type, "kfree");
 }
 
+#if SK_COPIES
+/* The copies of kfree. */
+static void
+kfree_thread_base(void *ptr, struct malloc_type *type)
+{
+	kfree_api(ptr, type, "kfree", SK_TAKE_THREAD);
+}
+
+static void
+kfree_cpu_base(void *ptr, struct malloc_type *type)
+{
+	kfree_api(ptr, type, "kfree", SK_TAKE_CPU);
+}
+
+SK_BMI2 static void
+kfree_thread_bmi2(void *ptr, struct malloc_type *type)
+{
+	kfree_api(ptr, type, "kfree", SK_TAKE_THREAD);
+}
+
+SK_BMI2 static void
+kfree_cpu_bmi2(void *ptr, struct malloc_type *type)
+{
+	kfree_api(ptr, type, "kfree", SK_TAKE_CPU);
+}
+
+sk_kfree_fn *const sk_kfree_copies[SK_NCOPIES] = {
+    [SK_COPY_THREAD_BASE] = kfree_thread_base,
+    [SK_COPY_THREAD_BMI2] = kfree_thread_bmi2,
+    [SK_COPY_CPU_BASE] = kfree_cpu_base,
+    [SK_COPY_CPU_BMI2] = kfree_cpu_bmi2,
+};
+sk_kfree_fn *sk_kfree_copy = kfree_thread_base;
+
 void
 kfree(void *ptr, struct malloc_type *type)
 {
-	kfree_api(ptr, type, "kfree");
+	SK_LOAD_FAST (&sk_kfree_copy)(ptr, type);
 }
+
+enum sk_copy
+sk_copies_select(void)
+{
+	static int bmi2 = -1; /* atomic: CPUID once (a VM traps it) */
+	enum sk_copy c;
+	bool cpu;
+
+	if (SK_LOAD(&bmi2) < 0)
+		SK_STORE(&bmi2, (int)sk_os_cpu_bmi2());
+	/* again if the mode changed meanwhile: the last stores follow it */
+	do {
+		cpu = SK_LOAD(&sk_cpu.active);
+		c = (cpu ? SK_COPY_CPU_BASE : SK_COPY_THREAD_BASE) +
+		    SK_LOAD(&bmi2);
+		SK_STORE(&sk_kmalloc_copy, sk_kmalloc_copies[c]);
+		SK_STORE(&sk_kfree_copy, sk_kfree_copies[c]);
+		if (sk_dropin_select != NULL)
+			sk_dropin_select(c);
+	} while (SK_LOAD(&sk_cpu.active) != cpu);
+	return c;
+}
+#else
+void
+kfree(void *ptr, struct malloc_type *type)
+{
+	kfree_api(ptr, type, "kfree", SK_TAKE_ANY);
+}
+#endif
 
 /* ------------------------------------------------------------------ */
 /* Sizes, krealloc, strings */

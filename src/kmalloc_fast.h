@@ -10,7 +10,10 @@
  * shard that another thread holds sends the call to its slow path, which
  * waits.  Each fast path is compiled twice, one copy per kind of shard
  * (sk_kshard_take): only the CPU's copy ends with the store that gives
- * the shard back.
+ * the shard back.  The public entry points go further: kmalloc, kfree,
+ * malloc and free are one indirect jump to a function per kind of shard,
+ * built for the baseline and again for BMI2 (internal.h, "The copies of
+ * the entry points"), so that they test no mode at all.
  *
  * A request of 1..1024 bytes finds its zone with one load from the
  * shard's direct table (indexed by size / 8, or size / 16 for malloc):
@@ -74,7 +77,8 @@ static_assert(M_RNOWAIT == 1 && M_WAITOK == 2 && M_POWEROF2 > 3 &&
 static inline size_t
 sk_gbit_off(uintptr_t p)
 {
-	return (p >> 5) & sk_slab.zone_wmask;
+	/* p >> 5 (the bits rotated in land above zone_wmask) */
+	return SK_ROTR(p, 5) & sk_slab.zone_wmask;
 }
 
 static inline uint64_t *
@@ -88,7 +92,8 @@ sk_gbit_word(const uint32_t *w, uintptr_t p)
  * On x86-64 they load the 64-bit word, use the register forms of
  * bts/btr/bt (one micro-op each; the memory forms with a register bit
  * offset are microcoded and cost more than the load and store) and store
- * it back.  The register forms take the bit number modulo 64: p / 8.
+ * it back.  The register forms take the bit number modulo 64: p / 8, or
+ * p rotated right by 3, the same modulo 64 and one rorx with BMI2.
  */
 /* Set p's bit of an owner-only map; the bit's old value. */
 static inline bool
@@ -101,7 +106,7 @@ sk_gbit_set_old(uint32_t *w, uintptr_t p)
 	 * (the compiler would compute the address into a register first) */
 	__asm__("movq %0, %1\n\tbtsq %3, %1\n\tmovq %1, %0"
 	        : "+m"(*q), "=&r"(x), "=@ccc"(old)
-	        : "r"((uint64_t)(p >> 3)));
+	        : "r"((uint64_t)SK_ROTR(p, 3)));
 	return old;
 }
 /* Clear p's bit of an owner-only map; the bit's old value. */
@@ -113,7 +118,7 @@ sk_gbit_clear_old(uint32_t *w, uintptr_t p)
 
 	__asm__("movq %0, %1\n\tbtrq %3, %1\n\tmovq %1, %0"
 	        : "+m"(*q), "=&r"(x), "=@ccc"(old)
-	        : "r"((uint64_t)(p >> 3)));
+	        : "r"((uint64_t)SK_ROTR(p, 3)));
 	return old;
 }
 static inline bool
@@ -122,7 +127,9 @@ sk_gbit_test(const uint32_t *w, uintptr_t p)
 	uint64_t x = *sk_gbit_word(w, p);
 	bool v;
 
-	__asm__("btq %2, %1" : "=@ccc"(v) : "r"(x), "r"((uint64_t)(p >> 3)));
+	__asm__("btq %2, %1"
+	        : "=@ccc"(v)
+	        : "r"(x), "r"((uint64_t)SK_ROTR(p, 3)));
 	return v;
 }
 #else
@@ -256,13 +263,22 @@ sk_zone_freed_leave(struct sk_shard *sh, struct sk_slzone *z, bool cpu)
  * every call, and an "unlikely" copy is laid out as cold code (its
  * common exits became taken jumps, larson 2% slower).
  */
+enum sk_take {
+	SK_TAKE_ANY,    /* the kind sk_cpu.active says */
+	SK_TAKE_THREAD, /* the thread's (a copy for shards per thread) */
+	SK_TAKE_CPU     /* the CPU's (a copy for shards per CPU) */
+};
+
+/* how: SK_TAKE_ANY, or in the drop-in's copies of malloc and free for
+ * one mode (malloc.c), the kind that copy serves, with no test. */
 __attribute__((always_inline)) static inline struct sk_shard *
-sk_kshard_take(bool *cpu)
+sk_kshard_take(bool *cpu, enum sk_take how)
 {
 	struct sk_shard *sh;
 
 #ifdef SK_HAVE_RSEQ
-	*cpu = SK_CPU_FAST_ACTIVE();
+	*cpu =
+	    how == SK_TAKE_CPU || (how == SK_TAKE_ANY && SK_CPU_FAST_ACTIVE());
 	if (*cpu)
 		return sk_kshard_cpu_take();
 #else
@@ -303,9 +319,11 @@ slow:
 	return sk_kmalloc_slow(size, type, flags);
 }
 
-/* kmalloc: the kernel's entry checks, then the direct table. */
-static inline void *
-sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
+/* kmalloc: the kernel's entry checks, then the direct table, on the shard
+ * how says. */
+__attribute__((always_inline)) static inline void *
+sk_kmalloc_inline(
+    size_t size, struct malloc_type *type, int flags, enum sk_take how)
 {
 	struct sk_shard *sh;
 	bool cpu;
@@ -319,7 +337,7 @@ sk_kmalloc_inline(size_t size, struct malloc_type *type, int flags)
 		    (unsigned)(M_WAITOK | M_RNOWAIT) ||
 		SK_LOAD(&type->ks_loosememuse) >= SK_LOAD_FAST(&type->ks_limit)))
 		return sk_kmalloc_slow(size, type, flags);
-	sh = sk_kshard_take(&cpu);
+	sh = sk_kshard_take(&cpu, how);
 	if (cpu) {
 		if (SK_UNLIKELY(sh == NULL))
 			return sk_kmalloc_slow(size, type, flags);
@@ -366,12 +384,12 @@ sk_kfree_on(void *ptr, struct sk_slzone *z, struct malloc_type *type,
 /*
  * kfree of ptr counted in the slot array ubase (type->ks_use, checked by
  * the caller; with dropin, the drop-in's type, whose slot the shard
- * points at).  slow is the function for everything else.
+ * points at), on the shard how says.  slow is the function for everything
+ * else.
  */
-static inline void
-sk_kfree_inline(void *ptr, struct malloc_type *type,
-    struct kmalloc_use *ubase, const char *api, sk_kfree_slow_fn *slow,
-    bool dropin)
+__attribute__((always_inline)) static inline void
+sk_kfree_inline(void *ptr, struct malloc_type *type, struct kmalloc_use *ubase,
+    const char *api, sk_kfree_slow_fn *slow, bool dropin, enum sk_take how)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	struct sk_shard *sh;
@@ -384,7 +402,7 @@ sk_kfree_inline(void *ptr, struct malloc_type *type,
 		slow(ptr, type, api);
 		return;
 	}
-	sh = sk_kshard_take(&cpu);
+	sh = sk_kshard_take(&cpu, how);
 	if (cpu) {
 		if (SK_UNLIKELY(sh == NULL))
 			slow(ptr, type, api);

@@ -215,27 +215,21 @@ slow:
 	return malloc_slow(size);
 }
 
-static inline void *
-malloc_inline(size_t size)
+__attribute__((always_inline)) static inline void *
+malloc_inline(size_t size, enum sk_take how)
 {
 	struct sk_shard *sh;
 	bool cpu;
 
 	if (SK_UNLIKELY(size - 1 >= SK_DIRECT16 * 16))
 		return malloc_slow(size);
-	sh = sk_kshard_take(&cpu);
+	sh = sk_kshard_take(&cpu, how);
 	if (cpu) {
 		if (SK_UNLIKELY(sh == NULL))
 			return malloc_slow(size);
 		return malloc_on(size, sh, true);
 	}
 	return malloc_on(size, sh, false);
-}
-
-MALLOC_API void *
-malloc(size_t size)
-{
-	return malloc_inline(size);
 }
 
 /* free(NULL) is allowed; everything else goes to kfree's slow path. */
@@ -246,11 +240,112 @@ free_slow(void *ptr, struct malloc_type *type, const char *api)
 		sk_kfree_slow(ptr, type, api);
 }
 
+__attribute__((always_inline)) static inline void
+free_inline(void *ptr, enum sk_take how)
+{
+	sk_kfree_inline(ptr, M_LIBC, NULL, "free", free_slow, true, how);
+}
+
+#if SK_COPIES
+/* The copies of malloc and free (internal.h, "The copies of the entry
+ * points"): per kind of shard, baseline and BMI2. */
+static void *
+malloc_thread_base(size_t size)
+{
+	return malloc_inline(size, SK_TAKE_THREAD);
+}
+
+static void *
+malloc_cpu_base(size_t size)
+{
+	return malloc_inline(size, SK_TAKE_CPU);
+}
+
+SK_BMI2 static void *
+malloc_thread_bmi2(size_t size)
+{
+	return malloc_inline(size, SK_TAKE_THREAD);
+}
+
+SK_BMI2 static void *
+malloc_cpu_bmi2(size_t size)
+{
+	return malloc_inline(size, SK_TAKE_CPU);
+}
+
+static void
+free_thread_base(void *ptr)
+{
+	free_inline(ptr, SK_TAKE_THREAD);
+}
+
+static void
+free_cpu_base(void *ptr)
+{
+	free_inline(ptr, SK_TAKE_CPU);
+}
+
+SK_BMI2 static void
+free_thread_bmi2(void *ptr)
+{
+	free_inline(ptr, SK_TAKE_THREAD);
+}
+
+SK_BMI2 static void
+free_cpu_bmi2(void *ptr)
+{
+	free_inline(ptr, SK_TAKE_CPU);
+}
+
+sk_malloc_fn *const sk_malloc_copies[SK_NCOPIES] = {
+    [SK_COPY_THREAD_BASE] = malloc_thread_base,
+    [SK_COPY_THREAD_BMI2] = malloc_thread_bmi2,
+    [SK_COPY_CPU_BASE] = malloc_cpu_base,
+    [SK_COPY_CPU_BMI2] = malloc_cpu_bmi2,
+};
+sk_free_fn *const sk_free_copies[SK_NCOPIES] = {
+    [SK_COPY_THREAD_BASE] = free_thread_base,
+    [SK_COPY_THREAD_BMI2] = free_thread_bmi2,
+    [SK_COPY_CPU_BASE] = free_cpu_base,
+    [SK_COPY_CPU_BMI2] = free_cpu_bmi2,
+};
+/* Until the first sk_copies_select, the baseline's for shards per thread
+ * (right in either mode, only slower). */
+sk_malloc_fn *sk_malloc_copy = malloc_thread_base;
+sk_free_fn *sk_free_copy = free_thread_base;
+
+void
+sk_dropin_select(enum sk_copy c)
+{
+	SK_STORE(&sk_malloc_copy, sk_malloc_copies[c]);
+	SK_STORE(&sk_free_copy, sk_free_copies[c]);
+}
+
+/* One indirect jump to the copy for the mode and the CPU. */
+MALLOC_API void *
+malloc(size_t size)
+{
+	return SK_LOAD_FAST(&sk_malloc_copy)(size);
+}
+
 MALLOC_API void
 free(void *ptr)
 {
-	sk_kfree_inline(ptr, M_LIBC, NULL, "free", free_slow, true);
+	SK_LOAD_FAST (&sk_free_copy)(ptr);
 }
+#else
+MALLOC_API void *
+malloc(size_t size)
+{
+	return malloc_inline(size, SK_TAKE_ANY);
+}
+
+MALLOC_API void
+free(void *ptr)
+{
+	free_inline(ptr, SK_TAKE_ANY);
+}
+#endif
 
 MALLOC_API void *
 calloc(size_t nmemb, size_t size)
@@ -323,12 +418,14 @@ realloc_zone(void *ptr, size_t size, size_t osize)
 			return ptr;
 	} else if (size < MALLOC_MAX / 2) { /* its headroom stays below MAX */
 		size_t n = round16(sk_slack_grow(size));
-		void *q = n <= SK_DIRECT16 * 16 ? malloc_inline(n)
-		                                : sk_kmalloc(n, M_LIBC, MALLOC_FLAGS);
+		void *q = n <= SK_DIRECT16 * 16
+		              ? malloc_inline(n, SK_TAKE_ANY)
+		              : sk_kmalloc(n, M_LIBC, MALLOC_FLAGS);
 
 		if (SK_LIKELY(q != NULL)) {
 			memcpy(q, ptr, osize);
-			sk_kfree_inline(ptr, M_LIBC, NULL, "realloc", free_slow, true);
+			sk_kfree_inline(ptr, M_LIBC, NULL, "realloc", free_slow,
+			    true, SK_TAKE_ANY);
 			return q;
 		}
 	}
@@ -403,7 +500,7 @@ MALLOC_API void *
 realloc(void *ptr, size_t size)
 {
 	if (ptr == NULL)
-		return malloc_inline(size);
+		return malloc_inline(size, SK_TAKE_ANY);
 	return realloc_nonnull(ptr, size);
 }
 

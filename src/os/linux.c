@@ -18,6 +18,9 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -467,6 +470,25 @@ sk_os_usable_memory_mb(void)
 		bytes = rl.rlim_cur;
 	bytes >>= 20;
 	return bytes > 0 ? bytes : 1;
+}
+
+bool
+sk_os_cpu_bmi2(void)
+{
+#if defined(__x86_64__)
+	unsigned a, b, c, d;
+
+	/* the macros, not __get_cpuid_count: no address of a local, so no
+	 * stack-protector canary (no thread pointer in a static program's
+	 * resolvers) */
+	__cpuid(0, a, b, c, d);
+	if (a < 7)
+		return false;
+	__cpuid_count(7, 0, a, b, c, d);
+	return (b & (1u << 8)) != 0; /* CPUID.(EAX=7,ECX=0):EBX.BMI2 */
+#else
+	return false;
+#endif
 }
 
 /*

@@ -91,6 +91,10 @@ size_t sk_os_usable_memory_mb(void);
 /* Number of CPUs this process may run on (at least 1). */
 int sk_os_ncpus(void);
 
+/* Whether the CPU has BMI2 (x86-64; false elsewhere).  Safe to call from
+ * an ifunc resolver: no relocation, no thread pointer, no libc. */
+bool sk_os_cpu_bmi2(void);
+
 /* Write all of buf to fd, retrying on EINTR; errors are ignored. */
 void sk_os_write(int fd, const char *buf, size_t len);
 

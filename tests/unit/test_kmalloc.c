@@ -1650,6 +1650,98 @@ TEST(carving_by_page)
 	CHECK_EQ(pthread_join(t, NULL), 0);
 }
 
+/*
+ * kmalloc and kfree jump to one of four copies (internal.h, "The copies of
+ * the entry points"): per kind of shard, baseline and BMI2.  The copy
+ * chosen follows the mode and the CPU; blocks of every small size and a
+ * few large ones go out through each copy that can run and back through
+ * every other, counted in the type; each copy reports a double free.
+ */
+#if SK_COPIES
+static int kcopy;
+
+static void
+kcopy_double_free(void *arg)
+{
+	void *p = sk_kmalloc_copies[kcopy](40, M_TESTK, M_WAITOK);
+
+	(void)arg;
+	sk_kfree_copies[kcopy](p, M_TESTK);
+	sk_kfree_copies[kcopy](p, M_TESTK);
+}
+
+/* Copy c can run in this mode on this CPU (the CPU copies read the
+ * restartable sequence's CPU number, set only while CPU shards are on). */
+static bool
+kcopy_runnable(int c, bool cpu)
+{
+	return (!SK_COPY_IS_BMI2(c) || sk_os_cpu_bmi2()) &&
+	       SK_COPY_IS_CPU(c) == cpu;
+}
+
+static void
+kcopies_in(bool cpu)
+{
+	static char *blk[500];
+	struct kmalloc_type_stats st0, st1;
+	int64_t pairs = 0;
+
+	/* the copy chosen: this mode's, BMI2's where the CPU has it */
+	CHECK(SK_LOAD(&sk_kmalloc_copy) ==
+	      sk_kmalloc_copies[(cpu ? SK_COPY_CPU_BASE : SK_COPY_THREAD_BASE) +
+	                        sk_os_cpu_bmi2()]);
+	CHECK(SK_LOAD(&sk_kfree_copy) ==
+	      sk_kfree_copies[(cpu ? SK_COPY_CPU_BASE : SK_COPY_THREAD_BASE) +
+	                      sk_os_cpu_bmi2()]);
+	st0.size = st1.size = sizeof(st0);
+	CHECK_EQ(kmalloc_type_stats(M_TESTK, &st0), 0);
+	for (int a = 0; a < SK_NCOPIES; a++)
+		for (int b = 0; b < SK_NCOPIES; b++) {
+			if (!kcopy_runnable(a, cpu) || !kcopy_runnable(b, cpu))
+				continue;
+			for (int i = 0; i < 500; i++) {
+				size_t len = i % 61 == 0
+				                 ? 30000
+				                 : 1 + (size_t)i * 3 % 1024;
+
+				blk[i] = sk_kmalloc_copies[a](
+				    len, M_TESTK, M_WAITOK);
+				CHECK(blk[i] != NULL);
+				memset(blk[i], i & 0xff, len);
+				CHECK_EQ(
+				    (unsigned char)blk[i][len - 1], i & 0xff);
+			}
+			for (int i = 0; i < 500; i++)
+				sk_kfree_copies[b](blk[i], M_TESTK);
+			pairs += 500;
+		}
+	CHECK_EQ(kmalloc_type_stats(M_TESTK, &st1), 0);
+	CHECK_EQ(st1.inuse, st0.inuse);
+	CHECK_EQ(st1.memuse, st0.memuse);
+	CHECK_EQ((int64_t)(st1.calls - st0.calls), pairs);
+	CHECK(pairs > 0);
+	for (kcopy = 0; kcopy < SK_NCOPIES; kcopy++)
+		if (kcopy_runnable(kcopy, cpu))
+			CHECK_ABORTS(kcopy_double_free, NULL, "already free");
+}
+#endif
+
+TEST(kmalloc_copies)
+{
+#if SK_COPIES
+	CHECK_EQ(slabkit_set_option("shards", "thread"), 0);
+	kcopies_in(false);
+	if (slabkit_set_option("shards", "cpu") == 0) {
+		kcopies_in(true);
+		CHECK_EQ(slabkit_set_option("shards", "thread"), 0);
+	} else {
+		printf("  (no shards per CPU here)\n");
+	}
+#else
+	printf("  (one copy of kmalloc and kfree in this build)\n");
+#endif
+}
+
 int
 main(void)
 {
@@ -1701,5 +1793,6 @@ main(void)
 	RUN(corrupted_zone);
 	RUN(vmstat_m);
 	RUN(options);
+	RUN(kmalloc_copies);
 	return sk_t_done();
 }
