@@ -10,9 +10,8 @@ set -u
 lib=$1 inc=$2 cc=${3:-cc}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# (i: an ifunc, as kmalloc and kfree are on x86-64; sanitizer builds add
-# their own __odr_asan.* / __asan_* / __tsan_* marks)
-nm -D --defined-only "$lib" | awk '$2 ~ /[TDBRi]/ {print $3}' |
+# (sanitizer builds add their own __odr_asan.* / __asan_* / __tsan_* marks)
+nm -D --defined-only "$lib" | awk '$2 ~ /[TDBR]/ {print $3}' |
 	grep -v -E '^(__odr_asan|__asan|__tsan|__ubsan|__sanitizer)' |
 	sort -u >"$tmp/exported"
 for h in "$inc"/slabkit/*.h; do
