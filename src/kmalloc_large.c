@@ -68,12 +68,7 @@ large_finish(struct sk_shard *sh, void *p, size_t bytes, size_t usable,
 {
 	if (!sk_ph_owns(p))
 		lone_count(bytes, 1);
-	sk_km_stats_alloc(type, sh, bytes);
-	{
-		struct kmalloc_type_stats st;
-
-		sk_type_sum(type, &st); /* high-water mark */
-	}
+	sk_km_stats_alloc(type, sh, bytes); /* its folds sample ks_maxused */
 	if (flags & M_ZERO) {
 		if (!zeroed)
 			memset(p, 0, usable);

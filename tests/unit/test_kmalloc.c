@@ -1651,6 +1651,38 @@ TEST(carving_by_page)
 }
 
 /*
+ * ks_maxused follows a peak that no read saw: the sum is sampled every
+ * SK_MAXUSED_FOLDS ZoneSizes a shard allocates, so after 4 MiB of small
+ * chunks (or of large blocks) freed again, the mark is within 8 ZoneSizes
+ * of the peak.
+ */
+TEST(maxused_sampled_between_reads)
+{
+	struct malloc_type *t = NULL;
+	struct kmalloc_type_stats st;
+	size_t zs = sk_slab.zone_size, n = 1024, sizes[2] = {4096, 65536};
+	void **p = calloc(n, sizeof(void *));
+
+	CHECK(p != NULL);
+	kmalloc_create(&t, "maxused");
+	kmalloc_raise_limit(t, 0);
+	for (int k = 0; k < 2; k++) {
+		size_t each = sizes[k], count = ((size_t)4 << 20) / each;
+
+		for (size_t i = 0; i < count; i++)
+			p[i] = kmalloc(each, t, M_WAITOK);
+		for (size_t i = 0; i < count; i++)
+			kfree(p[i], t);
+		CHECK_EQ(kmalloc_type_stats(t, &st), 0);
+		CHECK_EQ(st.memuse, 0);
+		CHECK(st.maxused >= ((size_t)4 << 20) - 8 * zs);
+		CHECK(st.maxused <= ((size_t)4 << 20) + (size_t)8 * zs);
+	}
+	kmalloc_destroy(&t);
+	free(p);
+}
+
+/*
  * kmalloc and kfree jump to one of four copies (internal.h, "The copies of
  * the entry points"): per kind of shard, baseline and BMI2.  The copy
  * chosen follows the mode and the CPU; blocks of every small size and a
@@ -1793,6 +1825,7 @@ main(void)
 	RUN(corrupted_zone);
 	RUN(vmstat_m);
 	RUN(options);
+	RUN(maxused_sampled_between_reads);
 	RUN(kmalloc_copies);
 	return sk_t_done();
 }
