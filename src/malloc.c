@@ -201,6 +201,7 @@ malloc_on(size_t size, struct sk_shard *sh, bool cpu)
 
 	z = SK_LOAD_FAST(&sh->direct16[(size - 1) >> 4]);
 	c = z->z_lchunks;
+	SK_IN_RETURN_REG(c);
 	if (SK_UNLIKELY(c == (struct sk_chunk *)z))
 		goto slow;
 	u = sh->dropin_use;
