@@ -479,8 +479,7 @@ sk_os_cpu_bmi2(void)
 	unsigned a, b, c, d;
 
 	/* the macros, not __get_cpuid_count: no address of a local, so no
-	 * stack-protector canary (no thread pointer in a static program's
-	 * resolvers) */
+	 * stack-protector canary, and no thread pointer needed */
 	__cpuid(0, a, b, c, d);
 	if (a < 7)
 		return false;

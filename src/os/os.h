@@ -92,7 +92,7 @@ size_t sk_os_usable_memory_mb(void);
 int sk_os_ncpus(void);
 
 /* Whether the CPU has BMI2 (x86-64; false elsewhere).  Safe to call from
- * an ifunc resolver: no relocation, no thread pointer, no libc. */
+ * anywhere, start-up included: no relocation, no thread pointer, no libc. */
 bool sk_os_cpu_bmi2(void);
 
 /* Write all of buf to fd, retrying on EINTR; errors are ignored. */
