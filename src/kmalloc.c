@@ -416,12 +416,18 @@ use_shared(struct malloc_type *type)
  */
 #define SK_MAXUSED_FOLDS 8
 
+/* While the type's estimate is below this, every fold and every large
+ * allocation samples (a type used a little keeps an exact mark). */
+#define SK_MAXUSED_EARLY (SK_MAXUSED_FOLDS * sk_slab.zone_size)
+
 __attribute__((noinline)) static void
 fold_loose(struct malloc_type *type, size_t bytes, bool sample)
 {
 	struct kmalloc_type_stats st;
 
-	__atomic_fetch_add(&type->ks_loosememuse, bytes, __ATOMIC_RELAXED);
+	if (__atomic_fetch_add(&type->ks_loosememuse, bytes, __ATOMIC_RELAXED) <
+	    SK_MAXUSED_EARLY)
+		sample = true;
 	if (sample)
 		sk_type_sum(type, &st); /* also advances ks_maxused */
 }
@@ -474,6 +480,17 @@ fold_slot(struct malloc_type *type, struct kmalloc_use *u)
 	fold_loose(type, credit,
 	    (done - credit) / (SK_MAXUSED_FOLDS * zs) !=
 	        done / (SK_MAXUSED_FOLDS * zs));
+}
+
+/* After a large allocation: the high-water mark too while the type's
+ * estimate is below SK_MAXUSED_EARLY; beyond, the folds sample it. */
+void
+sk_km_maxused_note(struct malloc_type *type)
+{
+	struct kmalloc_type_stats st;
+
+	if (SK_LOAD(&type->ks_loosememuse) < SK_MAXUSED_EARLY)
+		sk_type_sum(type, &st);
 }
 
 /* The fast free path's packed word turned non-negative: move it into

@@ -82,6 +82,7 @@ void sk_km_stats_free(
     struct malloc_type *type, struct sk_shard *sh, size_t bytes);
 size_t sk_km_round_flags(size_t size, int *flags);
 void sk_km_fold_frees(struct kmalloc_use *u);
+void sk_km_maxused_note(struct malloc_type *type);
 bool sk_km_limit_check(struct malloc_type *type, int flags);
 
 /* kmalloc_zone.c: set-up, the backend, release, reports. */

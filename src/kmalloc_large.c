@@ -68,7 +68,8 @@ large_finish(struct sk_shard *sh, void *p, size_t bytes, size_t usable,
 {
 	if (!sk_ph_owns(p))
 		lone_count(bytes, 1);
-	sk_km_stats_alloc(type, sh, bytes); /* its folds sample ks_maxused */
+	sk_km_stats_alloc(type, sh, bytes);
+	sk_km_maxused_note(type); /* the high-water mark, while due */
 	if (flags & M_ZERO) {
 		if (!zeroed)
 			memset(p, 0, usable);

@@ -1654,7 +1654,7 @@ TEST(carving_by_page)
  * ks_maxused follows a peak that no read saw: the sum is sampled every
  * SK_MAXUSED_FOLDS ZoneSizes a shard allocates, so after 4 MiB of small
  * chunks (or of large blocks) freed again, the mark is within 8 ZoneSizes
- * of the peak.
+ * of the peak; until then, at every fold and every large allocation.
  */
 TEST(maxused_sampled_between_reads)
 {
@@ -1678,6 +1678,27 @@ TEST(maxused_sampled_between_reads)
 		CHECK(st.maxused >= ((size_t)4 << 20) - 8 * zs);
 		CHECK(st.maxused <= ((size_t)4 << 20) + (size_t)8 * zs);
 	}
+	kmalloc_destroy(&t);
+	free(p);
+	/* a type used a little keeps a mark at every fold and every large
+	 * block: one large block (after the first fold, none of its own),
+	 * then two ZoneSizes of
+	 * small chunks (the second fold sees more than one), no read */
+	kmalloc_create(&t, "maxused-small");
+	p = calloc(n, sizeof(void *));
+	CHECK(p != NULL);
+	p[1] = kmalloc(16, t, M_WAITOK); /* the slot's first fold */
+	p[0] = kmalloc(20000, t, M_WAITOK);
+	kfree(p[0], t);
+	kfree(p[1], t);
+	CHECK_EQ(kmalloc_type_stats(t, &st), 0);
+	CHECK(st.maxused >= 20016);
+	for (size_t i = 0; i < 2 * zs / 512 + 1; i++)
+		p[i] = kmalloc(512, t, M_WAITOK);
+	for (size_t i = 0; i < 2 * zs / 512 + 1; i++)
+		kfree(p[i], t);
+	CHECK_EQ(kmalloc_type_stats(t, &st), 0);
+	CHECK(st.maxused >= zs);
 	kmalloc_destroy(&t);
 	free(p);
 }
