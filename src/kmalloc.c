@@ -35,10 +35,11 @@
  * "Statistics updates").
  * The type's estimate ks_loosememuse grows by whole ZoneSize steps (a
  * fold) and the exact sum is taken only when it reaches the limit (spec
- * 1.4 step 3).  ks_maxused is a real high-water mark, sampled every
- * SK_MAXUSED_FOLDS ZoneSizes a shard allocates (fold_loose) and at every
- * statistics read.  Promises: the
- * slots are meaningful only as a sum, which is exact whenever no thread is
+ * 1.4 step 3).  ks_maxused is a real high-water mark, taken at every
+ * statistics read, at every fold and large allocation while the type's
+ * estimate is small, then every SK_MAXUSED_FOLDS ZoneSizes a shard
+ * allocates (fold_loose).  Promises: the slots are meaningful only as a
+ * sum, which is exact whenever no thread is
  * in the middle of an update; a negative sum reads as 0.
  *
  * Checks that are always on here: the type's magic, and in block_size()
