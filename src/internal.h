@@ -39,23 +39,6 @@
 #define SK_LOAD_ACQ(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define SK_STORE_REL(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
-/*
- * Entry points built twice.  On x86-64 the fast paths' public entry points
- * (malloc and free, kmalloc and kfree) are compiled for the baseline and
- * again for CPUs with BMI2 (SK_BMI2), whose rorx computes the granule
- * maps' word and bit offsets and the zone header's colour from a pointer
- * without copying it to another register first (SK_ROTR below).  Which
- * copy runs is chosen at start-up (SK_COPIES, after sk_cpu below).
- * Sanitizer builds keep one copy.
- */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(SLABKIT_TSAN) &&      \
-    !defined(SLABKIT_ASAN)
-#define SK_CLONES 1
-#define SK_BMI2   __attribute__((target("bmi2")))
-#else
-#define SK_CLONES 0
-#endif
-
 /* x rotated right by n (0 < n < 64): where the bits rotated in do not
  * matter (they land above a mask, or are zero), one rorx in the BMI2
  * copies, where a shift would first copy x to another register. */
@@ -646,8 +629,12 @@ struct sk_shard *sk_cpu_shard_at(int i);
  * ... for IFUNC symbol" (libc itself calls malloc, and is relocated first
  * when binding is immediate, as Debian's is).
  */
-#if SK_CLONES && defined(SK_HAVE_RSEQ)
+#if defined(SK_HAVE_RSEQ) && defined(__GNUC__) && !defined(SLABKIT_ASAN)
 #define SK_COPIES 1
+/* the copies compiled for CPUs with BMI2, whose rorx computes the granule
+ * maps' word and bit offsets and the zone header's colour from a pointer
+ * without copying it to another register first (SK_ROTR) */
+#define SK_BMI2 __attribute__((target("bmi2")))
 enum sk_copy {
 	SK_COPY_THREAD_BASE,
 	SK_COPY_THREAD_BMI2,
@@ -670,9 +657,8 @@ extern sk_malloc_fn *const sk_malloc_copies[SK_NCOPIES]; /* malloc.c */
 extern sk_free_fn *const sk_free_copies[SK_NCOPIES];
 extern sk_malloc_fn *sk_malloc_copy;
 extern sk_free_fn *sk_free_copy;
-/* The copy for the mode in effect and this CPU, set for every family;
- * returns it. */
-enum sk_copy sk_copies_select(void);
+/* Point every family at the copy for the mode in effect and this CPU. */
+void sk_copies_select(void);
 /* The drop-in's part (a weak symbol: the kmalloc library has none). */
 void sk_dropin_select(enum sk_copy c) __attribute__((weak));
 #else

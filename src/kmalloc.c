@@ -664,7 +664,9 @@ sk_kmalloc_fn *sk_kmalloc_copy = kmalloc_thread_base;
 void *
 kmalloc(unsigned long size, struct malloc_type *type, int flags)
 {
-	return SK_LOAD_FAST(&sk_kmalloc_copy)(size, type, flags);
+	sk_kmalloc_fn *copy = SK_LOAD_FAST(&sk_kmalloc_copy);
+
+	return copy(size, type, flags);
 }
 #else
 void *
@@ -782,10 +784,12 @@ sk_kfree_fn *sk_kfree_copy = kfree_thread_base;
 void
 kfree(void *ptr, struct malloc_type *type)
 {
-	SK_LOAD_FAST (&sk_kfree_copy)(ptr, type);
+	sk_kfree_fn *copy = SK_LOAD_FAST(&sk_kfree_copy);
+
+	copy(ptr, type);
 }
 
-enum sk_copy
+void
 sk_copies_select(void)
 {
 	static int bmi2 = -1; /* atomic: CPUID once (a VM traps it) */
@@ -804,7 +808,6 @@ sk_copies_select(void)
 		if (sk_dropin_select != NULL)
 			sk_dropin_select(c);
 	} while (SK_LOAD(&sk_cpu.active) != cpu);
-	return c;
 }
 #else
 void

@@ -326,13 +326,17 @@ sk_dropin_select(enum sk_copy c)
 MALLOC_API void *
 malloc(size_t size)
 {
-	return SK_LOAD_FAST(&sk_malloc_copy)(size);
+	sk_malloc_fn *copy = SK_LOAD_FAST(&sk_malloc_copy);
+
+	return copy(size);
 }
 
 MALLOC_API void
 free(void *ptr)
 {
-	SK_LOAD_FAST (&sk_free_copy)(ptr);
+	sk_free_fn *copy = SK_LOAD_FAST(&sk_free_copy);
+
+	copy(ptr);
 }
 #else
 MALLOC_API void *
