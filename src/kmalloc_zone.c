@@ -774,6 +774,39 @@ sk_km_release_free_zones(struct sk_shard *sh, int keep)
 }
 
 /*
+ * The page-run heap just handed sh's thread bytes of pages that were not
+ * resident (a fresh or purged run: the process grows by that much) while
+ * sh may hold wholly free zones, resident and idle.  Release as many of
+ * them as cover bytes, keeping SK_ZONES_YIELD_KEEP for the next zone the
+ * shard needs, so that memory a program stopped using for small chunks
+ * serves its large blocks instead of adding to them.  realloc-growth,
+ * whose buffers move from zone chunks into large blocks as they grow,
+ * peaked with 19 free zones (2.4 MiB) resident beside the heap: peak RSS
+ * 16.6 -> 14.7 MiB, for 20 madvise calls and 128 more page faults in 8 M
+ * reallocs.  Like every release, only an allocation that may block
+ * (no M_RNOWAIT) makes it; ordinary zones only.
+ */
+#define SK_ZONES_YIELD_KEEP 2
+
+static void
+zones_yield(struct sk_shard *sh, size_t bytes)
+{
+	size_t zs = sk_slab.zone_size;
+	int n, keep;
+
+	/* hardened and tracked zones, mapped one by one with their guards,
+	 * keep the kernel's rule alone */
+	if (sh->nfreezones <= SK_ZONES_YIELD_KEEP || sk_opt.hardened ||
+	    sk_opt.track)
+		return;
+	n = (int)((bytes + zs - 1) / zs);
+	keep = sh->nfreezones - n;
+	if (keep < SK_ZONES_YIELD_KEEP)
+		keep = SK_ZONES_YIELD_KEEP;
+	sk_km_release_free_zones(sh, keep);
+}
+
+/*
  * A zone with nothing free for the owner (spec 1.4 step 7): set RSignal,
  * harvest once more, and if still nothing, move it off ZoneAry to the
  * exhausted list.  Returns true when it left the list.
@@ -887,8 +920,12 @@ sk_km_backend(struct sk_shard *sh, size_t size, size_t align, int flags,
 			}
 		} else
 			p = sk_os_map(size, align, &why);
-		if (SK_LIKELY(p != NULL))
+		if (SK_LIKELY(p != NULL)) {
+			if (kind == SK_KM_HEAP && *zeroed && sh != NULL &&
+			    !(flags & M_RNOWAIT))
+				zones_yield(sh, size);
 			return p;
+		}
 		if (why == SK_OS_EXHAUSTED) {
 			if (flags & M_NULLOK)
 				return NULL;

@@ -1030,6 +1030,66 @@ TEST(large_retained)
 	CHECK_EQ(st.retained, 0);
 }
 
+/*
+ * A large block that takes pages the process did not have resident makes
+ * its shard release wholly free zones (as many as the block's size covers,
+ * keeping two), so that zones a program stopped using for small chunks
+ * do not stay resident beside its large blocks; a block served from
+ * retained pages, or asked for with M_RNOWAIT, releases none.
+ */
+TEST(free_zones_yield_to_large)
+{
+	struct sk_shard *sh = sk_shard_get();
+	size_t zs = sk_slab.zone_size, n = 0;
+	size_t cap = 16 * (zs / 2000 + 1);
+	void **ptrs = calloc(cap, sizeof(void *));
+	struct sk_zone_totals t0, t1;
+	int before;
+	void *big, *big2, *nowait;
+
+	CHECK(ptrs != NULL);
+	/* about 16 zones of class 2048, then all free: they stay resident on
+	 * the shard's FreeZones (ZoneRelsThresh is 32 or more) */
+	for (n = 0; n < cap; n++)
+		ptrs[n] = kmalloc(2000, M_TESTK, M_WAITOK);
+	for (size_t i = 0; i < n; i++)
+		kfree(ptrs[i], M_TESTK);
+	CHECK(sh->nfreezones >= 12);
+	sk_ph_purge(true); /* no retained pages: the next block is fresh */
+	sk_kmalloc_zone_totals(&t0);
+	before = sh->nfreezones;
+	/* M_RNOWAIT releases nothing */
+	nowait = kmalloc(4 * zs, M_TESTK, M_RNOWAIT);
+	CHECK(nowait != NULL);
+	CHECK_EQ(sh->nfreezones, before);
+	/* four zones' worth of fresh pages: four zones go back to the arena,
+	 * decommitted */
+	big = kmalloc(4 * zs, M_TESTK, M_WAITOK);
+	CHECK(big != NULL);
+	CHECK_EQ(sh->nfreezones, before - 4);
+	sk_kmalloc_zone_totals(&t1);
+	CHECK_EQ(t1.arena_decommitted, t0.arena_decommitted + 4 * zs);
+	/* more than all of them: two stay */
+	big2 = kmalloc(64 * zs, M_TESTK, M_WAITOK);
+	CHECK(big2 != NULL);
+	CHECK_EQ(sh->nfreezones, 2);
+	/* freed blocks are retained: a block from those pages takes nothing
+	 * from the zones the shard frees meanwhile */
+	kfree(big2, M_TESTK);
+	for (n = 0; n < 200; n++)
+		ptrs[n] = kmalloc(2000, M_TESTK, M_WAITOK);
+	for (size_t i = 0; i < n; i++)
+		kfree(ptrs[i], M_TESTK);
+	before = sh->nfreezones;
+	CHECK(before >= 3);
+	big2 = kmalloc(8 * zs, M_TESTK, M_WAITOK);
+	CHECK_EQ(sh->nfreezones, before);
+	kfree(big2, M_TESTK);
+	kfree(big, M_TESTK);
+	kfree(nowait, M_TESTK);
+	free(ptrs);
+}
+
 /* Row 33: krealloc. */
 static void
 realloc_zero_flag(void *arg)
@@ -1833,6 +1893,7 @@ main(void)
 	RUN(free_zone_retention);
 	RUN(slab_cleanup_drains);
 	RUN(large_retained);
+	RUN(free_zones_yield_to_large);
 	RUN(krealloc_semantics);
 	RUN(kstrdup_kstrndup);
 	RUN(stats_calls);
