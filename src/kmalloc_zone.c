@@ -11,7 +11,9 @@
  * zone serves one of the 72 chunk sizes of sizeclass.h and belongs to one
  * shard (the kernel's CPU: a thread here, see shard.c).  Per shard and
  * size class, ZoneAry[zi] lists the zones that have free chunks; kmalloc
- * takes the zone at the tail.
+ * takes the zone at the tail, and before that zone carves never-used
+ * chunks it makes a listed zone with freed ones the tail instead
+ * (zone_prefer_freed).
  *
  * Direct tables.  For sizes up to 1024 the shard's direct8[] (indexed by
  * size / 8) and direct16[] (size / 16, the malloc drop-in's) point at the
@@ -106,6 +108,18 @@ zl_insert_head(struct sk_zonelist *l, struct sk_slzone *z)
 	else
 		l->tail = z;
 	l->head = z;
+}
+
+static inline void
+zl_insert_tail(struct sk_zonelist *l, struct sk_slzone *z)
+{
+	z->z_next = NULL;
+	z->z_prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->z_next = z;
+	else
+		l->head = z;
+	l->tail = z;
 }
 
 static inline void
@@ -1238,6 +1252,52 @@ zone_carve_push(struct sk_slzone *z, size_t k)
 }
 
 /*
+ * The class's current zone z (the tail of ZoneAry[zi]) has nothing freed
+ * to hand out, only never-used chunks: before those are carved (pages the
+ * process has not touched yet), reuse what was freed into another zone of
+ * the class.  Zones that ran dry leave ZoneAry and come back at its head
+ * when a free reaches them, while the zone made in their place stays the
+ * tail; so a class whose population swung above one zone kept carving
+ * the new zone to its end with the old one half free beside it.  The
+ * doorbell's zones (remote frees to zones that left the list) are taken
+ * in first, and SK_PREFER_LOOK zones before the tail are looked at; the
+ * first with freed chunks becomes the tail.  Once per carved page of a
+ * class at most, in the slow path: alloc-random-small's peak RSS 3,588
+ * -> 3,204 KiB (three classes had two zones, the second carved to its end
+ * for 24-52 chunks live in it), larson 15,224 -> 14,984 KiB, no change in
+ * instructions (callgrind, many-threads and alloc-random-small at scale
+ * 0.05: within 0.01%).  NULL when the doorbell emptied the list.
+ */
+#define SK_PREFER_LOOK 4
+
+static struct sk_slzone *
+zone_prefer_freed(struct sk_shard *sh, int zi, struct sk_slzone *z)
+{
+	struct sk_slzone *y;
+	int n = 0;
+
+	if (!zone_list_empty(z) || zone_remote_waiting(z) || !zone_carvable(z))
+		return z;
+	if (SK_LOAD(&sh->pend) != NULL) {
+		zone_drain_pending(sh);
+		if ((z = sh->zoneary[zi].tail) == NULL)
+			return NULL;
+		if (!zone_list_empty(z) || zone_remote_waiting(z))
+			return z;
+	}
+	for (y = z->z_prev; y != NULL && n < SK_PREFER_LOOK;
+	     y = y->z_prev, n++) {
+		if (!zone_list_empty(y) || zone_remote_waiting(y)) {
+			zl_remove(&sh->zoneary[zi], y);
+			zl_insert_tail(&sh->zoneary[zi], y);
+			direct_update(sh, zi);
+			return y;
+		}
+	}
+	return z;
+}
+
+/*
  * Take one chunk from a listed zone (spec 1.4 step 7): the local list
  * (LIFO, cache-hot), else remote frees (deviation: harvested as soon as
  * the local list is empty, so a zone fed by other threads reuses their
@@ -1457,6 +1517,8 @@ kmalloc_held(
 		return sk_km_large(sh, size, align, type, flags);
 	do {
 		z = sh->zoneary[zi].tail;
+		if (z != NULL)
+			z = zone_prefer_freed(sh, zi, z);
 		if (z == NULL && (z = zone_new(sh, zi, flags)) == NULL)
 			return NULL;
 	} while ((c = zone_take_chunk(sh, z, &flags)) == NULL);

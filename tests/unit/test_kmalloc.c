@@ -1090,6 +1090,48 @@ TEST(free_zones_yield_to_large)
 	free(ptrs);
 }
 
+/*
+ * A class that outgrew its zone and shrank again: before the new zone
+ * (the class's current one) carves never-used chunks, the chunks freed
+ * into the old zone are handed out again.
+ */
+TEST(freed_chunks_before_fresh_ones)
+{
+	size_t cap = sk_slab.zone_size / 1024 + 8, n, na, inb = 0;
+	void **ptrs = calloc(cap, sizeof(void *));
+	struct sk_slzone *a, *b;
+	int32_t carved;
+
+	CHECK(ptrs != NULL);
+	/* fill a zone of class 1024 and start the next */
+	ptrs[0] = kmalloc(1000, M_TESTK, M_WAITOK);
+	a = zone_of(ptrs[0]);
+	for (n = 1; n < cap; n++) {
+		ptrs[n] = kmalloc(1000, M_TESTK, M_WAITOK);
+		if (zone_of(ptrs[n]) != a)
+			break;
+	}
+	CHECK(n < cap);
+	b = zone_of(ptrs[n]);
+	na = n;
+	/* half of the old zone's chunks come back */
+	for (size_t i = 0; i < na; i += 2)
+		kfree(ptrs[i], M_TESTK);
+	carved = b->z_carved;
+	/* as many again: what b carved already, then a's freed chunks,
+	 * and not one more never-used chunk of b */
+	for (size_t i = 0; i < na; i += 2) {
+		ptrs[i] = kmalloc(1000, M_TESTK, M_WAITOK);
+		CHECK(zone_of(ptrs[i]) == a || zone_of(ptrs[i]) == b);
+		inb += zone_of(ptrs[i]) == b;
+	}
+	CHECK_EQ(b->z_carved, carved);
+	CHECK(inb < (size_t)carved);
+	for (size_t i = 0; i <= n; i++)
+		kfree(ptrs[i], M_TESTK);
+	free(ptrs);
+}
+
 /* Row 33: krealloc. */
 static void
 realloc_zero_flag(void *arg)
@@ -1894,6 +1936,7 @@ main(void)
 	RUN(slab_cleanup_drains);
 	RUN(large_retained);
 	RUN(free_zones_yield_to_large);
+	RUN(freed_chunks_before_fresh_ones);
 	RUN(krealloc_semantics);
 	RUN(kstrdup_kstrndup);
 	RUN(stats_calls);
