@@ -2,6 +2,7 @@
 # slabkit: thin wrapper over the CMake presets (release, debug, asan, tsan).
 #   make demo      build the demo (and only what it needs), run it
 #   make test      install test dependencies (as root), build, run every test
+#   make test-aarch64  the same cross-built for arm64, tests under qemu-user
 #   make bench     the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make deb       Debian packages from a clean copy of the tree, in build/deb
@@ -14,6 +15,7 @@ WERROR   = $(if $(filter 1 true yes,$(CI)),ON,OFF)
 export DESTDIR
 
 .PHONY: all build configure demo test test-hardened test-asan test-tsan test-all deps \
+	test-aarch64 \
 	install bench valgrind format clean deb
 
 all: build
@@ -55,6 +57,18 @@ test-tsan:
 	$(MAKE) PRESET=tsan build
 	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/tsan --output-on-failure \
 		-j $(JOBS) -LE 'programs|misuse|man|install'
+
+# The release build cross-compiled for aarch64 (cmake/toolchain-aarch64.cmake)
+# with its tests under qemu-user, where shards are per thread (restartable
+# sequences are x86-64 only).  tools/aarch64-run.sh lets the tests exec
+# aarch64 programs; what the preset leaves out, and why: tests/README.md.
+test-aarch64:
+	./tools/install-deps.sh aarch64
+	@[ -f build/aarch64/build.ninja ] || \
+		cmake --preset aarch64 -DSLABKIT_WERROR=$(WERROR) >/dev/null
+	cmake --build build/aarch64 -j $(JOBS)
+	./tools/aarch64-run.sh ctest --preset aarch64 -j $(JOBS) \
+		--repeat until-pass:2
 
 valgrind: build
 	./tools/valgrind-unit.sh $(BUILD)

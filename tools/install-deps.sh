@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-3-Clause
 # Install what slabkit's build, tests and benchmarks need, on Debian.
-# Usage: tools/install-deps.sh [test|bench|deb|all]
+# Usage: tools/install-deps.sh [test|bench|deb|aarch64|all]
 # As root, missing packages are installed with apt-get; otherwise the
 # script names them and exits 0 (tests that need them are skipped).
 set -eu
@@ -11,12 +11,16 @@ programs="python3 sqlite3 lua5.4 redis-server redis-tools git"
 fuzz="libclang-rt-14-dev"
 bench="libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gnuplot-nox strace"
 deb="dpkg-dev debhelper lintian man-db"
+# the cross build and qemu-user (qemu-user-binfmt: its aarch64 rule, which
+# tools/aarch64-run.sh registers when the machine has none)
+aarch64="cmake ninja-build make crossbuild-essential-arm64 qemu-user qemu-user-binfmt"
 case $what in
 test) pkgs="$base $programs $fuzz" ;;
 bench) pkgs="$base $programs $bench" ;;
 deb) pkgs="$base $deb" ;;
+aarch64) pkgs="$aarch64" ;;
 all) pkgs="$base $programs $fuzz $bench $deb" ;;
-*) echo "usage: $0 [test|bench|deb|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [test|bench|deb|aarch64|all]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do

@@ -27,13 +27,35 @@ sk_t_fail(const char *file, int line, const char *fmt, ...)
 	sk_t_case_failed = 1;
 }
 
+/* Is name one of the comma-separated names in list? */
+static int
+sk_t_listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && strncmp(p, name, n) == 0)
+			return 1;
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
 void
 sk_t_run(const char *name, void (*fn)(void))
 {
 	const char *only = getenv("SK_TEST_ONLY");
+	const char *skip = getenv("SK_TEST_SKIP");
 
 	if (only != NULL && strcmp(only, name) != 0)
 		return;
+	if (skip != NULL && sk_t_listed(skip, name)) {
+		printf("skip %s (SK_TEST_SKIP)\n", name);
+		fflush(stdout);
+		return;
+	}
 	sk_t_case_failed = 0;
 	fn();
 	if (sk_t_case_failed) {

@@ -12,6 +12,10 @@
  * captured, and asserts that the child died of SIGABRT after printing a
  * message containing the given text: that is how the documented panics
  * ("slabkit: kfree: trying to free NULL pointer") are tested.
+ *
+ * SK_TEST_ONLY=<case> runs one case; SK_TEST_SKIP=<case>[,<case>...]
+ * skips the cases named (each printed "skip <case>"; the aarch64 preset
+ * skips those that qemu-user cannot run, tests/README.md).
  */
 #ifndef SK_HARNESS_H
 #define SK_HARNESS_H
