@@ -1001,6 +1001,13 @@ guard_mode(void)
 	return m;
 }
 
+void
+sk_harden_guards_force_protect(void)
+{
+	guard_mode();
+	SK_STORE_REL(&h_gmode, GM_PROTECT);
+}
+
 /* Has the mprotect budget run out?  (Large blocks then come from the
  * page-run heap, unguarded.) */
 static bool
@@ -1211,6 +1218,21 @@ fr_record(const struct lr_entry *e)
 	SK_STORE(&fr_ring[i].ptr, e->ptr);
 	SK_STORE(&fr_ring[i].base, e->base);
 	SK_STORE_REL(&fr_ring[i].len, e->len);
+}
+
+bool
+sk_harden_large_freed(const void *p)
+{
+	unsigned long n = SK_LOAD(&fr_next);
+
+	for (unsigned long i = 0; i < FR_SIZE && i < n; i++) {
+		const struct fr_entry *f = &fr_ring[(n - 1 - i) % FR_SIZE];
+
+		if (SK_LOAD_ACQ(&f->len) != 0 &&
+		    SK_LOAD(&f->ptr) == (uintptr_t)p)
+			return true;
+	}
+	return false;
 }
 
 size_t

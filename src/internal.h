@@ -1157,6 +1157,13 @@ bool sk_harden_large_free(struct sk_shard *sh, void **p, size_t *npages);
  * bytes (bytes: the pages). */
 bool sk_harden_large_start(uintptr_t p);
 size_t sk_harden_large_usable(const void *p, size_t bytes);
+/* Was p the pointer of a guarded large block freed lately (the ring the
+ * fault handler reads)?  For the message of a second free of a block
+ * mapped alone, whose pages are gone (guards made with mprotect). */
+bool sk_harden_large_freed(const void *p);
+/* Tests: guards made with mprotect from now on, as on a kernel without
+ * MADV_GUARD_INSTALL (call before any guarded block exists). */
+void sk_harden_guards_force_protect(void);
 /* Install the fault handler of hardened mode (once). */
 void sk_harden_fault_setup(void);
 

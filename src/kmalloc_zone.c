@@ -1683,8 +1683,11 @@ kfree_remote(struct sk_slzone *z, struct sk_chunk *c, size_t b, const char *api)
 void
 sk_km_bad_pointer(const void *ptr, const char *api)
 {
-	/* the page-run heap knows the pages of large blocks it took back */
-	if (sk_ph_is_free(ptr))
+	/* the page-run heap knows the pages of large blocks it took back;
+	 * hardened mode's ring, those of guarded blocks it unmapped (guards
+	 * made with mprotect: a kernel before Linux 6.13, or qemu-user) */
+	if (sk_ph_is_free(ptr) ||
+	    (SK_LOAD(&sk_harden_engaged) && sk_harden_large_freed(ptr)))
 		sk_panic(api,
 		    "memory block %p is already free! (double free "
 		    "of a large block, ptr %p)",

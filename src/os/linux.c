@@ -347,8 +347,34 @@ sk_os_guard_remove(void *addr, size_t size)
 	return madvise(addr, size, MADV_GUARD_REMOVE) == 0 ? 0 : -1;
 }
 
-/* Probed once: a guard installed in a scratch page must fault-proof
- * nothing else and come off again. */
+/*
+ * Does the page at p refuse to be read?  The kernel says so without a
+ * signal: write(2) from it into a pipe fails with EFAULT.  Unknown (a
+ * pipe could not be made) counts as no.
+ */
+static bool
+os_page_unreadable(const void *p)
+{
+	int fd[2], saved = errno;
+	bool refused = false;
+
+	if (pipe2(fd, O_CLOEXEC) == 0) {
+		refused = write(fd[1], p, 1) < 0 && errno == EFAULT;
+		close(fd[0]);
+		close(fd[1]);
+	}
+	errno = saved;
+	return refused;
+}
+
+/*
+ * Probed once: a guard installed in a scratch page must make that page
+ * unreadable, leave its neighbour alone and come off again.  The read
+ * test is there because an emulator may accept the call and do nothing:
+ * qemu-user answers 0 to MADV_GUARD_INSTALL and installs no guard, and
+ * hardened mode then had no guard pages at all, silently.  Where the
+ * probe fails, guards are PROT_NONE pages (sk_os_protect_none).
+ */
 bool
 sk_os_guard_supported(void)
 {
@@ -363,9 +389,14 @@ sk_os_guard_supported(void)
 	p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p != MAP_FAILED) {
-		if (sk_os_guard_install(p, ps) == 0 &&
-		    sk_os_guard_remove(p, ps) == 0)
-			k = 1;
+		if (sk_os_guard_install(p, ps) == 0) {
+			bool works = os_page_unreadable(p) &&
+			             !os_page_unreadable((char *)p + ps);
+
+			if (sk_os_guard_remove(p, ps) == 0 && works &&
+			    !os_page_unreadable(p))
+				k = 1;
+		}
 		munmap(p, 2 * ps);
 	}
 	__atomic_store_n(&known, k, __ATOMIC_RELEASE);

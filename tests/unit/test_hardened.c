@@ -566,6 +566,29 @@ TEST(zone_guard_page)
 	kfree(p, M_HARD);
 }
 
+/* A block mapped alone with mprotect guards (a kernel before 6.13, or
+ * qemu-user, which accepts MADV_GUARD_INSTALL and does nothing) is gone
+ * when freed: a second free still says what it is. */
+static void
+large_double_free_protect(void *arg)
+{
+	char *p;
+
+	(void)arg;
+	sk_harden_guards_force_protect();
+	p = kmalloc(1 << 20, M_HARD, M_WAITOK);
+	p[0] = 1;
+	kfree(p, M_HARD);
+	kfree(p, M_HARD);
+}
+
+TEST(large_double_free_with_protect_guards)
+{
+	CHECK_ABORTS(
+	    large_double_free_protect, NULL, "double free of a large block");
+	CHECK_ABORTS(large_double_free_protect, NULL, "ptr 0x");
+}
+
 TEST(large_block_guards)
 {
 	size_t ps = sk_slab.page_size, usable;
@@ -861,6 +884,7 @@ main(int argc, char **argv)
 	RUN(corrupted_zone_still_detected);
 	RUN(zone_guard_page);
 	RUN(large_block_guards);
+	RUN(large_double_free_with_protect_guards);
 	RUN(large_guards_in_interrupt_context);
 	RUN(many_live_blocks_bounded_maps);
 	RUN(krealloc_keeps_contents);
