@@ -8,6 +8,8 @@
 # open, so the at-exit tables can be seen; dash and coreutils do not.)
 set -u
 sk=$1 lib=$2 mt=$3 srcdir=${4:-} builddir=${5:-}
+# the multiarch directory the command looks in (CMAKE_LIBRARY_ARCHITECTURE)
+multiarch=${6:-x86_64-linux-gnu}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/slabkit-cmd.XXXXXX")
 bgpid=
 cleanup() {
@@ -97,7 +99,7 @@ check "run: drop-in first in LD_PRELOAD" [ "$(cut -d'|' -f1 "$tmp/o")" = "$realz
 check "run: SLABKIT_OPTIONS extended" [ "$(cut -d'|' -f2 "$tmp/o")" = "zone_cache=4,stats_shm" ]
 
 # run: installed layouts (../lib, ../lib/<multiarch>)
-for libdir in lib lib/x86_64-linux-gnu; do
+for libdir in lib "lib/$multiarch"; do
 	rm -rf "$tmp/inst"
 	mkdir -p "$tmp/inst/bin" "$tmp/inst/$libdir"
 	cp "$sk" "$tmp/inst/bin/slabkit"
