@@ -356,6 +356,8 @@ struct sk_slzone {
 	uint8_t	z_rgroups[SK_ZRGROUPS];	/* atomic: the same, per group of
 					   four rbits words (256 granules) */
 	struct sk_slzone *z_arena_next;	/* zone arena free list */
+	int32_t z_purge;                /* atomic: ZP_* while on FreeZones */
+	uint32_t z_freed_ms;            /* atomic: when it went there */
 };
 
 /* The zone every empty direct-table entry points at: its list is empty. */

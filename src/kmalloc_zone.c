@@ -87,7 +87,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kmalloc_impl.h"
 #include "os/pageheap.h"
@@ -540,6 +542,11 @@ zone_drain_remote_all(struct sk_slzone *z)
 	return zone_drain_list(z);
 }
 
+static void zone_idle_enter(struct sk_slzone *z);
+static void zone_idle_leave(struct sk_slzone *z);
+static size_t zones_purge(uint32_t age, bool all);
+static size_t zones_idle_count(void);
+
 /* spec 1.6 step 6; with keep_last, the last zone of a class stays */
 static void
 zone_free_if_empty(struct sk_shard *sh, struct sk_slzone *z, bool keep_last)
@@ -557,6 +564,7 @@ zone_free_if_empty(struct sk_shard *sh, struct sk_slzone *z, bool keep_last)
 	SK_STORE(&z->z_fastowner, NULL);
 	sk_pagemap_set((uintptr_t)z, 0);
 	zl_insert_head(&sh->freezones, z);
+	zone_idle_enter(z);
 	if (++sh->nfreezones > SK_LOAD(&sk_slab.zone_rels_thresh))
 		sk_km_set_release(sh);
 }
@@ -655,6 +663,7 @@ sk_km_zone_init(void)
 	direct_init();
 	zarena_init();
 	sk_os_atfork(zarena_prefork, zarena_postfork, zarena_postfork);
+	sk_ph_set_zone_purger(zones_purge, zones_idle_count);
 }
 
 /* fork: no thread may be inside the arena's lock when the child starts
@@ -761,6 +770,149 @@ zone_unmap(struct sk_slzone *z)
 	sk_os_unmap((void *)a, zs);
 }
 
+/*
+ * Idle free zones give their pages back.  A zone on a shard's FreeZones
+ * keeps its pages so that the next zone the shard needs costs no fault;
+ * ZoneRelsThresh of them (128 per shard with 15 GB or more) stay so for
+ * good in the kernel's model, 16 MiB a shard that a program which freed
+ * everything and went idle would keep resident.  So the page-run heap's
+ * purge thread gives back the chunk pages of zones that sat there for
+ * the purge delay (purge_ms, purge=dontneed|free|none, as for large
+ * blocks), and malloc_trim and slab_cleanup those of all of them.  The
+ * zone stays on its list, header and maps resident (its first pages up
+ * to the end of the maps): only its owner touches the list, and reusing
+ * the zone costs the faults of its chunk pages.
+ *
+ * The purge thread finds such zones in zarena_freebits (a bit per arena
+ * zone, set while it is on a FreeZones) and takes each with z_purge: the
+ * owner sets ZP_IDLE when the zone goes on FreeZones; the purger swaps
+ * ZP_IDLE for ZP_BUSY, gives the pages back and stores ZP_PURGED; the
+ * owner that takes the zone off FreeZones (for a class, or to release
+ * it) swaps either for ZP_NONE, waiting out a ZP_BUSY, before it writes
+ * anything.  Ordinary arena zones only (hardened and tracked zones are
+ * mapped alone and keep the kernel's rule).
+ */
+#define ZP_NONE   0
+#define ZP_IDLE   1
+#define ZP_BUSY   2
+#define ZP_PURGED 3
+
+static uint64_t
+    zarena_freebits[ZARENA_MAX / SK_MIN_ZONE_SIZE / 64]; /* atomic */
+static size_t zones_idle; /* atomic: zones in ZP_IDLE */
+
+static inline bool
+zone_purgeable(const struct sk_slzone *z)
+{
+	return z->z_inarena && (z->z_flags & ZF_GRANULE) && z->z_hflags == 0;
+}
+
+static inline size_t
+zone_arena_index(const struct sk_slzone *z)
+{
+	return (sk_zone_base(z) - sk_zarena_base) / sk_slab.zone_size;
+}
+
+static void
+zone_idle_enter(struct sk_slzone *z)
+{
+	size_t i;
+
+	if (!zone_purgeable(z))
+		return;
+	i = zone_arena_index(z);
+	SK_STORE(&z->z_freed_ms, sk_ph_now_ms());
+	SK_STORE_REL(&z->z_purge, ZP_IDLE);
+	__atomic_fetch_or(&zarena_freebits[i / 64], (uint64_t)1 << (i % 64),
+	    __ATOMIC_RELEASE);
+	if (__atomic_fetch_add(&zones_idle, 1, __ATOMIC_ACQ_REL) == 0 ||
+	    !sk_ph_purger_running())
+		sk_ph_kick();
+}
+
+static void
+zone_idle_leave(struct sk_slzone *z)
+{
+	size_t i;
+	int s;
+
+	if (!zone_purgeable(z))
+		return;
+	i = zone_arena_index(z);
+	__atomic_fetch_and(&zarena_freebits[i / 64], ~((uint64_t)1 << (i % 64)),
+	    __ATOMIC_RELAXED);
+	for (unsigned n = 0;; n++) {
+		s = SK_LOAD_ACQ(&z->z_purge);
+		if (s == ZP_BUSY) { /* the purger is giving the pages back */
+			if (n > 64)
+				sched_yield();
+			continue;
+		}
+		if (__atomic_compare_exchange_n(&z->z_purge, &s, ZP_NONE, false,
+		        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			break;
+	}
+	if (s == ZP_IDLE)
+		__atomic_fetch_sub(&zones_idle, 1, __ATOMIC_RELAXED);
+}
+
+static size_t
+zones_idle_count(void)
+{
+	return SK_LOAD(&zones_idle);
+}
+
+/* The purge thread (age: purge_ms) and malloc_trim (all): the bytes. */
+static size_t
+zones_purge(uint32_t age, bool all)
+{
+	size_t zs = sk_slab.zone_size, ps = sk_slab.page_size, nz, done = 0;
+	uint32_t now = sk_ph_now_ms();
+
+	if (SK_LOAD(&zones_idle) == 0)
+		return 0;
+	sk_mutex_lock(&zarena_lock);
+	nz = zarena_carved / zs;
+	sk_mutex_unlock(&zarena_lock);
+	for (size_t w = 0; w < (nz + 63) / 64; w++) {
+		uint64_t bits = SK_LOAD_ACQ(&zarena_freebits[w]);
+
+		while (bits != 0) {
+			size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
+			struct sk_slzone *z =
+			    sk_zone_at(sk_zarena_base + (uintptr_t)i * zs);
+			int s = ZP_IDLE;
+			uintptr_t from, to;
+
+			bits &= bits - 1;
+			if (!all && now - SK_LOAD(&z->z_freed_ms) < age)
+				continue;
+			if (!__atomic_compare_exchange_n(&z->z_purge, &s,
+			        ZP_BUSY, false, __ATOMIC_ACQ_REL,
+			        __ATOMIC_RELAXED))
+				continue;
+			/* the owner waits while ZP_BUSY: the header is
+			 * stable */
+			from = ((uintptr_t)(SK_ZABITS(z) + 2 * z->z_bitwords) +
+			           ps - 1) &
+			       ~(uintptr_t)(ps - 1);
+			to = sk_zone_base(z) + zs;
+			if (from < to) {
+				if (sk_opt.purge == 1)
+					madvise(
+					    (void *)from, to - from, MADV_FREE);
+				else
+					(void)sk_os_decommit(
+					    (void *)from, to - from);
+				done += to - from;
+			}
+			SK_STORE_REL(&z->z_purge, ZP_PURGED);
+			__atomic_fetch_sub(&zones_idle, 1, __ATOMIC_RELAXED);
+		}
+	}
+	return done;
+}
+
 /* Unmap free zones beyond ZoneRelsThresh and deferred large blocks. */
 void
 sk_km_release_free_zones(struct sk_shard *sh, int keep)
@@ -769,6 +921,7 @@ sk_km_release_free_zones(struct sk_shard *sh, int keep)
 		struct sk_slzone *z = sh->freezones.tail;
 
 		zl_remove(&sh->freezones, z);
+		zone_idle_leave(z);
 		sh->nfreezones--;
 		sh->zones_released++;
 		if (SK_UNLIKELY(z->z_hflags != 0))
@@ -1143,6 +1296,7 @@ zone_new(struct sk_shard *sh, int zi, int flags)
 	if ((z = sh->freezones.head) != NULL) {
 		zl_remove(&sh->freezones, z);
 		sh->nfreezones--;
+		zone_idle_leave(z);
 		/* a granule zone leaves for the free list only with no chunk
 		 * handed out and none waiting remote: its maps (sized for the
 		 * whole zone whatever the class) are all clear already, and

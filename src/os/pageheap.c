@@ -27,7 +27,9 @@
  * run; purge_ms=0: no thread, only the budget), and at once,
  * oldest first, when more than retain_mb MiB (default 64) are retained.
  * malloc_trim and slab_cleanup purge everything.  A run that was purged
- * reads as zero, which kmalloc uses for M_ZERO.
+ * reads as zero, which kmalloc uses for M_ZERO.  The same thread, and the
+ * same calls, give back the pages of idle wholly free zones through the
+ * zone layer's hook (sk_ph_set_zone_purger; kmalloc_zone.c owns them).
  *
  * In place.  krealloc of a large block grows it into the free run after
  * it when there is one, and shrinks it by freeing its tail.
@@ -88,6 +90,22 @@ static uint32_t
 ph_now_ms(void)
 {
 	return (uint32_t)((sk_os_now_coarse_ns() - ph_t0) / 1000000u);
+}
+
+uint32_t
+sk_ph_now_ms(void)
+{
+	return ph_now_ms();
+}
+
+/* The zone layer's purge of idle free zones (sk_ph_set_zone_purger). */
+static size_t (*ph_zpurge)(uint32_t age_ms, bool all);
+static size_t (*ph_zwaiting)(void);
+
+static inline bool
+ph_zones_waiting(void)
+{
+	return ph_zwaiting != NULL && ph_zwaiting() != 0;
 }
 
 static unsigned
@@ -382,52 +400,95 @@ ph_purge_locked(size_t keep, uint32_t age)
 	return done;
 }
 
+/* Under ph_lock: start the purge thread (true: the caller starts it, once
+ * it has let go of the lock) or wake it when it sleeps without a timeout. */
+static bool
+ph_thread_wanted(void)
+{
+	if (!ph_thread_started && ph_thread_allowed() && sk_opt.purge_ms > 0 &&
+	    sk_opt.purge != 2) {
+		SK_STORE(&ph_thread_started, true);
+		return true;
+	}
+	if (ph_thread_idle) {
+		/* only an idle purger needs waking: a busy one looks again
+		 * by itself every purge_ms / 2 */
+		ph_thread_idle = false;
+		sk_mutex_signal(&ph_wake);
+	}
+	return false;
+}
+
+static void
+ph_thread_start(void)
+{
+	pthread_t t;
+	pthread_attr_t at;
+	sigset_t all, old;
+	int rc;
+
+	/* the purger holds the lock while it purges: a signal handler of
+	 * the program that allocates must never run on it (it would find
+	 * the lock held by its own thread) */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &at, ph_thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		sk_mutex_lock(&ph_lock);
+		SK_STORE(&ph_thread_started, false);
+		sk_mutex_unlock(&ph_lock);
+	}
+	pthread_attr_destroy(&at);
+}
+
 void
 sk_ph_free(void *p, size_t npages)
 {
 	struct ph_seg *s = ph_seg_of(p);
 	size_t i = ph_index(s, p);
 	uint32_t now = ph_now_ms(); /* read outside the lock */
-	bool start = false;
+	bool start;
 
 	sk_mutex_lock(&ph_lock);
 	ph_st.allocated -= npages << ph_shift;
 	ph_insert_free(s, i, npages, true, now);
 	if (ph_st.retained > sk_opt.retain_mb << 20)
 		ph_purge_locked((sk_opt.retain_mb << 20) / 2, 0);
-	if (!ph_thread_started && ph_thread_allowed() && sk_opt.purge_ms > 0 &&
-	    sk_opt.purge != 2 && ph_st.retained > 0) {
-		ph_thread_started = true;
-		start = true;
-	} else if (ph_thread_idle) {
-		/* only an idle purger needs waking: a busy one looks again
-		 * by itself every purge_ms / 2 */
-		ph_thread_idle = false;
-		sk_mutex_signal(&ph_wake);
-	}
+	start = ph_st.retained > 0 && ph_thread_wanted();
 	sk_mutex_unlock(&ph_lock);
-	if (start) {
-		pthread_t t;
-		pthread_attr_t at;
-		sigset_t all, old;
-		int rc;
+	if (start)
+		ph_thread_start();
+}
 
-		/* the purger holds the lock while it purges: a signal handler
-		 * of the program that allocates must never run on it (it
-		 * would find the lock held by its own thread) */
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		rc = pthread_create(&t, &at, ph_thread, NULL);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (rc != 0) {
-			sk_mutex_lock(&ph_lock);
-			ph_thread_started = false;
-			sk_mutex_unlock(&ph_lock);
-		}
-		pthread_attr_destroy(&at);
-	}
+void
+sk_ph_set_zone_purger(
+    size_t (*purge)(uint32_t age_ms, bool all), size_t (*waiting)(void))
+{
+	sk_mutex_lock(&ph_lock);
+	ph_zpurge = purge;
+	ph_zwaiting = waiting;
+	sk_mutex_unlock(&ph_lock);
+}
+
+void
+sk_ph_kick(void)
+{
+	bool start;
+
+	sk_mutex_lock(&ph_lock);
+	start = ph_thread_wanted();
+	sk_mutex_unlock(&ph_lock);
+	if (start)
+		ph_thread_start();
+}
+
+bool
+sk_ph_purger_running(void)
+{
+	return SK_LOAD(&ph_thread_started);
 }
 
 /* The purge thread: wakes every purge_ms / 2 while pages are retained. */
@@ -439,15 +500,23 @@ ph_thread(void *arg)
 	for (;;) {
 		long ms = sk_opt.purge_ms > 1 ? sk_opt.purge_ms / 2 : 1;
 
-		if (ph_st.retained == 0) {
+		if (ph_st.retained == 0 && !ph_zones_waiting()) {
 			ph_thread_idle = true;
 			sk_mutex_wait(&ph_lock, &ph_wake, -1);
 			ph_thread_idle = false;
 			continue;
 		}
 		sk_mutex_wait(&ph_lock, &ph_wake, ms);
-		if (sk_opt.purge_ms > 0)
+		if (sk_opt.purge_ms > 0 && sk_opt.purge != 2) {
 			ph_purge_locked(0, (uint32_t)sk_opt.purge_ms);
+			if (ph_zones_waiting()) {
+				/* the zone arena's lock is never taken under
+				 * this one */
+				sk_mutex_unlock(&ph_lock);
+				ph_zpurge((uint32_t)sk_opt.purge_ms, false);
+				sk_mutex_lock(&ph_lock);
+			}
+		}
 	}
 	return NULL;
 }
@@ -542,6 +611,8 @@ sk_ph_purge(bool all)
 	sk_mutex_lock(&ph_lock);
 	n = ph_purge_locked(0, all ? 0 : (uint32_t)sk_opt.purge_ms);
 	sk_mutex_unlock(&ph_lock);
+	if (ph_zones_waiting() && sk_opt.purge != 2)
+		n += ph_zpurge(all ? 0 : (uint32_t)sk_opt.purge_ms, all);
 	return n;
 }
 
@@ -581,7 +652,7 @@ static void
 ph_postfork_child(void)
 {
 	/* the purge thread did not come along: start afresh */
-	ph_thread_started = false;
+	SK_STORE(&ph_thread_started, false);
 	ph_thread_idle = false;
 	SK_STORE(&ph_wake, 0u);
 	sk_mutex_unlock(&ph_lock);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Runs of at most this many bytes come from the heap; larger blocks are
  * mapped one by one (sk_os_map). */
@@ -51,6 +52,19 @@ bool sk_ph_is_free(const void *p);
  * the bytes purged.
  */
 size_t sk_ph_purge(bool all);
+
+/*
+ * The purge thread also gives back the pages of wholly free zones that
+ * sat unused for the purge delay (kmalloc_zone.c owns them): purge(age,
+ * all) does it and returns the bytes, waiting() says how many zones could
+ * be purged.  sk_ph_kick() starts or wakes the thread when waiting() may
+ * have become non-zero; sk_ph_now_ms() is the clock both sides use.
+ */
+void sk_ph_set_zone_purger(
+    size_t (*purge)(uint32_t age_ms, bool all), size_t (*waiting)(void));
+void sk_ph_kick(void);
+bool sk_ph_purger_running(void);
+uint32_t sk_ph_now_ms(void);
 
 struct sk_ph_stats {
 	size_t	mapped;		/* bytes of segments mapped */

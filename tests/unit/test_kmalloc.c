@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -1132,6 +1134,141 @@ TEST(freed_chunks_before_fresh_ones)
 	free(ptrs);
 }
 
+/* Resident pages of [p, p + len), page-aligned p. */
+static size_t
+resident_pages(const void *p, size_t len)
+{
+	size_t ps = sk_slab.page_size, n = (len + ps - 1) / ps, r = 0;
+	unsigned char *vec = malloc(n);
+
+	if (vec == NULL || mincore((void *)p, len, vec) != 0) {
+		free(vec);
+		return (size_t)-1;
+	}
+	for (size_t i = 0; i < n; i++)
+		r += vec[i] & 1;
+	free(vec);
+	return r;
+}
+
+/*
+ * Wholly free zones kept on a shard's FreeZones give their chunk pages
+ * back: all at once on slab_cleanup's purge (sk_ph_purge(true)), and by
+ * the purge thread once they sat there for purge_ms.  Header and maps
+ * stay; the zone serves again, its chunks read as new.
+ */
+TEST(free_zones_purged_when_idle)
+{
+	struct sk_shard *sh = sk_shard_get();
+	size_t zs = sk_slab.zone_size, ps = sk_slab.page_size;
+	size_t cap = 8 * (zs / 1024), n;
+	void **ptrs = calloc(cap, sizeof(void *));
+	struct sk_slzone *fz;
+	uintptr_t from;
+#ifndef SLABKIT_TSAN
+	long old_ms = sk_opt.purge_ms;
+#endif
+
+	CHECK(ptrs != NULL);
+	for (int round = 0; round < 2; round++) {
+		for (n = 0; n < cap; n++) {
+			ptrs[n] = kmalloc(1000, M_TESTK, M_WAITOK);
+			memset(ptrs[n], 0x6b, 1000);
+		}
+		for (size_t i = 0; i < n; i++)
+			kfree(ptrs[i], M_TESTK);
+		fz = sh->freezones.head;
+		CHECK(fz != NULL && sh->nfreezones >= 4);
+		if (fz == NULL)
+			break;
+		CHECK_EQ(fz->z_purge, 1); /* ZP_IDLE */
+		from = ((uintptr_t)((uint32_t *)(fz + 1) + 2 * fz->z_bitwords) +
+		           ps - 1) &
+		       ~(uintptr_t)(ps - 1);
+		CHECK(resident_pages(
+		          (void *)from, sk_zone_base(fz) + zs - from) > 0);
+		if (round == 0) {
+			sk_ph_purge(true); /* what malloc_trim does */
+		} else {
+#ifndef SLABKIT_TSAN /* no purge thread there */
+			sk_opt.purge_ms = 20;
+			for (int i = 0; i < 200 && SK_LOAD(&fz->z_purge) != 3;
+			     i++)
+				usleep(10000);
+			sk_opt.purge_ms = old_ms;
+#else
+			sk_ph_purge(true);
+#endif
+		}
+		CHECK_EQ(SK_LOAD(&fz->z_purge), 3); /* ZP_PURGED */
+		CHECK_EQ(
+		    resident_pages((void *)from, sk_zone_base(fz) + zs - from),
+		    0);
+		CHECK(resident_pages((void *)sk_zone_base(fz), ps) == 1);
+	}
+	/* purged zones serve again: every chunk new, stats exact */
+	for (n = 0; n < cap; n++) {
+		ptrs[n] = kmalloc(1000, M_TESTK, M_WAITOK | M_ZERO);
+		CHECK(((char *)ptrs[n])[999] == 0);
+		memset(ptrs[n], (int)(n & 0xff), 1000);
+	}
+	for (size_t i = 0; i < n; i++) {
+		CHECK(((unsigned char *)ptrs[i])[500] == (i & 0xff));
+		kfree(ptrs[i], M_TESTK);
+	}
+	free(ptrs);
+}
+
+static atomic_int purge_race_done;
+
+static void *
+purge_race_churn(void *arg)
+{
+	size_t n = 1500;
+	unsigned char **v = malloc(n * sizeof(*v));
+	int bad = 0;
+
+	for (int round = 0; round < 30 && v != NULL; round++) {
+		for (size_t i = 0; i < n; i++) {
+			v[i] = kmalloc(1000, M_TESTK, M_WAITOK);
+			memset(v[i], (int)((i + (size_t)arg) & 0xff), 1000);
+		}
+		for (size_t i = 0; i < n; i++) {
+			bad += v[i][0] != ((i + (size_t)arg) & 0xff) ||
+			       v[i][999] != ((i + (size_t)arg) & 0xff);
+			kfree(v[i], M_TESTK);
+		}
+	}
+	free(v);
+	atomic_fetch_add(&purge_race_done, 1);
+	return (void *)(intptr_t)bad;
+}
+
+/* Zones purged by another thread (malloc_trim's purge) while their
+ * owners take them off FreeZones and fill them again: no chunk loses
+ * what was written into it. */
+TEST(free_zone_purge_races_reuse)
+{
+	pthread_t t[3];
+	void *bad;
+	long purges = 0;
+
+	atomic_store(&purge_race_done, 0);
+	for (long i = 0; i < 3; i++)
+		CHECK_EQ(
+		    pthread_create(&t[i], NULL, purge_race_churn, (void *)i),
+		    0);
+	while (atomic_load(&purge_race_done) < 3) {
+		sk_ph_purge(true);
+		purges++;
+	}
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(pthread_join(t[i], &bad), 0);
+		CHECK(bad == NULL);
+	}
+	CHECK(purges > 0);
+}
+
 /* Row 33: krealloc. */
 static void
 realloc_zero_flag(void *arg)
@@ -1937,6 +2074,8 @@ main(void)
 	RUN(large_retained);
 	RUN(free_zones_yield_to_large);
 	RUN(freed_chunks_before_fresh_ones);
+	RUN(free_zones_purged_when_idle);
+	RUN(free_zone_purge_races_reuse);
 	RUN(krealloc_semantics);
 	RUN(kstrdup_kstrndup);
 	RUN(stats_calls);
