@@ -887,10 +887,16 @@ zones_purge(uint32_t age, bool all)
 			bits &= bits - 1;
 			if (!all && now - SK_LOAD(&z->z_freed_ms) < age)
 				continue;
+			/* the arena's lock across ZP_BUSY: fork takes it
+			 * (zarena_prefork), so no child starts with a zone
+			 * left busy that its owner would wait for ever on */
+			sk_mutex_lock(&zarena_lock);
 			if (!__atomic_compare_exchange_n(&z->z_purge, &s,
 			        ZP_BUSY, false, __ATOMIC_ACQ_REL,
-			        __ATOMIC_RELAXED))
+			        __ATOMIC_RELAXED)) {
+				sk_mutex_unlock(&zarena_lock);
 				continue;
+			}
 			/* the owner waits while ZP_BUSY: the header is
 			 * stable */
 			from = ((uintptr_t)(SK_ZABITS(z) + 2 * z->z_bitwords) +
@@ -907,6 +913,7 @@ zones_purge(uint32_t age, bool all)
 				done += to - from;
 			}
 			SK_STORE_REL(&z->z_purge, ZP_PURGED);
+			sk_mutex_unlock(&zarena_lock);
 			__atomic_fetch_sub(&zones_idle, 1, __ATOMIC_RELAXED);
 		}
 	}
