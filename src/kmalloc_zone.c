@@ -89,7 +89,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "kmalloc_impl.h"
 #include "os/pageheap.h"
@@ -903,15 +902,9 @@ zones_purge(uint32_t age, bool all)
 			           ps - 1) &
 			       ~(uintptr_t)(ps - 1);
 			to = sk_zone_base(z) + zs;
-			if (from < to) {
-				if (sk_opt.purge == 1)
-					madvise(
-					    (void *)from, to - from, MADV_FREE);
-				else
-					(void)sk_os_decommit(
-					    (void *)from, to - from);
+			if (from < to &&
+			    sk_ph_give_back((void *)from, to - from) == 0)
 				done += to - from;
-			}
 			SK_STORE_REL(&z->z_purge, ZP_PURGED);
 			sk_mutex_unlock(&zarena_lock);
 			__atomic_fetch_sub(&zones_idle, 1, __ATOMIC_RELAXED);

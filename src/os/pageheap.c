@@ -343,6 +343,16 @@ ph_thread_allowed(void)
 #endif
 }
 
+int
+sk_ph_give_back(void *p, size_t bytes)
+{
+	if (sk_opt.purge == 1) {
+		madvise(p, bytes, MADV_FREE);
+		return 0;
+	}
+	return sk_os_decommit(p, bytes);
+}
+
 /* Under ph_lock: purge dirty runs, oldest first, until at most `keep'
  * bytes stay retained; only runs older than `age' ms when age > 0. */
 static size_t
@@ -384,11 +394,9 @@ ph_purge_locked(size_t keep, uint32_t age)
 			void *p = ph_addr(bs, bi);
 			size_t bytes = len << ph_shift;
 
-			if (sk_opt.purge == 1)
-				madvise(p, bytes, MADV_FREE);
-			else if (sk_opt.purge == 2)
+			if (sk_opt.purge == 2)
 				break; /* purge=none */
-			else if (sk_os_decommit(p, bytes) != 0)
+			if (sk_ph_give_back(p, bytes) != 0)
 				break; /* keep it dirty; try again later */
 			ph_list_remove(bs, bi, len);
 			ph_st.retained -= bytes;
@@ -478,6 +486,9 @@ sk_ph_kick(void)
 {
 	bool start;
 
+	/* no purge thread in this configuration: no lock to take */
+	if (!ph_thread_allowed() || sk_opt.purge_ms <= 0 || sk_opt.purge == 2)
+		return;
 	sk_mutex_lock(&ph_lock);
 	start = ph_thread_wanted();
 	sk_mutex_unlock(&ph_lock);

@@ -53,6 +53,10 @@ bool sk_ph_is_free(const void *p);
  */
 size_t sk_ph_purge(bool all);
 
+/* Give bytes of pages at p back the way the purge option says
+ * (MADV_DONTNEED, or MADV_FREE with purge=free); 0 when done. */
+int sk_ph_give_back(void *p, size_t bytes);
+
 /*
  * The purge thread also gives back the pages of wholly free zones that
  * sat unused for the purge delay (kmalloc_zone.c owns them): purge(age,

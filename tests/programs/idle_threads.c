@@ -59,24 +59,28 @@ rss_mib(void)
 	return (double)rss * (double)sysconf(_SC_PAGESIZE) / (1 << 20);
 }
 
-/* 16 MiB of chunks of 16 to 2,048 bytes, touched, then all freed. */
+/*
+ * Blocks of min to min + spread - 1 bytes until total bytes, each
+ * touched, then all freed: large blocks (256 KiB to 1 MiB, 32 MiB) or
+ * small chunks (16 to 2,048 bytes, 16 MiB).
+ */
 static void
-small_chunks(unsigned seed)
+alloc_touch_free(unsigned *seed, size_t min, size_t spread, size_t total)
 {
-	size_t cap = PER_THREAD_SMALL / 16, n = 0, total = 0;
+	size_t cap = total / min, n = 0, sum = 0;
 	char **v = malloc(cap * sizeof(*v));
 
 	if (v == NULL)
 		return;
-	while (total < PER_THREAD_SMALL && n < cap) {
-		size_t sz = 16 + (rand_r(&seed) % 2033);
+	while (sum < total && n < cap) {
+		size_t sz = min + (rand_r(seed) % spread);
 		char *p = malloc(sz);
 
 		if (p == NULL)
 			break;
 		memset(p, 0x5a, sz);
 		v[n++] = p;
-		total += sz;
+		sum += sz;
 	}
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
@@ -87,23 +91,11 @@ static void *
 worker(void *arg)
 {
 	unsigned seed = (unsigned)(unsigned long)arg * 2654435761u;
-	char *blocks[256];
-	size_t n = 0, total = small ? PER_THREAD : 0;
 
 	if (small)
-		small_chunks(seed);
-	while (total < PER_THREAD && n < 256) {
-		size_t sz = (256UL << 10) + (rand_r(&seed) % (768UL << 10));
-		char *p = malloc(sz);
-
-		if (p == NULL)
-			break;
-		memset(p, 0x5a, sz);
-		blocks[n++] = p;
-		total += sz;
-	}
-	for (size_t i = 0; i < n; i++)
-		free(blocks[i]);
+		alloc_touch_free(&seed, 16, 2033, PER_THREAD_SMALL);
+	else
+		alloc_touch_free(&seed, 256UL << 10, 768UL << 10, PER_THREAD);
 	pthread_barrier_wait(&freed);
 	pthread_mutex_lock(&idle_lock); /* idle: blocked, alive */
 	while (!stop)
