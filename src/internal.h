@@ -208,6 +208,7 @@ struct sk_options {
 	long	purge_ms;	/* page heap: purge pages retained this long */
 	size_t	retain_mb;	/* page heap: purge at once beyond this */
 	int	purge;		/* 0 MADV_DONTNEED, 1 MADV_FREE, 2 never */
+	int	large_cache;	/* page heap's front cache: 0 auto, 1 on, 2 off */
 	bool	shards_thread;	/* shards=thread: no shards per CPU */
 };
 extern struct sk_options sk_opt;

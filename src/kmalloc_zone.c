@@ -1077,7 +1077,7 @@ sk_km_backend(struct sk_shard *sh, size_t size, size_t align, int flags,
 		if (kind == SK_KM_ZONE)
 			p = zone_map(zeroed, &why);
 		else if (kind == SK_KM_HEAP) {
-			p = sk_ph_alloc(
+			p = sk_ph_alloc_front(
 			    size >> sk_slab.page_shift, align, zeroed, &why);
 			if (p == NULL && why == SK_PH_NOSEG) {
 				/* no room for a segment (RLIMIT_AS): the

@@ -21,6 +21,9 @@
  *   retain=SIZE          retained large-block pages purged at once beyond
  *                        this, K/M/G suffixes [64M]
  *   purge=dontneed|free|none  how pages go back [dontneed]
+ *   large_cache=auto|on|off  the page-run heap's per-CPU front cache for
+ *                        large blocks up to 64 KiB; auto: once threads
+ *                        found the heap's lock held [auto]
  *   shards=cpu|thread    kmalloc's shards per CPU (restartable sequences)
  *                        or per thread [cpu where the system allows]
  *   kzone_pollfreq=N     kmalloc_obj poller passes per second, 0 off [1]
@@ -301,6 +304,17 @@ set_option(const char *key, const char *value, struct why *w)
 		}
 		return reject(w, "not dontneed, free or none", EINVAL);
 	}
+	if (strcmp(key, "large_cache") == 0) {
+		static const char *const modes[] = {"auto", "on", "off"};
+
+		for (int i = 0; i < 3; i++) {
+			if (value != NULL && strcmp(value, modes[i]) == 0) {
+				SK_STORE(&sk_opt.large_cache, i);
+				return 0;
+			}
+		}
+		return reject(w, "not auto, on or off", EINVAL);
+	}
 	if (strcmp(key, "shards") == 0) {
 		bool thread;
 
@@ -463,6 +477,7 @@ static const char *const option_keys[] = {
     "purge_ms",
     "retain",
     "purge",
+    "large_cache",
     "shards",
     "invariants",
     "pattern",
@@ -523,6 +538,12 @@ format_option(size_t i, char *buf, size_t len, const char **note)
 		static const char *const modes[] = {"dontneed", "free", "none"};
 
 		return sk_fmt(buf, len, "%s", modes[SK_LOAD(&sk_opt.purge)]);
+	}
+	if (strcmp(key, "large_cache") == 0) {
+		static const char *const modes[] = {"auto", "on", "off"};
+
+		return sk_fmt(
+		    buf, len, "%s", modes[SK_LOAD(&sk_opt.large_cache)]);
 	}
 	if (strcmp(key, "shards") == 0) {
 		if (sk_cpu_mode_why()[0] != '\0')

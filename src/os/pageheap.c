@@ -34,6 +34,24 @@
  * In place.  krealloc of a large block grows it into the free run after
  * it when there is one, and shrinks it by freeing its tail.
  *
+ * The front cache.  kmalloc's large blocks of up to PH_FC_PAGES pages (and
+ * 64 KiB) go through a cache in front of the heap (sk_ph_alloc_front,
+ * sk_ph_free_front) once threads have found the heap's lock held a few
+ * times (large_cache=auto; on, off): per CPU (the CPU number glibc's rseq area holds; a
+ * thread whose rseq area is not registered uses a set picked by its lock
+ * id), a slot pair per page count, each slot one freed run taken and
+ * given with one atomic exchange and no lock.  A run in the cache is
+ * still allocated as far as the heap is concerned (not coalesced, not
+ * counted as free), so a cache holds at most 1 MiB and only runs it can
+ * hand out again as they are.  Every look at the heap's pages for its
+ * own ends (the purge thread's rounds, sk_ph_purge, sk_ph_stats,
+ * sk_ph_is_free) sees cached runs as retained free runs; the purge thread
+ * empties the caches into the heap each round, so a cached run goes back
+ * to the system a purge delay or two after it was last used.  mstress
+ * (1.5% of its blocks 16-64 KiB, 8 threads on 2 cores) spent 20% of its
+ * time in the heap's lock, mostly waiting for a holder that was
+ * preempted.
+ *
  * One mutex guards the heap; the fork handlers hold it across fork.
  * Blocks larger than SK_PH_MAX_RUN are mapped one by one by the caller.
  */
@@ -83,8 +101,27 @@ static size_t ph_ps;
 static unsigned ph_shift;
 static struct sk_ph_stats ph_st;	/* under ph_lock */
 static bool ph_thread_started;		/* under ph_lock */
-static bool ph_thread_idle;		/* under ph_lock: asleep, no timeout */
+static bool ph_thread_idle;		/* atomic, written under ph_lock:
+					   asleep, no timeout */
 static uint64_t ph_t0;
+
+/* The front cache (see the top).  A set per CPU, 256 bytes each. */
+#define PH_FC_PAGES	16
+#define PH_FC_WAYS	2
+#define PH_FC_SETS	64
+struct ph_fc_set {
+	void	*slot[PH_FC_PAGES][PH_FC_WAYS]; /* atomic; [n - 1]: n pages */
+} __attribute__((aligned(64)));
+static struct ph_fc_set ph_fc[PH_FC_SETS];
+static unsigned ph_fc_mask;	/* sets in use - 1 (a power of two - 1) */
+static size_t ph_fc_max;	/* largest cached run, pages; 0: no cache */
+static ptrdiff_t ph_rseq_off;	/* glibc's rseq area; PTRDIFF_MIN: none */
+static bool ph_fc_on;		/* atomic: the lock was found held */
+static unsigned ph_contended;	/* under ph_lock: times it was */
+
+/* glibc 2.35+: where this thread's rseq area is, and its size. */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
 
 static uint32_t
 ph_now_ms(void)
@@ -267,6 +304,47 @@ ph_find(struct ph_seg *s, size_t n, size_t a, size_t *start, bool dirty)
 	return 0;
 }
 
+/*
+ * The lock, from an allocation or a free: a program whose threads found
+ * it held PH_FC_CONTENDED times gets the front cache from then on; one
+ * that never waits keeps every run on the heap, where it coalesces and
+ * grows in place (realloc-growth, one thread: peak RSS 14.6 MiB without
+ * the cache, 15.7 MiB with it).
+ */
+#define PH_FC_CONTENDED 16
+static inline void
+ph_lock_noting(void)
+{
+	uint32_t free = 0;
+
+	if (SK_UNLIKELY(sk_tls_lockid == 0))
+		sk_mutex_id_slow();
+	if (SK_LIKELY(__atomic_compare_exchange_n(&ph_lock.word, &free,
+	        sk_tls_lockid, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
+		return;
+	sk_mutex_lock(&ph_lock);
+	if (++ph_contended == PH_FC_CONTENDED)
+		SK_STORE(&ph_fc_on, true);
+}
+
+/* Injected failures hit every allocation, as they hit every zone: to a
+ * caller, retained pages (and cached runs) are memory the system might not
+ * have given (the M_WAITOK and M_RNOWAIT rules of spec 1.7 stay
+ * testable). */
+static inline bool
+ph_injected(int *why)
+{
+	if (sk_os_fault_check(SLABKIT_FAULT_MAP)) {
+		*why = SK_OS_SHORTAGE;
+		return true;
+	}
+	if (sk_os_fault_check(SLABKIT_FAULT_MAP_EXHAUST)) {
+		*why = SK_OS_EXHAUSTED;
+		return true;
+	}
+	return false;
+}
+
 void *
 sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why)
 {
@@ -275,18 +353,9 @@ sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why)
 	size_t i = 0, at = 0, len;
 	uint32_t tag, stamp;
 
-	/* Injected failures hit every allocation, as they hit every zone:
-	 * to a caller, retained pages are memory the system might not have
-	 * given (the M_WAITOK and M_RNOWAIT rules of spec 1.7 stay testable). */
-	if (sk_os_fault_check(SLABKIT_FAULT_MAP)) {
-		*why = SK_OS_SHORTAGE;
+	if (ph_injected(why))
 		return NULL;
-	}
-	if (sk_os_fault_check(SLABKIT_FAULT_MAP_EXHAUST)) {
-		*why = SK_OS_EXHAUSTED;
-		return NULL;
-	}
-	sk_mutex_lock(&ph_lock);
+	ph_lock_noting();
 	/* retained pages first: they cost no fault and no new memory */
 	s = NULL;
 	if (ph_st.retained >= npages << ph_shift)
@@ -418,10 +487,10 @@ ph_thread_wanted(void)
 		SK_STORE(&ph_thread_started, true);
 		return true;
 	}
-	if (ph_thread_idle) {
+	if (SK_LOAD(&ph_thread_idle)) {
 		/* only an idle purger needs waking: a busy one looks again
 		 * by itself every purge_ms / 2 */
-		ph_thread_idle = false;
+		SK_STORE(&ph_thread_idle, false);
 		sk_mutex_signal(&ph_wake);
 	}
 	return false;
@@ -460,7 +529,7 @@ sk_ph_free(void *p, size_t npages)
 	uint32_t now = ph_now_ms(); /* read outside the lock */
 	bool start;
 
-	sk_mutex_lock(&ph_lock);
+	ph_lock_noting();
 	ph_st.allocated -= npages << ph_shift;
 	ph_insert_free(s, i, npages, true, now);
 	if (ph_st.retained > sk_opt.retain_mb << 20)
@@ -502,6 +571,152 @@ sk_ph_purger_running(void)
 	return SK_LOAD(&ph_thread_started);
 }
 
+/* ------------------------------------------------------------------ */
+/* The front cache (see the top) */
+
+/* This thread's set: its CPU's, or one picked by its lock id. */
+static inline struct ph_fc_set *
+ph_fc_here(void)
+{
+	uint32_t id;
+
+	if (ph_rseq_off != PTRDIFF_MIN) {
+		int32_t cpu = __atomic_load_n(
+		    (int32_t *)((char *)__builtin_thread_pointer() +
+		                ph_rseq_off + SK_RSEQ_CPU_ID),
+		    __ATOMIC_RELAXED);
+
+		if (cpu >= 0)
+			return &ph_fc[(unsigned)cpu & ph_fc_mask];
+	}
+	id = sk_tls_lockid;
+	if (id == 0)
+		id = sk_mutex_id_slow();
+	return &ph_fc[id & ph_fc_mask];
+}
+
+static inline bool
+ph_fc_usable(size_t npages)
+{
+	int mode = SK_LOAD(&sk_opt.large_cache);
+
+	return npages - 1 < ph_fc_max &&
+	       (mode == 1 || (mode == 0 && SK_LOAD(&ph_fc_on))) &&
+	       !sk_opt.hardened && !sk_opt.track;
+}
+
+void *
+sk_ph_alloc_front(size_t npages, size_t align, bool *zeroed, int *why)
+{
+	if (ph_fc_usable(npages) && align <= ph_ps) {
+		void **w = ph_fc_here()->slot[npages - 1];
+
+		if (ph_injected(why))
+			return NULL;
+		for (int k = 0; k < PH_FC_WAYS; k++) {
+			void *p;
+
+			if (SK_LOAD(&w[k]) == NULL)
+				continue;
+			p = __atomic_exchange_n(&w[k], NULL, __ATOMIC_ACQUIRE);
+			if (p != NULL) {
+				*zeroed = false;
+				return p;
+			}
+		}
+	}
+	return sk_ph_alloc(npages, align, zeroed, why);
+}
+
+void
+sk_ph_free_front(void *p, size_t npages)
+{
+	if (ph_fc_usable(npages)) {
+		void **w = ph_fc_here()->slot[npages - 1];
+
+		for (int k = 0; k < PH_FC_WAYS; k++) {
+			void *none = NULL;
+
+			if (SK_LOAD(&w[k]) != NULL ||
+			    !__atomic_compare_exchange_n(&w[k], &none, p, false,
+			        __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+				continue;
+			/* a purge thread asleep (or not yet started) must
+			 * come to empty the cache one day */
+			if (!SK_LOAD(&ph_thread_started) ||
+			    __atomic_load_n(&ph_thread_idle, __ATOMIC_SEQ_CST))
+				sk_ph_kick();
+			return;
+		}
+	}
+	sk_ph_free(p, npages);
+}
+
+/* body runs for every slot q of every set, n: the slot's run length */
+#define PH_FC_EACH(q, n, body)                                                 \
+	for (unsigned set_ = 0; set_ <= ph_fc_mask; set_++)                    \
+		for (size_t n = 1; n <= ph_fc_max; n++)                        \
+			for (int way_ = 0; way_ < PH_FC_WAYS; way_++) {        \
+				void **q = &ph_fc[set_].slot[n - 1][way_];     \
+				body                                           \
+			}
+
+static bool
+ph_fc_any(void)
+{
+	PH_FC_EACH(q, n, {
+		(void)n;
+		if (__atomic_load_n(q, __ATOMIC_SEQ_CST) != NULL)
+			return true;
+	})
+	return false;
+}
+
+static size_t
+ph_fc_bytes(void)
+{
+	size_t b = 0;
+
+	PH_FC_EACH(q, n, {
+		if (SK_LOAD(q) != NULL)
+			b += n << ph_shift;
+	})
+	return b;
+}
+
+/* Is p inside a cached run (freed, so a kfree of it is a double free)? */
+static bool
+ph_fc_holds(const void *p)
+{
+	PH_FC_EACH(q, n, {
+		char *r = SK_LOAD(q);
+
+		if (r != NULL && (const char *)p >= r &&
+		    (const char *)p < r + (n << ph_shift))
+			return true;
+	})
+	return false;
+}
+
+/* Under ph_lock: every cached run back to the heap as a retained run. */
+static void
+ph_fc_flush_locked(void)
+{
+	uint32_t now = ph_now_ms();
+
+	PH_FC_EACH(q, n, {
+		void *r;
+
+		if (SK_LOAD(q) == NULL ||
+		    (r = __atomic_exchange_n(q, NULL, __ATOMIC_ACQUIRE)) ==
+		        NULL)
+			continue;
+		ph_st.allocated -= n << ph_shift;
+		ph_insert_free(ph_seg_of(r), ph_index(ph_seg_of(r), r), n,
+		    true, now);
+	})
+}
+
 /* The purge thread: wakes every purge_ms / 2 while pages are retained. */
 static void *
 ph_thread(void *arg)
@@ -512,12 +727,21 @@ ph_thread(void *arg)
 		long ms = sk_opt.purge_ms > 1 ? sk_opt.purge_ms / 2 : 1;
 
 		if (ph_st.retained == 0 && !ph_zones_waiting()) {
-			ph_thread_idle = true;
-			sk_mutex_wait(&ph_lock, &ph_wake, -1);
-			ph_thread_idle = false;
-			continue;
+			/* idle first, then look at the caches: a run cached
+			 * after the look finds the flag set and wakes us
+			 * (sk_ph_free_front) */
+			__atomic_store_n(&ph_thread_idle, true, __ATOMIC_SEQ_CST);
+			if (!ph_fc_any()) {
+				sk_mutex_wait(&ph_lock, &ph_wake, -1);
+				SK_STORE(&ph_thread_idle, false);
+				continue;
+			}
+			SK_STORE(&ph_thread_idle, false);
 		}
 		sk_mutex_wait(&ph_lock, &ph_wake, ms);
+		/* cached runs join the retained ones, to be purged with them
+		 * a purge delay from now unless taken again first */
+		ph_fc_flush_locked();
 		if (sk_opt.purge_ms > 0 && sk_opt.purge != 2) {
 			ph_purge_locked(0, (uint32_t)sk_opt.purge_ms);
 			if (ph_zones_waiting()) {
@@ -593,6 +817,8 @@ sk_ph_is_free(const void *p)
 
 	if (((uintptr_t)p & (ph_ps - 1)) != 0 || !sk_ph_owns(p))
 		return false;
+	if (ph_fc_holds(p))
+		return true;
 	sk_mutex_lock(&ph_lock);
 	{
 		size_t i = ph_index(s, p);
@@ -620,6 +846,7 @@ sk_ph_purge(bool all)
 	size_t n;
 
 	sk_mutex_lock(&ph_lock);
+	ph_fc_flush_locked();
 	n = ph_purge_locked(0, all ? 0 : (uint32_t)sk_opt.purge_ms);
 	sk_mutex_unlock(&ph_lock);
 	if (ph_zones_waiting() && sk_opt.purge != 2)
@@ -630,9 +857,18 @@ sk_ph_purge(bool all)
 void
 sk_ph_stats(struct sk_ph_stats *st)
 {
+	size_t cached;
+
 	sk_mutex_lock(&ph_lock);
 	*st = ph_st;
 	sk_mutex_unlock(&ph_lock);
+	/* cached runs are free and committed: retained, to a reader */
+	cached = ph_fc_bytes();
+	if (cached > st->allocated)
+		cached = st->allocated;
+	st->allocated -= cached;
+	st->retained += cached;
+	st->cached = cached;
 }
 
 void
@@ -664,7 +900,7 @@ ph_postfork_child(void)
 {
 	/* the purge thread did not come along: start afresh */
 	SK_STORE(&ph_thread_started, false);
-	ph_thread_idle = false;
+	SK_STORE(&ph_thread_idle, false);
 	SK_STORE(&ph_wake, 0u);
 	sk_mutex_unlock(&ph_lock);
 }
@@ -675,5 +911,20 @@ sk_ph_init(void)
 	ph_ps = sk_os_page_size();
 	ph_shift = sk_os_page_shift();
 	ph_t0 = sk_os_now_coarse_ns();
+	{
+		unsigned sets = 1;
+		int ncpu = sk_os_ncpus();
+
+		while (sets < (unsigned)ncpu && sets < PH_FC_SETS)
+			sets *= 2;
+		ph_fc_mask = sets - 1;
+	}
+	ph_rseq_off = PTRDIFF_MIN;
+	if (&__rseq_offset != NULL && &__rseq_size != NULL &&
+	    __rseq_size >= 8)
+		ph_rseq_off = __rseq_offset;
+	ph_fc_max = ((size_t)64 << 10) >> ph_shift;
+	if (ph_fc_max > PH_FC_PAGES)
+		ph_fc_max = PH_FC_PAGES;
 	sk_os_atfork(ph_prefork, ph_postfork_parent, ph_postfork_child);
 }

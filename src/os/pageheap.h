@@ -34,6 +34,11 @@ void *sk_ph_alloc(size_t npages, size_t align, bool *zeroed, int *why);
 /* Give a run back: its pages stay committed (retained) until purged. */
 void sk_ph_free(void *p, size_t npages);
 
+/* The same through the front cache (per CPU, no lock, runs of up to
+ * 64 KiB; pageheap.c): kmalloc's large blocks come and go this way. */
+void *sk_ph_alloc_front(size_t npages, size_t align, bool *zeroed, int *why);
+void sk_ph_free_front(void *p, size_t npages);
+
 /* Grow a run in place to newpages when the pages after it are free;
  * *zeroed says whether the added pages read as zero. */
 bool sk_ph_grow(void *p, size_t npages, size_t newpages, bool *zeroed);
@@ -77,6 +82,7 @@ struct sk_ph_stats {
 	size_t	purged;		/* bytes given back since start */
 	size_t	segments;
 	size_t	metadata;	/* bytes of the segments' page tags */
+	size_t	cached;		/* of retained: runs in the front cache */
 };
 void sk_ph_stats(struct sk_ph_stats *st);
 

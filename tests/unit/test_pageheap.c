@@ -3,9 +3,15 @@
  * The page-run heap (src/os/pageheap.c): runs split and coalesce, grow and
  * shrink in place, retained pages are reused without a system call and
  * given back by a purge (mincore shows them gone), and a program that
- * frees everything and idles for the purge delay returns its pages.
+ * frees everything and idles for the purge delay returns its pages.  The
+ * front cache (large_cache) hands a freed block of up to 64 KiB to the
+ * next one of its size, still reads as free, gives way to injected
+ * faults without losing the run, goes back at a purge and when idle, and
+ * survives threads that race it and the purge.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -214,6 +220,238 @@ TEST(idle_purge)
 	slabkit_set_option("purge_ms", "1000");
 }
 
+/* Pages of a 20 KiB block, or 0 where it would not fit the front cache
+ * (pages above 16 KiB). */
+static size_t
+fc_pages(void)
+{
+	size_t n = (20480 + ps - 1) / ps;
+
+	return n * ps <= 65536 ? n : 0;
+}
+
+/* Keep the thread on the CPU it runs on (the cache is per CPU); restore
+ * with the mask saved. */
+static void
+pin_here(cpu_set_t *old)
+{
+	cpu_set_t one;
+	int cpu = sched_getcpu();
+
+	sched_getaffinity(0, sizeof(*old), old);
+	CPU_ZERO(&one);
+	CPU_SET(cpu < 0 ? 0 : cpu, &one);
+	sched_setaffinity(0, sizeof(one), &one);
+}
+
+/* large_cache=auto in a program whose threads never waited for the heap:
+ * a freed block goes back to the heap, where it coalesces. */
+TEST(front_cache_off_without_contention)
+{
+	struct sk_ph_stats st;
+	size_t n = fc_pages();
+	char *p;
+
+	if (n == 0)
+		return;
+	slabkit_set_option("large_cache", "auto");
+	sk_ph_purge(true);
+	p = kmalloc(n * ps, M_TEMP, M_WAITOK);
+	kfree(p, M_TEMP);
+	sk_ph_stats(&st);
+	CHECK_EQ(st.cached, 0);
+	CHECK(sk_ph_is_free(p));
+}
+
+TEST(front_cache_reuse_and_purge)
+{
+	struct sk_ph_stats st;
+	size_t n = fc_pages();
+	cpu_set_t old;
+	char *p, *q;
+
+	if (n == 0)
+		return;
+	slabkit_set_option("large_cache", "on");
+	sk_ph_purge(true);
+	pin_here(&old);
+	p = kmalloc(n * ps, M_TEMP, M_WAITOK);
+	CHECK(sk_ph_owns(p));
+	memset(p, 9, n * ps);
+	kfree(p, M_TEMP);
+	/* cached: free to kfree's checks, retained to the statistics */
+	CHECK(sk_ph_is_free(p));
+	CHECK(sk_ph_is_free(p + ps));
+	sk_ph_stats(&st);
+	CHECK_EQ(st.cached, n * ps);
+	CHECK(st.retained >= n * ps);
+	/* the next block of its size, zeroed although the run is not */
+	q = kmalloc(n * ps, M_TEMP, M_WAITOK | M_ZERO);
+	CHECK_PTR_EQ(q, p);
+	CHECK(q[0] == 0 && q[n * ps - 1] == 0);
+	CHECK(!sk_ph_is_free(q));
+	CHECK_EQ(kmalloc_usable_size(q), n * ps);
+	sk_ph_stats(&st);
+	CHECK_EQ(st.cached, 0);
+	kfree(q, M_TEMP);
+	/* a purge takes cached runs back and gives their pages away */
+	CHECK(sk_ph_purge(true) >= n * ps);
+	sk_ph_stats(&st);
+	CHECK_EQ(st.cached, 0);
+	CHECK_EQ(st.retained, 0);
+	CHECK_EQ(resident(p, n * ps), 0);
+	sched_setaffinity(0, sizeof(old), &old);
+	slabkit_set_option("large_cache", "auto");
+}
+
+/* An injected failure hits a block the cache could give, and the cached
+ * run is still there for the next try. */
+TEST(front_cache_fault_loses_nothing)
+{
+	size_t n = fc_pages();
+	cpu_set_t old;
+	char *p, *q;
+
+	if (n == 0)
+		return;
+	slabkit_set_option("large_cache", "on");
+	pin_here(&old);
+	p = kmalloc(n * ps, M_TEMP, M_WAITOK);
+	kfree(p, M_TEMP);
+	slabkit_fault_inject(SLABKIT_FAULT_MAP, 1, 1);
+	q = kmalloc(n * ps, M_TEMP, M_NOWAIT | M_NULLOK);
+	CHECK(q == NULL);
+	slabkit_fault_clear();
+	q = kmalloc(n * ps, M_TEMP, M_WAITOK);
+	CHECK_PTR_EQ(q, p);
+	kfree(q, M_TEMP);
+	sched_setaffinity(0, sizeof(old), &old);
+	sk_ph_purge(true);
+	slabkit_set_option("large_cache", "auto");
+}
+
+/* Cached runs go back by themselves once the program idles. */
+TEST(front_cache_idle_purge)
+{
+	struct sk_ph_stats st;
+	size_t n = fc_pages();
+	void *blk[8];
+
+	if (n == 0 || sk_t_under_valgrind())
+		return; /* the purge thread may not run on time there */
+#ifdef SLABKIT_TSAN
+	return; /* no purge thread in ThreadSanitizer builds (pageheap.c) */
+#endif
+	slabkit_set_option("large_cache", "on");
+	slabkit_set_option("purge_ms", "100");
+	sk_ph_purge(true);
+	for (int i = 0; i < 8; i++) {
+		/* 8 sizes, so that each finds a free slot */
+		blk[i] = kmalloc((n - 1 + (size_t)i % 4) * ps + 1, M_TEMP,
+		    M_WAITOK);
+		memset(blk[i], 3, (n - 1 + (size_t)i % 4) * ps);
+	}
+	for (int i = 0; i < 8; i++)
+		kfree(blk[i], M_TEMP);
+	sk_ph_stats(&st);
+	CHECK(st.cached > 0);
+	for (int i = 0; i < 250; i++) { /* up to 5 s on a loaded machine */
+		usleep(20000);
+		sk_ph_stats(&st);
+		if (st.retained == 0)
+			break;
+	}
+	CHECK_EQ(st.cached, 0);
+	CHECK_EQ(st.retained, 0);
+	slabkit_set_option("purge_ms", "1000");
+	slabkit_set_option("large_cache", "auto");
+}
+
+/* Threads allocate and free blocks of every cached size while another
+ * purges: each block keeps what its owner wrote (no run handed out
+ * twice), and at the end the heap holds what it held before. */
+#define FC_THREADS 4
+#define FC_LIVE    8
+static int fc_stop;
+static long fc_bad;
+
+static void *
+fc_worker(void *arg)
+{
+	uintptr_t me = (uintptr_t)arg;
+	char *live[FC_LIVE] = {0};
+	size_t sz[FC_LIVE] = {0};
+	uint64_t x = me * 0x9E3779B97F4A7C15ull + 1;
+	long iters = sk_t_scale(20000);
+
+	for (long i = 0; i < iters; i++) {
+		int k = (int)(i % FC_LIVE);
+		size_t bytes;
+
+		if (live[k] != NULL) {
+			uintptr_t *w = (uintptr_t *)live[k];
+			uintptr_t *e = (uintptr_t *)(live[k] + sz[k]) - 1;
+
+			if (w[0] != me + (uintptr_t)i || *e != ~(me + (uintptr_t)i))
+				__atomic_fetch_add(&fc_bad, 1, __ATOMIC_RELAXED);
+			kfree(live[k], M_TEMP);
+		}
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		bytes = (16384 + x % (65536 - 16384)) & ~(size_t)7;
+		live[k] = kmalloc(bytes, M_TEMP, M_WAITOK);
+		sz[k] = bytes;
+		/* stamps for the free FC_LIVE iterations on */
+		((uintptr_t *)live[k])[0] = me + (uintptr_t)(i + FC_LIVE);
+		((uintptr_t *)(live[k] + bytes))[-1] = ~(me + (uintptr_t)(i + FC_LIVE));
+	}
+	for (int k = 0; k < FC_LIVE; k++)
+		kfree(live[k], M_TEMP);
+	return NULL;
+}
+
+static void *
+fc_purger(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&fc_stop, __ATOMIC_ACQUIRE)) {
+		sk_ph_purge(true);
+		usleep(500);
+	}
+	return NULL;
+}
+
+TEST(front_cache_threads_and_purge)
+{
+	struct sk_ph_stats before, after;
+	pthread_t t[FC_THREADS], pt;
+
+	if (fc_pages() == 0)
+		return;
+	slabkit_set_option("large_cache", "on");
+	sk_ph_purge(true);
+	sk_ph_stats(&before);
+	fc_stop = 0;
+	fc_bad = 0;
+	CHECK_EQ(pthread_create(&pt, NULL, fc_purger, NULL), 0);
+	for (uintptr_t i = 0; i < FC_THREADS; i++)
+		CHECK_EQ(pthread_create(&t[i], NULL, fc_worker,
+		             (void *)((i + 1) << 40)),
+		    0);
+	for (int i = 0; i < FC_THREADS; i++)
+		pthread_join(t[i], NULL);
+	__atomic_store_n(&fc_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(pt, NULL);
+	CHECK_EQ(fc_bad, 0);
+	sk_ph_purge(true);
+	sk_ph_stats(&after);
+	CHECK_EQ(after.cached, 0);
+	CHECK_EQ(after.allocated, before.allocated);
+	CHECK_EQ(after.retained, 0);
+	slabkit_set_option("large_cache", "auto");
+}
+
 int
 main(void)
 {
@@ -229,5 +467,10 @@ main(void)
 	RUN(retain_budget);
 	RUN(large_blocks_on_the_heap);
 	RUN(idle_purge);
+	RUN(front_cache_off_without_contention);
+	RUN(front_cache_reuse_and_purge);
+	RUN(front_cache_fault_loses_nothing);
+	RUN(front_cache_idle_purge);
+	RUN(front_cache_threads_and_purge);
 	return sk_t_done();
 }
