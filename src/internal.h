@@ -258,8 +258,24 @@ sk_pagemap_get(uintptr_t addr)
 		return 0;
 	return SK_LOAD(&leaf[idx & (((size_t)1 << SK_PM_LEAF_BITS) - 1)]);
 }
-/* Set the tag of addr's page; -1 when the table could not grow. */
-int sk_pagemap_set(uintptr_t addr, int32_t tag);
+/* Set the tag of addr's page; -1 when the table could not grow.  Inline
+ * where the leaf exists (a store), else the slow path maps it. */
+int sk_pagemap_set_slow(uintptr_t addr, int32_t tag);
+static inline int
+sk_pagemap_set(uintptr_t addr, int32_t tag)
+{
+	size_t idx = addr >> sk_pm_shift;
+	int32_t *leaf;
+
+	if (SK_UNLIKELY(addr >> SK_PM_ADDR_BITS))
+		return -1;
+	leaf = SK_LOAD_ACQ(&sk_pm_root[(idx >> SK_PM_LEAF_BITS) &
+	                               (((size_t)1 << SK_PM_ROOT_BITS) - 1)]);
+	if (SK_UNLIKELY(leaf == NULL))
+		return sk_pagemap_set_slow(addr, tag);
+	SK_STORE_REL(&leaf[idx & (((size_t)1 << SK_PM_LEAF_BITS) - 1)], tag);
+	return 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* kmalloc zones (the kernel's SLZone), kept in shards */

@@ -29,7 +29,7 @@ pm_page_index(uintptr_t addr)
 }
 
 int
-sk_pagemap_set(uintptr_t addr, int32_t tag)
+sk_pagemap_set_slow(uintptr_t addr, int32_t tag)
 {
 	size_t idx, top;
 	int32_t *leaf, *fresh, *expect;

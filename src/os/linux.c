@@ -45,27 +45,24 @@ static struct os_fault os_faults[4];
 
 /*
  * Calls since start (slabkit_fault_calls), in stripes picked by the
- * thread's lock id and summed on read: one counter written by every
+ * thread's lock id and summed on read (os.h): one counter written by every
  * thread at every heap allocation moved between CPUs on each, 1.3% of
  * mstress's time (8 threads, 2 CPUs, 1.5% of its blocks large).
  */
-#define OS_FAULT_STRIPES 16
-static struct {
-	atomic_long total[4];
-} __attribute__((aligned(64))) os_fault_total[OS_FAULT_STRIPES];
+struct sk_os_fault_stripe sk_os_fault_total[SK_OS_FAULT_STRIPES];
+int sk_os_faults_armed;
 
-static inline void
-os_fault_count(int kind)
+/* Re-derive sk_os_faults_armed after a change of any kind's state. */
+static void
+os_faults_rearm(void)
 {
-	uint32_t id = sk_tls_lockid;
-	atomic_long *t;
+	int any = 0;
 
-	if (SK_UNLIKELY(id == 0))
-		id = sk_mutex_id_slow();
-	t = &os_fault_total[id % OS_FAULT_STRIPES].total[kind];
-	atomic_store_explicit(t,
-	    atomic_load_explicit(t, memory_order_relaxed) + 1,
-	    memory_order_relaxed);
+	for (int k = 1; k <= 3; k++)
+		if (atomic_load(&os_faults[k].nth) > 0 ||
+		    atomic_load(&os_faults[k].permille) > 0)
+			any = 1;
+	__atomic_store_n(&sk_os_faults_armed, any, __ATOMIC_SEQ_CST);
 }
 static atomic_long os_faults_injected;
 
@@ -95,7 +92,7 @@ sk_os_page_shift(void)
 }
 
 int
-sk_os_fault_check(int kind)
+sk_os_fault_check_armed(int kind)
 {
 	struct os_fault *f = &os_faults[kind];
 	long n, nth, count;
@@ -103,15 +100,9 @@ sk_os_fault_check(int kind)
 
 	nth = atomic_load_explicit(&f->nth, memory_order_relaxed);
 	pm = atomic_load_explicit(&f->permille, memory_order_relaxed);
-	if (SK_LIKELY(nth <= 0 && pm == 0)) {
-		/* Not armed: count in this thread's stripe without a locked
-		 * instruction (a count lost to a race only blurs
-		 * slabkit_fault_calls, which tests read from one thread);
-		 * `calls' counts from the arming on, which resets it */
-		os_fault_count(kind);
-		return 0;
-	}
-	os_fault_count(kind);
+	sk_os_fault_count(kind);
+	if (nth <= 0 && pm == 0)
+		return 0; /* another kind is armed, not this one */
 	n = atomic_fetch_add_explicit(&f->calls, 1, memory_order_relaxed) + 1;
 	if (nth > 0) {
 		count = atomic_load_explicit(&f->count, memory_order_relaxed);
@@ -146,6 +137,7 @@ slabkit_fault_inject(int kind, long nth, long count)
 	atomic_store(&f->calls, 0);
 	atomic_store(&f->count, count);
 	atomic_store(&f->nth, nth);
+	os_faults_rearm();
 }
 
 void
@@ -155,6 +147,7 @@ slabkit_fault_random(int kind, unsigned permille, uint64_t seed)
 		return;
 	atomic_store(&os_faults[kind].seed, seed);
 	atomic_store(&os_faults[kind].permille, permille > 1000 ? 1000 : permille);
+	os_faults_rearm();
 }
 
 long
@@ -165,6 +158,7 @@ slabkit_fault_clear(void)
 		atomic_store(&os_faults[k].permille, 0);
 		atomic_store(&os_faults[k].calls, 0);
 	}
+	os_faults_rearm();
 	return atomic_load(&os_faults_injected);
 }
 
@@ -176,9 +170,9 @@ slabkit_fault_calls(int kind)
 	{
 		long n = 0;
 
-		for (int i = 0; i < OS_FAULT_STRIPES; i++)
-			n += atomic_load_explicit(&os_fault_total[i].total[kind],
-			    memory_order_relaxed);
+		for (int i = 0; i < SK_OS_FAULT_STRIPES; i++)
+			n += __atomic_load_n(&sk_os_fault_total[i].total[kind],
+			    __ATOMIC_RELAXED);
 		return n;
 	}
 }

@@ -120,7 +120,44 @@ const char *sk_os_getenv(const char *name);
 int sk_os_atfork(
     void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
-/* Injected-fault bookkeeping: counts calls of each kind. */
-int sk_os_fault_check(int kind);
+/*
+ * Injected-fault bookkeeping: counts calls of each kind (in stripes by
+ * the thread's lock id, summed by slabkit_fault_calls) and says whether
+ * this one fails.  Inline while nothing is armed: a test of one flag and
+ * an add (a large malloc/free pair made two calls of 33 instructions).
+ */
+#define SK_OS_FAULT_STRIPES 16
+struct sk_os_fault_stripe {
+	long total[4]; /* relaxed: a count lost to a race only blurs */
+} __attribute__((aligned(64)));
+extern struct sk_os_fault_stripe sk_os_fault_total[SK_OS_FAULT_STRIPES];
+extern int sk_os_faults_armed; /* atomic: some kind is armed */
+extern __thread uint32_t sk_tls_lockid;
+uint32_t sk_mutex_id_slow(void);
+int sk_os_fault_check_armed(int kind);
+
+static inline void
+sk_os_fault_count(int kind)
+{
+	uint32_t id = sk_tls_lockid;
+	long *t;
+
+	if (__builtin_expect(id == 0, 0))
+		id = sk_mutex_id_slow();
+	t = &sk_os_fault_total[id % SK_OS_FAULT_STRIPES].total[kind];
+	__atomic_store_n(
+	    t, __atomic_load_n(t, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+static inline int
+sk_os_fault_check(int kind)
+{
+	if (__builtin_expect(
+	        !__atomic_load_n(&sk_os_faults_armed, __ATOMIC_RELAXED), 1)) {
+		sk_os_fault_count(kind);
+		return 0;
+	}
+	return sk_os_fault_check_armed(kind);
+}
 
 #endif /* SK_OS_H */

@@ -92,9 +92,8 @@ struct ph_seg {
 static struct sk_mutex ph_lock = SK_MUTEX_INITIALIZER("page-run heap");
 /* One bit per SK_PH_SEGMENT of the 47-bit address space: set when a
  * segment is mapped there (segments are never unmapped), so that
- * sk_ph_owns is a lock-free bit test on every large kfree. */
-#define PH_SEGMAP_BITS	(((uintptr_t)1 << 47) / SK_PH_SEGMENT)
-static uint64_t ph_segmap[PH_SEGMAP_BITS / 64];	/* atomic */
+ * sk_ph_owns (pageheap.h) is a lock-free bit test on every large kfree. */
+uint64_t sk_ph_segmap[SK_PH_SEGMAP_BITS / 64];
 static uint32_t ph_wake; /* sk_mutex_signal: the purger looks again */
 static struct ph_seg *ph_segs;
 static size_t ph_ps;
@@ -268,8 +267,8 @@ ph_seg_new(int *why)
 	{
 		size_t b = (uintptr_t)s / SK_PH_SEGMENT;
 
-		__atomic_fetch_or(&ph_segmap[b / 64], (uint64_t)1 << (b % 64),
-		    __ATOMIC_RELEASE);
+		__atomic_fetch_or(&sk_ph_segmap[b / 64],
+		    (uint64_t)1 << (b % 64), __ATOMIC_RELEASE);
 	}
 	ph_st.mapped += SK_PH_SEGMENT;
 	ph_st.segments++;
@@ -795,18 +794,6 @@ sk_ph_shrink(void *p, size_t npages, size_t newpages)
 	ph_st.allocated -= (npages - newpages) << ph_shift;
 	ph_insert_free(s, i + newpages, npages - newpages, true, ph_now_ms());
 	sk_mutex_unlock(&ph_lock);
-}
-
-bool
-sk_ph_owns(const void *p)
-{
-	uintptr_t a = (uintptr_t)p;
-	size_t b = a / SK_PH_SEGMENT;
-
-	if (a >> 47)
-		return false;
-	return (__atomic_load_n(&ph_segmap[b / 64], __ATOMIC_ACQUIRE) >>
-	           (b % 64)) & 1;
 }
 
 bool

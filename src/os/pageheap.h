@@ -47,8 +47,24 @@ bool sk_ph_grow(void *p, size_t npages, size_t newpages, bool *zeroed);
 void sk_ph_shrink(void *p, size_t npages, size_t newpages);
 
 /* Is p inside a segment of the heap?  Is it the first page of a free run
- * (a large block freed already)? */
-bool sk_ph_owns(const void *p);
+ * (a large block freed already)?  sk_ph_owns is a bit test in a map with
+ * one bit per segment of the 47-bit address space (segments are never
+ * unmapped), inline: every large block asks it several times. */
+#define SK_PH_SEGMAP_BITS (((uintptr_t)1 << 47) / SK_PH_SEGMENT)
+extern uint64_t sk_ph_segmap[SK_PH_SEGMAP_BITS / 64]; /* atomic */
+
+static inline bool
+sk_ph_owns(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	size_t b = a / SK_PH_SEGMENT;
+
+	if (a >> 47)
+		return false;
+	return (__atomic_load_n(&sk_ph_segmap[b / 64], __ATOMIC_ACQUIRE) >>
+	           (b % 64)) &
+	       1;
+}
 bool sk_ph_is_free(const void *p);
 
 /*
