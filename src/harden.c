@@ -1223,7 +1223,20 @@ fr_record(const struct lr_entry *e)
 bool
 sk_harden_large_freed(const void *p)
 {
+	uintptr_t a = (uintptr_t)p, ps = sk_slab.page_size;
 	unsigned long n = SK_LOAD(&fr_next);
+
+	/* a pointer into a live block (an interior pointer: its address
+	 * may be the start of a block freed before, at the same place with
+	 * another size) is not a double free; the blocks live on at most
+	 * SK_PH_MAX_RUN bytes of pages before it (larger ones are mapped
+	 * alone and never in the ring's way for long) */
+	for (uintptr_t k = 0; k <= SK_PH_MAX_RUN / ps && k * ps <= a; k++) {
+		const struct lr_entry *e = lr_find((a & ~(ps - 1)) - k * ps);
+
+		if (e != NULL && SK_LOAD(&e->ptr) <= a && a < SK_LOAD(&e->end))
+			return false;
+	}
 
 	for (unsigned long i = 0; i < FR_SIZE && i < n; i++) {
 		const struct fr_entry *f = &fr_ring[(n - 1 - i) % FR_SIZE];
