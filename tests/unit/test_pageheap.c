@@ -230,18 +230,31 @@ fc_pages(void)
 	return n * ps <= 65536 ? n : 0;
 }
 
-/* Keep the thread on the CPU it runs on (the cache is per CPU); restore
- * with the mask saved. */
-static void
-pin_here(cpu_set_t *old)
+/* large_cache=on with the thread kept on the CPU it runs on (the cache
+ * is per CPU): the pages of a cached block, 0 when none fits; fc_end
+ * restores the mask saved in *old. */
+static size_t
+fc_begin(cpu_set_t *old)
 {
 	cpu_set_t one;
 	int cpu = sched_getcpu();
 
+	if (fc_pages() == 0)
+		return 0;
+	slabkit_set_option("large_cache", "on");
 	sched_getaffinity(0, sizeof(*old), old);
 	CPU_ZERO(&one);
 	CPU_SET(cpu < 0 ? 0 : cpu, &one);
 	sched_setaffinity(0, sizeof(one), &one);
+	return fc_pages();
+}
+
+static void
+fc_end(cpu_set_t *old)
+{
+	sched_setaffinity(0, sizeof(*old), old);
+	sk_ph_purge(true);
+	slabkit_set_option("large_cache", "auto");
 }
 
 /* large_cache=auto in a program whose threads never waited for the heap:
@@ -266,15 +279,13 @@ TEST(front_cache_off_without_contention)
 TEST(front_cache_reuse_and_purge)
 {
 	struct sk_ph_stats st;
-	size_t n = fc_pages();
 	cpu_set_t old;
+	size_t n = fc_begin(&old);
 	char *p, *q;
 
 	if (n == 0)
 		return;
-	slabkit_set_option("large_cache", "on");
 	sk_ph_purge(true);
-	pin_here(&old);
 	p = kmalloc(n * ps, M_TEMP, M_WAITOK);
 	CHECK(sk_ph_owns(p));
 	memset(p, 9, n * ps);
@@ -300,22 +311,19 @@ TEST(front_cache_reuse_and_purge)
 	CHECK_EQ(st.cached, 0);
 	CHECK_EQ(st.retained, 0);
 	CHECK_EQ(resident(p, n * ps), 0);
-	sched_setaffinity(0, sizeof(old), &old);
-	slabkit_set_option("large_cache", "auto");
+	fc_end(&old);
 }
 
 /* An injected failure hits a block the cache could give, and the cached
  * run is still there for the next try. */
 TEST(front_cache_fault_loses_nothing)
 {
-	size_t n = fc_pages();
 	cpu_set_t old;
+	size_t n = fc_begin(&old);
 	char *p, *q;
 
 	if (n == 0)
 		return;
-	slabkit_set_option("large_cache", "on");
-	pin_here(&old);
 	p = kmalloc(n * ps, M_TEMP, M_WAITOK);
 	kfree(p, M_TEMP);
 	slabkit_fault_inject(SLABKIT_FAULT_MAP, 1, 1);
@@ -325,9 +333,7 @@ TEST(front_cache_fault_loses_nothing)
 	q = kmalloc(n * ps, M_TEMP, M_WAITOK);
 	CHECK_PTR_EQ(q, p);
 	kfree(q, M_TEMP);
-	sched_setaffinity(0, sizeof(old), &old);
-	sk_ph_purge(true);
-	slabkit_set_option("large_cache", "auto");
+	fc_end(&old);
 }
 
 /* Cached runs go back by themselves once the program idles. */
