@@ -119,6 +119,7 @@ static size_t ph_fc_max;	/* largest cached run, pages; 0: no cache */
 static ptrdiff_t ph_rseq_off;	/* glibc's rseq area; PTRDIFF_MIN: none */
 static bool ph_fc_on;		/* atomic: the lock was found held */
 static unsigned ph_contended;	/* under ph_lock: times it was */
+static uint32_t ph_purger_id;	/* atomic: the purge thread's lock id */
 
 /* glibc 2.35+: where this thread's rseq area is, and its size. */
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
@@ -331,7 +332,10 @@ ph_lock_noting(void)
 	        sk_tls_lockid, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
 		return;
 	sk_mutex_lock(&ph_lock);
-	if (++ph_contended == PH_FC_CONTENDED)
+	/* the purge thread's rounds do not count: a program with one
+	 * thread meets them now and then */
+	if ((free & SK_MUTEX_ID) != SK_LOAD(&ph_purger_id) &&
+	    ++ph_contended == PH_FC_CONTENDED)
 		SK_STORE(&ph_fc_on, true);
 }
 
@@ -731,6 +735,7 @@ ph_thread(void *arg)
 {
 	(void)arg;
 	sk_mutex_lock(&ph_lock);
+	SK_STORE(&ph_purger_id, sk_tls_lockid);
 	for (;;) {
 		long ms = sk_opt.purge_ms > 1 ? sk_opt.purge_ms / 2 : 1;
 
