@@ -190,6 +190,19 @@ TEST(large_blocks_on_the_heap)
 	kfree(q, M_TEMP);
 }
 
+/* Wait for the purge thread to leave nothing retained (up to 5 s on a
+ * loaded machine); the statistics at the end in *st. */
+static void
+wait_purged(struct sk_ph_stats *st)
+{
+	for (int i = 0; i < 250; i++) {
+		usleep(20000);
+		sk_ph_stats(st);
+		if (st->retained == 0)
+			break;
+	}
+}
+
 /* Free everything, idle for the purge delay: the pages are gone. */
 TEST(idle_purge)
 {
@@ -210,12 +223,7 @@ TEST(idle_purge)
 		kfree(blk[i], M_TEMP);
 	sk_ph_stats(&st);
 	CHECK(st.retained >= (size_t)16 << 20);
-	for (int i = 0; i < 250; i++) { /* up to 5 s on a loaded machine */
-		usleep(20000);
-		sk_ph_stats(&st);
-		if (st.retained == 0)
-			break;
-	}
+	wait_purged(&st);
 	CHECK_EQ(st.retained, 0);
 	slabkit_set_option("purge_ms", "1000");
 }
@@ -361,12 +369,7 @@ TEST(front_cache_idle_purge)
 		kfree(blk[i], M_TEMP);
 	sk_ph_stats(&st);
 	CHECK(st.cached > 0);
-	for (int i = 0; i < 250; i++) { /* up to 5 s on a loaded machine */
-		usleep(20000);
-		sk_ph_stats(&st);
-		if (st.retained == 0)
-			break;
-	}
+	wait_purged(&st);
 	CHECK_EQ(st.cached, 0);
 	CHECK_EQ(st.retained, 0);
 	slabkit_set_option("purge_ms", "1000");
