@@ -142,9 +142,9 @@ struct malloc_type sk_harden_sink[1] = {{
 
 static uint64_t h_secret;  /* canaries and quarantine marks */
 static uint64_t h_counter; /* atomic: zone key sequence */
-static pthread_once_t h_once = PTHREAD_ONCE_INIT;
+static struct sk_once h_once = SK_ONCE_INITIALIZER("hardened set-up");
 static int q_hook = -1; /* hook_data slot of the quarantine */
-static pthread_once_t q_once = PTHREAD_ONCE_INIT;
+static struct sk_once q_once = SK_ONCE_INITIALIZER("hardened set-up");
 static __thread int q_releasing;         /* kfree of a chunk leaving */
 __thread const char *sk_harden_api;      /* the call allocating, if set */
 static __thread const char *h_alloc_api; /* the call allocating now */
@@ -186,7 +186,7 @@ h_init(void)
 static inline uint64_t
 secret(void)
 {
-	pthread_once(&h_once, h_init);
+	sk_once(&h_once, h_init);
 	return SK_LOAD(&h_secret);
 }
 
@@ -696,7 +696,7 @@ class_alignment(int zi)
 
 /* For each class: the next one up with the same alignment, or -1. */
 static int8_t class_up[SK_NZONES];
-static pthread_once_t class_once = PTHREAD_ONCE_INIT;
+static struct sk_once class_once = SK_ONCE_INITIALIZER("hardened set-up");
 
 static void
 class_init(void)
@@ -723,7 +723,7 @@ sk_harden_class(int zi, size_t size, size_t *chunk, size_t *align)
 		*chunk = sk_class_size[zi];
 		return zi; /* the slack holds the canary */
 	}
-	pthread_once(&class_once, class_init);
+	sk_once(&class_once, class_init);
 	if ((up = class_up[zi]) >= 0)
 		*chunk = sk_class_size[up];
 	else
@@ -815,7 +815,7 @@ quarantine_of(struct sk_shard *sh)
 	if (sh->empty)
 		return NULL;
 	if (SK_UNLIKELY((h = SK_LOAD(&q_hook)) < 0)) {
-		pthread_once(&q_once, q_register);
+		sk_once(&q_once, q_register);
 		h = SK_LOAD(&q_hook);
 	}
 	q = sh->hook_data[h];
@@ -1089,7 +1089,7 @@ struct lr_entry {
 };
 
 static struct lr_entry *lr_table; /* atomic */
-static pthread_once_t lr_once = PTHREAD_ONCE_INIT;
+static struct sk_once lr_once = SK_ONCE_INITIALIZER("hardened set-up");
 static int lr_warned; /* atomic */
 
 static void
@@ -1113,7 +1113,7 @@ lr_insert(const struct lr_entry *n)
 	struct lr_entry *t;
 	size_t h = lr_hash(n->key);
 
-	pthread_once(&lr_once, lr_init);
+	sk_once(&lr_once, lr_init);
 	if ((t = SK_LOAD_ACQ(&lr_table)) == NULL)
 		return false;
 	for (size_t i = 0; i < LR_SIZE; i++) {
@@ -1424,7 +1424,8 @@ sk_harden_large_free(struct sk_shard *sh, void **ptr, size_t *npages)
  * block before the process dies of the signal */
 
 static struct sigaction h_old_segv, h_old_bus;
-static pthread_once_t h_fault_once = PTHREAD_ONCE_INIT;
+static struct sk_once h_fault_once =
+    SK_ONCE_INITIALIZER("hardened fault-handler set-up");
 
 /*
  * What slabkit knows about address a, as one line in buf; 0 when a is
@@ -1554,5 +1555,5 @@ fault_install(void)
 void
 sk_harden_fault_setup(void)
 {
-	pthread_once(&h_fault_once, fault_install);
+	sk_once(&h_fault_once, fault_install);
 }

@@ -10,6 +10,7 @@
 #ifndef SK_INTERNAL_H
 #define SK_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -184,6 +185,30 @@ sk_mutex_unlock(struct sk_mutex *m)
  */
 void sk_mutex_wait(struct sk_mutex *m, uint32_t *seq, long ms);
 void sk_mutex_signal(uint32_t *seq);
+
+/*
+ * A set-up run once (pthread_once underneath, which stays right across
+ * fork) that a signal handler re-entering it on the same thread cannot
+ * deadlock on: pthread_once would wait for itself for ever; sk_once aborts
+ * with the same message as a lock held by this thread (name names it).
+ */
+struct sk_once {
+	pthread_once_t once;
+	bool	done;		/* atomic: fn has run */
+	const char *name;
+};
+#define SK_ONCE_INITIALIZER(oncename)                                          \
+	{                                                                      \
+		PTHREAD_ONCE_INIT, false, (oncename)                           \
+	}
+void sk_once_slow(struct sk_once *o, void (*fn)(void));
+static inline void
+sk_once(struct sk_once *o, void (*fn)(void))
+{
+	if (SK_LIKELY(__atomic_load_n(&o->done, __ATOMIC_ACQUIRE)))
+		return;
+	sk_once_slow(o, fn);
+}
 
 /* ------------------------------------------------------------------ */
 /* options.c: SLABKIT_OPTIONS */

@@ -95,6 +95,32 @@ mutex_reentered(const struct sk_mutex *m)
 	    m->name);
 }
 
+/* The sk_once set-ups this thread is inside, innermost first. */
+struct once_frame {
+	struct sk_once *o;
+	struct once_frame *up;
+};
+static __thread struct once_frame *once_frames;
+
+void
+sk_once_slow(struct sk_once *o, void (*fn)(void))
+{
+	struct once_frame me = {o, once_frames};
+
+	for (struct once_frame *f = once_frames; f != NULL; f = f->up)
+		if (f->o == o)
+			sk_panic(&sk_malloc_dropin != NULL ? "malloc" : "kmalloc",
+			    "re-entered from a signal handler while this "
+			    "thread holds the %s lock (allocating in a signal "
+			    "handler that interrupted an allocation is not "
+			    "supported)",
+			    o->name);
+	once_frames = &me;
+	pthread_once(&o->once, fn);
+	__atomic_store_n(&o->done, true, __ATOMIC_RELEASE);
+	once_frames = me.up;
+}
+
 #define SPIN_TRIES 200
 
 /* SPIN_TRIES, or 0 when this process runs on one CPU (the holder cannot

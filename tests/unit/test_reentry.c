@@ -90,6 +90,54 @@ TEST(large_block_in_handler_under_heap_lock_aborts)
 	CHECK_ABORTS(heap_reentered, NULL, MSG "page-run heap lock");
 }
 
+/* A one-time set-up (sk_once: hardened mode's secret, its fault handler,
+ * its tables) interrupted by a handler that needs the same set-up: with
+ * pthread_once the thread waited for itself for ever (signal-alloc under
+ * SLABKIT_OPTIONS=hardened hung 4 runs in 200 when the first SIGALRM came
+ * during the first large block's fault-handler set-up). */
+static struct sk_once test_once = SK_ONCE_INITIALIZER("test set-up");
+
+static void
+once_nothing(void)
+{
+}
+
+static void
+once_handler(int sig)
+{
+	(void)sig;
+	sk_once(&test_once, once_nothing);
+}
+
+static void
+once_raising(void)
+{
+	raise(SIGUSR1);
+}
+
+static void
+once_reentered(void *arg)
+{
+	(void)arg;
+	child_setup(once_handler);
+	sk_once(&test_once, once_raising);
+}
+
+TEST(once_in_handler_during_the_set_up_aborts)
+{
+	CHECK_ABORTS(once_reentered, NULL, MSG "test set-up lock");
+}
+
+/* Done once, a set-up is a load, also in a handler. */
+TEST(once_done_is_not_a_reentry)
+{
+	static struct sk_once o = SK_ONCE_INITIALIZER("done set-up");
+
+	sk_once(&o, once_nothing);
+	sk_once(&o, once_nothing);
+	CHECK(__atomic_load_n(&o.done, __ATOMIC_ACQUIRE));
+}
+
 /* A new malloc type from a handler registers under the types lock. */
 static void
 type_handler(int sig)
@@ -263,6 +311,8 @@ main(void)
 	RUN(relock_by_the_holder_aborts);
 	RUN(large_block_in_handler_under_heap_lock_aborts);
 	RUN(new_type_in_handler_under_types_lock_aborts);
+	RUN(once_in_handler_during_the_set_up_aborts);
+	RUN(once_done_is_not_a_reentry);
 	RUN(first_allocation_in_handler_under_shard_lock_aborts);
 	RUN(first_allocation_in_handler_under_shard_lock_per_cpu);
 	RUN(another_thread_waits);
