@@ -169,6 +169,20 @@ sk_mutex_lock(struct sk_mutex *m)
 		sk_mutex_lock_slow(m, id);
 }
 
+/* Take m if it is free, without waiting; false when it is held (*word:
+ * its holder's word). */
+static inline bool
+sk_mutex_trylock(struct sk_mutex *m, uint32_t *word)
+{
+	uint32_t id = sk_tls_lockid;
+
+	if (SK_UNLIKELY(id == 0))
+		id = sk_mutex_id_slow();
+	*word = 0;
+	return __atomic_compare_exchange_n(
+	    &m->word, word, id, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
 static inline void
 sk_mutex_unlock(struct sk_mutex *m)
 {

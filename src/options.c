@@ -78,6 +78,23 @@ reject(struct why *w, const char *text, int err)
 	return err;
 }
 
+/* The keys whose value is one of three names, stored as its index. */
+static const char *const purge_modes[3] = {"dontneed", "free", "none"};
+static const char *const large_cache_modes[3] = {"auto", "on", "off"};
+
+static int
+parse_choice(const char *v, const char *const names[3], int *out,
+    const char *why, struct why *w)
+{
+	for (int i = 0; i < 3; i++) {
+		if (v != NULL && strcmp(v, names[i]) == 0) {
+			SK_STORE(out, i);
+			return 0;
+		}
+	}
+	return reject(w, why, EINVAL);
+}
+
 static int
 parse_bool(const char *v, bool *out, struct why *w)
 {
@@ -293,28 +310,12 @@ set_option(const char *key, const char *value, struct why *w)
 		SK_STORE(&sk_opt.retain_mb, mb);
 		return 0;
 	}
-	if (strcmp(key, "purge") == 0) {
-		static const char *const modes[] = {"dontneed", "free", "none"};
-
-		for (int i = 0; i < 3; i++) {
-			if (value != NULL && strcmp(value, modes[i]) == 0) {
-				SK_STORE(&sk_opt.purge, i);
-				return 0;
-			}
-		}
-		return reject(w, "not dontneed, free or none", EINVAL);
-	}
-	if (strcmp(key, "large_cache") == 0) {
-		static const char *const modes[] = {"auto", "on", "off"};
-
-		for (int i = 0; i < 3; i++) {
-			if (value != NULL && strcmp(value, modes[i]) == 0) {
-				SK_STORE(&sk_opt.large_cache, i);
-				return 0;
-			}
-		}
-		return reject(w, "not auto, on or off", EINVAL);
-	}
+	if (strcmp(key, "purge") == 0)
+		return parse_choice(value, purge_modes, &sk_opt.purge,
+		    "not dontneed, free or none", w);
+	if (strcmp(key, "large_cache") == 0)
+		return parse_choice(value, large_cache_modes,
+		    &sk_opt.large_cache, "not auto, on or off", w);
 	if (strcmp(key, "shards") == 0) {
 		bool thread;
 
@@ -534,17 +535,12 @@ format_option(size_t i, char *buf, size_t len, const char **note)
 		return sk_fmt(buf, len, "%ld", SK_LOAD(&sk_opt.purge_ms));
 	if (strcmp(key, "retain") == 0)
 		return sk_fmt(buf, len, "%zuM", SK_LOAD(&sk_opt.retain_mb));
-	if (strcmp(key, "purge") == 0) {
-		static const char *const modes[] = {"dontneed", "free", "none"};
-
-		return sk_fmt(buf, len, "%s", modes[SK_LOAD(&sk_opt.purge)]);
-	}
-	if (strcmp(key, "large_cache") == 0) {
-		static const char *const modes[] = {"auto", "on", "off"};
-
+	if (strcmp(key, "purge") == 0)
 		return sk_fmt(
-		    buf, len, "%s", modes[SK_LOAD(&sk_opt.large_cache)]);
-	}
+		    buf, len, "%s", purge_modes[SK_LOAD(&sk_opt.purge)]);
+	if (strcmp(key, "large_cache") == 0)
+		return sk_fmt(buf, len, "%s",
+		    large_cache_modes[SK_LOAD(&sk_opt.large_cache)]);
 	if (strcmp(key, "shards") == 0) {
 		if (sk_cpu_mode_why()[0] != '\0')
 			*note = sk_cpu_mode_why();

@@ -324,17 +324,14 @@ ph_find(struct ph_seg *s, size_t n, size_t a, size_t *start, bool dirty)
 static inline void
 ph_lock_noting(void)
 {
-	uint32_t free = 0;
+	uint32_t holder;
 
-	if (SK_UNLIKELY(sk_tls_lockid == 0))
-		sk_mutex_id_slow();
-	if (SK_LIKELY(__atomic_compare_exchange_n(&ph_lock.word, &free,
-	        sk_tls_lockid, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
+	if (SK_LIKELY(sk_mutex_trylock(&ph_lock, &holder)))
 		return;
 	sk_mutex_lock(&ph_lock);
 	/* the purge thread's rounds do not count: a program with one
 	 * thread meets them now and then */
-	if ((free & SK_MUTEX_ID) != SK_LOAD(&ph_purger_id) &&
+	if ((holder & SK_MUTEX_ID) != SK_LOAD(&ph_purger_id) &&
 	    ++ph_contended == PH_FC_CONTENDED)
 		SK_STORE(&ph_fc_on, true);
 }
