@@ -184,7 +184,7 @@ static int cpu_next_id;       /* under cpu_mtx */
 static int cpu_free_top = -1; /* under cpu_mtx */
 static pthread_mutex_t shared_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t cpu_key;
-static pthread_once_t kobj_once = PTHREAD_ONCE_INIT;
+static struct sk_once kobj_once = SK_ONCE_INITIALIZER("kmalloc_obj set-up");
 
 /* An empty slab in every unused active/alternate: no NULL test. */
 static struct sk_kobj_slab kslab_dummy;
@@ -602,7 +602,7 @@ kobj_cpu_get(void)
 
 	if (SK_LIKELY(c != NULL))
 		return c;
-	pthread_once(&kobj_once, kobj_init_once);
+	sk_once(&kobj_once, kobj_init_once);
 	pthread_mutex_lock(&cpu_mtx);
 	if (cpu_free_top >= 0) {
 		c = &kobj_cpus[cpu_free_top];
@@ -932,7 +932,7 @@ kmalloc_create_obj(
 
 	if (*typep != NULL)
 		return;
-	pthread_once(&kobj_once, kobj_init_once);
+	sk_once(&kobj_once, kobj_init_once);
 	sk_kobj_sizing(size, &off, &n);
 	if (n == 0)
 		sk_panic("kmalloc_create_obj",

@@ -170,7 +170,7 @@ static struct oc_percpu oc_dummy_pc = {
 
 static pthread_mutex_t oc_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct objcache *oc_list;
-static pthread_once_t oc_once = PTHREAD_ONCE_INIT;
+static struct sk_once oc_once = SK_ONCE_INITIALIZER("objcache set-up");
 static __thread int oc_in_reclaim;
 
 #define OC_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
@@ -985,7 +985,7 @@ struct objcache *
 	struct oc_depot *d;
 
 	sk_init();
-	pthread_once(&oc_once, oc_init_once);
+	sk_once(&oc_once, oc_init_once);
 	/* SLABKIT_OPTIONS=objcache_reap=MS starts the reaper with the first
 	 * cache (options.c calls no allocator, so the check lives here). */
 	if (SK_LOAD(&sk_opt.objcache_reap_ms) > 0)

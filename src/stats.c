@@ -51,7 +51,8 @@ read_proc(const char *path, char *buf, size_t len)
 
 /* The command name, read from /proc/self/comm once. */
 static char proc_comm_buf[32];
-static pthread_once_t proc_comm_once = PTHREAD_ONCE_INIT;
+static struct sk_once proc_comm_once =
+    SK_ONCE_INITIALIZER("statistics set-up");
 
 static void
 proc_comm_read(void)
@@ -72,7 +73,7 @@ proc_comm_read(void)
 static const char *
 proc_comm(void)
 {
-	pthread_once(&proc_comm_once, proc_comm_read);
+	sk_once(&proc_comm_once, proc_comm_read);
 	return proc_comm_buf;
 }
 

@@ -105,7 +105,8 @@ _Static_assert(sizeof(struct vm_zpcpu) == SK_CACHELINE,
 
 static pthread_mutex_t zlist_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct vm_zone *zlist; /* every listed zone, newest first */
-static pthread_once_t zone_hooks_once = PTHREAD_ONCE_INIT;
+static struct sk_once zone_hooks_once =
+    SK_ONCE_INITIALIZER("zone set-up");
 
 /* sysctl vm.zone_kmem_pages, vm.zone_kern_pages, vm.zone_kmem_kvaspace */
 static long zone_kmem_pages;    /* atomic */
@@ -925,7 +926,7 @@ zone_init(struct vm_zone *z, const char *name, size_t size, long nentries,
 
 	if (boot ? (z->zstate & ZS_READY) != 0 : (z->zstate & ZS_LISTED) != 0)
 		sk_panic("zinitna", "zone %s initialised twice", z->zname);
-	pthread_once(&zone_hooks_once, zone_register_hooks);
+	sk_once(&zone_hooks_once, zone_register_hooks);
 	if (!boot) {
 		/* spec 4.1: ZONE_ROUNDING; a size of 0 still gets an item */
 		size_t zs =
