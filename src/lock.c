@@ -81,18 +81,19 @@ futex_wake(uint32_t *word, int n)
 }
 
 /*
- * A thread found its own id in the word: it holds the lock it asks for.
+ * A thread found its own id in a lock's word (it holds the lock it asks
+ * for) or is inside the sk_once set-up it asks for.
  * The drop-in names malloc, the library kmalloc: whichever call the
  * handler made, that allocator was re-entered.
  */
 static _Noreturn void
-mutex_reentered(const struct sk_mutex *m)
+reentered(const char *name)
 {
 	sk_panic(&sk_malloc_dropin != NULL ? "malloc" : "kmalloc",
 	    "re-entered from a signal handler while this thread holds the "
 	    "%s lock (allocating in a signal handler that interrupted an "
 	    "allocation is not supported)",
-	    m->name);
+	    name);
 }
 
 /* The sk_once set-ups this thread is inside, innermost first. */
@@ -109,12 +110,7 @@ sk_once_slow(struct sk_once *o, void (*fn)(void))
 
 	for (struct once_frame *f = once_frames; f != NULL; f = f->up)
 		if (f->o == o)
-			sk_panic(&sk_malloc_dropin != NULL ? "malloc" : "kmalloc",
-			    "re-entered from a signal handler while this "
-			    "thread holds the %s lock (allocating in a signal "
-			    "handler that interrupted an allocation is not "
-			    "supported)",
-			    o->name);
+			reentered(o->name);
 	once_frames = &me;
 	pthread_once(&o->once, fn);
 	__atomic_store_n(&o->done, true, __ATOMIC_RELEASE);
@@ -150,7 +146,7 @@ sk_mutex_lock_slow(struct sk_mutex *m, uint32_t id)
 		                  false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 			return; /* errno untouched */
 		if ((v & SK_MUTEX_ID) == id)
-			mutex_reentered(m);
+			reentered(m->name);
 		sk_cpu_relax();
 	}
 	for (;;) {
@@ -165,7 +161,7 @@ sk_mutex_lock_slow(struct sk_mutex *m, uint32_t id)
 			continue;
 		}
 		if ((v & SK_MUTEX_ID) == id)
-			mutex_reentered(m);
+			reentered(m->name);
 		if (!(v & SK_MUTEX_WAITERS)) {
 			if (!__atomic_compare_exchange_n(&m->word, &v,
 			        v | SK_MUTEX_WAITERS, false, __ATOMIC_RELAXED,
